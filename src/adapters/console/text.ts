@@ -1,0 +1,77 @@
+import type { Gate, PlanStep, Run, StampedEvent } from '../../engine/types.js';
+
+const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
+
+function indent(text: string, by = '    '): string {
+  return text.replace(/\n$/, '').split('\n').map((l) => by + l).join('\n');
+}
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+export function planText(plan: PlanStep[], depth = 0): string[] {
+  return plan.flatMap((p, i) => {
+    const num = depth === 0 ? `${p.finally ? 'finally' : `${i + 1}.`}` : '-';
+    const where = p.host ? ` on ${p.host}` : p.database ? ` on database ${p.database}` : '';
+    const what = p.command ? `: ${p.command}` : p.after ? ` (${p.after})` : '';
+    const line = `${'  '.repeat(depth + 1)}${num} ${p.title} [${RISK_MARK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}`;
+    return [line, ...(p.children ? planText(p.children, depth + 1) : [])];
+  });
+}
+
+export function gateText(gate: Gate, requester: string): string {
+  const kind = gate.kind === 'approval' ? `APPROVAL NEEDED (${gate.risk})` : gate.kind === 'manual' ? 'A PERSON MUST ACT' : 'STEP INTERRUPTED: retry, skip or abort?';
+  const lines = [`⏸ ${kind}: ${gate.steps.length === 1 ? gate.steps[0]!.title : `${gate.steps.length} steps`}`];
+  for (const s of gate.steps) {
+    if (s.command) lines.push(`    ${s.host}$ ${s.command}`);
+    if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`);
+    if (s.preview) lines.push(`    rows it touches (${s.preview.total}):`, indent([s.preview.columns.join('\t'), ...s.preview.rows.map((r) => r.map(String).join('\t'))].join('\n'), '      '));
+    if (s.instructions) lines.push(indent(s.instructions));
+  }
+  lines.push(`    may decide: ${gate.deciders.filter((d) => gate.kind === 'manual' || d !== requester).join(', ') || 'nobody (fix policy)'}${gate.expiresAt ? ` · expires ${gate.expiresAt}` : ''} · gate ${gate.id}`);
+  return lines.join('\n');
+}
+
+/** One terminal line (or a few) per event: what `runbook run` prints while it follows a run. */
+export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string | undefined {
+  switch (e.type) {
+    case 'run.requested':
+      return `run ${e.runId} · "${e.command}" requested by ${e.by}`;
+    case 'run.planned':
+      return ['plan:', ...planText(e.plan), ...e.notes.map((n) => `  note: ${n}`)].join('\n');
+    case 'run.started':
+      return e.resumed ? `↻ resumed by worker ${e.worker}` : undefined;
+    case 'lock.waiting':
+      return `… waiting for ${e.hosts.join(', ')}: held by run ${e.heldBy.join(', ')}`;
+    case 'step.started':
+      return `▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`;
+    case 'step.output':
+      return undefined;
+    case 'step.progress':
+      return `  … ${e.message}`;
+    case 'step.interrupted':
+      return `⚠ "${e.title}" was interrupted (its worker stopped)${e.idempotent ? '; it is safe to run again' : ''}`;
+    case 'step.finished': {
+      const mark = e.status === 'succeeded' ? '✓' : e.status === 'skipped' ? '↷' : e.status === 'cancelled' ? '■' : '✗';
+      const facts = [e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
+      const out = e.outputTail?.trim() && e.kind !== 'forEach' && e.kind !== 'group' ? `\n${indent(e.outputTail.trim().split('\n').slice(-10).join('\n'))}` : '';
+      return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}`;
+    }
+    case 'gate.opened':
+      return gateText(e.gate, run?.requester ?? '');
+    case 'gate.decided':
+      return `${e.decision === 'approve' || e.decision === 'done' || e.decision === 'retry' ? '✔' : '✘'} ${e.gate.kind === 'approval' ? 'approval' : e.gate.kind === 'manual' ? 'manual step' : 'interrupted step'} ${e.decision}${e.decision.endsWith('e') ? 'd' : 'ed'} by ${e.by}${e.reason ? `: ${e.reason}` : ''}`;
+    case 'gate.refused':
+      return `✘ ${e.by} was refused: ${e.reason}`;
+    case 'run.waiting':
+      return `⏸ run waits for a decision (runbook approve|reject ${e.runId} --as <person>)`;
+    case 'run.cancel-requested':
+      return `■ cancellation requested by ${e.by}`;
+    case 'run.finished':
+      return `${e.status === 'succeeded' ? '✓' : '✗'} run ${e.runId} ${e.status}${e.error ? `: ${e.error}` : ''} · ${formatDuration(e.durationMs)}`;
+  }
+}

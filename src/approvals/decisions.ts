@@ -1,0 +1,78 @@
+import { DecisionError, NotAllowedError } from '../errors.js';
+import type { RunStore } from '../engine/store.js';
+import { isTerminal, type Decision, type Gate, type Run } from '../engine/types.js';
+import type { Policy } from './policy.js';
+
+export interface Continuations {
+  advance(runId: string, why: string): Promise<void>;
+}
+
+/**
+ * Takes people's decisions on gates and cancellations. A decision is checked against the policy,
+ * recorded once (the first wins: a double click decides nothing twice), audited, and then the
+ * run's continuation is enqueued under a job id derived from the gate.
+ */
+export class Decisions {
+  constructor(
+    private readonly store: RunStore,
+    private readonly policy: Policy,
+    private readonly queue: Continuations,
+  ) {}
+
+  /** The gate a decision is about: the one named, or the run's only open gate. */
+  openGate(run: Run, gateId?: string): Gate {
+    if (gateId) {
+      const g = run.gates[gateId];
+      if (!g) throw new DecisionError(`run ${run.id} has no gate ${gateId}`, { runId: run.id, gateId });
+      if (g.status !== 'open') throw new DecisionError(alreadyDecided(g), { runId: run.id, gateId });
+      return g;
+    }
+    const open = Object.values(run.gates).filter((g) => g.status === 'open');
+    if (open.length === 0) throw new DecisionError(`run ${run.id} is not waiting for a decision (it is ${run.status})`, { runId: run.id });
+    if (open.length > 1) throw new DecisionError(`run ${run.id} waits at ${open.length} gates; name one: ${open.map((g) => g.id).join(', ')}`, { runId: run.id });
+    return open[0]!;
+  }
+
+  async decide(runId: string, personId: string, decision: Decision, opts: { gateId?: string; reason?: string } = {}): Promise<Gate> {
+    const run = await this.store.load(runId);
+    if (isTerminal(run.status)) throw new DecisionError(`run ${runId} has already ended (${run.status})`, { runId });
+    const gate = this.openGate(run, opts.gateId);
+    try {
+      this.policy.assertCanDecide(run, gate, personId, decision);
+    } catch (err) {
+      if (err instanceof NotAllowedError) await this.store.emit(runId, { type: 'gate.refused', gateId: gate.id, by: personId, reason: err.message });
+      throw err;
+    }
+    const recorded = await this.store.decide(runId, { gateId: gate.id, decision, by: personId, at: new Date().toISOString(), ...(opts.reason ? { reason: opts.reason } : {}) });
+    if (!recorded) {
+      const prior = (await this.store.decisions(runId))[gate.id];
+      throw new DecisionError(`already decided: ${prior?.decision ?? 'decided'} by ${prior?.by ?? 'someone'} at ${prior?.at ?? '?'}`, { runId, gateId: gate.id });
+    }
+    await this.queue.advance(runId, `gate.${gate.id}`);
+    return gate;
+  }
+
+  /** Called by the expiry job: records `expire` unless a person decided first. */
+  async expire(runId: string, gateId: string): Promise<void> {
+    const run = await this.store.find(runId);
+    const gate = run?.gates[gateId];
+    if (!run || !gate || gate.status !== 'open' || isTerminal(run.status)) return;
+    await this.store.decide(runId, { gateId, decision: 'expire', by: 'system', at: new Date().toISOString() });
+  }
+
+  async cancel(runId: string, personId: string): Promise<Run> {
+    const run = await this.store.load(runId);
+    if (isTerminal(run.status)) throw new DecisionError(`run ${runId} has already ended (${run.status})`, { runId });
+    this.policy.assertCanCancel(run, personId);
+    if (await this.store.requestCancel(runId, personId)) {
+      await this.store.emit(runId, { type: 'run.cancel-requested', by: personId });
+    }
+    await this.queue.advance(runId, 'cancel');
+    return run;
+  }
+}
+
+function alreadyDecided(g: Gate): string {
+  if (g.status === 'void') return `that request no longer counts: ${g.reason ?? 'the step changed'}`;
+  return `already decided: ${g.status} by ${g.decidedBy ?? 'someone'} at ${g.decidedAt ?? '?'}`;
+}

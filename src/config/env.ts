@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+const optional = z.string().min(1).optional();
+
+/** The environment the bot reads (see .env.example). */
+export const envSchema = z.object({
+  /** Default redis://127.0.0.1:6379. */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Key prefix of queues, runs and locks in Redis. Default `runbook`. */
+  RUNBOOK_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('runbook'),
+  RUNBOOK_CONFIG: optional,
+  /** HTTP port. Default 3000. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** HTTP bind address. Default 127.0.0.1. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  SLACK_BOT_TOKEN: optional,
+  SLACK_SIGNING_SECRET: optional,
+  SLACK_APP_TOKEN: optional,
+  SLACK_API_URL: z.string().url().optional(),
+  DISCORD_TOKEN: optional,
+  DISCORD_APPLICATION_ID: optional,
+  DISCORD_PUBLIC_KEY: optional,
+  DISCORD_API_URL: z.string().url().optional(),
+  /** fatal, error, warn, info, debug, trace, silent. Default info. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The lab's MariaDB. Default mysql://root@127.0.0.1:3306. */
+  MYSQL_URL: z.string().default('mysql://root@127.0.0.1:3306'),
+  /** Runs a worker advances at once. Default 16. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+});
+export type Env = z.infer<typeof envSchema>;
+
+export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const r = envSchema.safeParse(env);
+  if (!r.success) {
+    throw new ConfigError('environment', r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  }
+  return r.data;
+}

@@ -1,0 +1,216 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, dirname, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { parseDocument, LineCounter, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+
+/** Names of hosts, people and databases: what a person types in chat. */
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, ".", "_" or "-"');
+
+export const riskSchema = z.enum(['read', 'write', 'destructive', 'sensitive']);
+export type Risk = z.infer<typeof riskSchema>;
+
+export const hostSchema = z.strictObject({
+  address: z.string().min(1),
+  /** Default 22. */
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().min(1),
+  /** Inventory groups, used by procedures to accept a host (`ovs`, `ovs-master`) and by node sets (`@ovs`). */
+  groups: z.array(name).default([]),
+  /** Free-form facts a procedure may read (e.g. `ip` of a storage router, `vpools`). */
+  vars: z.record(z.string(), z.unknown()).default({}),
+});
+export type HostConfig = z.infer<typeof hostSchema>;
+
+export const sshSchema = z.strictObject({
+  privateKeyPath: z.string().min(1),
+  knownHostsPath: z.string().min(1),
+  /** Default 10000 ms. */
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+  /** Default 15000 ms. */
+  keepaliveIntervalMs: z.number().int().positive().default(15_000),
+  /** Channels per connection. Default 10, OpenSSH's default MaxSessions. */
+  maxSessions: z.number().int().min(1).max(64).default(10),
+  /** Default step timeout when a step sets none. Default 600000 ms (10 min). */
+  commandTimeoutMs: z.number().int().positive().default(600_000),
+});
+export type SshConfig = z.infer<typeof sshSchema>;
+
+export const databaseSchema = z.strictObject({
+  /** `mysql://user:${NOVA_DB_PASSWORD}@host:3306/nova`: `${ENV}` is read from the environment. */
+  url: z.string().min(1),
+});
+
+export const personSchema = z.strictObject({
+  roles: z.array(name).min(1),
+  slack: z.string().optional(),
+  discord: z.string().optional(),
+  /** Shown in chat and audit; default the id. */
+  name: z.string().optional(),
+});
+export type PersonConfig = z.infer<typeof personSchema>;
+
+const ruleSchema = z.strictObject({
+  /** Roles that may start the procedure. */
+  run: z.array(name).optional(),
+  /** Roles that may approve its gated steps. */
+  approve: z.array(name).optional(),
+  /** Risks that open a gate. Default destructive and sensitive. */
+  gate: z.array(riskSchema).optional(),
+});
+
+export const policySchema = z.strictObject({
+  /** Roles that may run any procedure. Default: operator, admin. */
+  run: z.array(name).default(['operator', 'admin']),
+  /** Roles that may approve gated steps. Default: approver, admin. */
+  approve: z.array(name).default(['approver', 'admin']),
+  /** Risks that open an approval gate. Default: destructive, sensitive. */
+  gate: z.array(riskSchema).default(['destructive', 'sensitive']),
+  /** Minutes an approval request stays open. Default 15. */
+  approvalExpiryMinutes: z.number().positive().max(7 * 24 * 60).default(15),
+  /** Per procedure (`"ovs flush"`) or per pack (`"ovs"`) overrides. */
+  procedures: z.record(z.string(), ruleSchema).default({}),
+  /** Regular expressions over a whole ad-hoc command that make it `read`. */
+  readOnlyCommands: z.array(z.string()).optional(),
+  /** Regular expressions over a whole ad-hoc command that refuse it outright. */
+  forbiddenCommands: z.array(z.string()).optional(),
+});
+export type PolicyConfig = z.infer<typeof policySchema>;
+
+export const runbookConfigSchema = z
+  .strictObject({
+    hosts: z.record(name, hostSchema).default({}),
+    ssh: sshSchema,
+    databases: z.record(name, databaseSchema).default({}),
+    people: z.record(name, personSchema).default({}),
+    policy: policySchema.default(policySchema.parse({})),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const proc of Object.keys(cfg.policy.procedures)) {
+      if (!/^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$/.test(proc)) {
+        ctx.addIssue({ code: 'custom', path: ['policy', 'procedures', proc], message: 'key must be "<pack>" or "<pack> <procedure>"' });
+      }
+    }
+    for (const key of ['readOnlyCommands', 'forbiddenCommands'] as const) {
+      (cfg.policy[key] ?? []).forEach((re, i) => {
+        try {
+          new RegExp(re);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', path: ['policy', key, i], message: `not a regular expression: ${(err as Error).message}` });
+        }
+      });
+    }
+  });
+export type RunbookConfig = z.infer<typeof runbookConfigSchema>;
+
+const ENV_REF = /\$\{([A-Z_][A-Z0-9_]*)\}/g;
+
+/** Replaces `${NAME}` with the environment's value; a missing variable is a problem, not an empty string. */
+export function interpolateEnv(value: string, env: NodeJS.ProcessEnv): { value: string; missing: string[] } {
+  const missing: string[] = [];
+  const out = value.replace(ENV_REF, (_, key: string) => {
+    const v = env[key];
+    if (v === undefined) {
+      missing.push(key);
+      return '';
+    }
+    return v;
+  });
+  return { value: out, missing };
+}
+
+/** Line (1-based) of the YAML node at `path`, or of its nearest existing parent. */
+function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: PropertyKey[]): number | undefined {
+  let node: unknown = doc.contents;
+  let best: number | undefined = (node as YamlNode | null)?.range ? counter.linePos((node as YamlNode).range![0]).line : undefined;
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String((p.key as { value?: unknown } | null)?.value ?? p.key) === String(key));
+      if (!pair) break;
+      const keyNode = pair.key as YamlNode | null;
+      if (keyNode?.range) best = counter.linePos(keyNode.range[0]).line;
+      node = pair.value;
+      const valueNode = node as YamlNode | null;
+      if (valueNode?.range && !isMap(node)) best = counter.linePos(valueNode.range[0]).line;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(key)] as YamlNode | undefined;
+      if (!item) break;
+      if (item.range) best = counter.linePos(item.range[0]).line;
+      node = item;
+    } else break;
+  }
+  return best;
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('') || '(top level)';
+}
+
+/**
+ * Parses and validates `runbook.yaml` text. Relative key paths are resolved against the file's folder.
+ * Throws ConfigError listing every problem with its path and line.
+ */
+export function parseRunbookConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): RunbookConfig {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  const problems: ConfigProblem[] = [];
+  for (const err of doc.errors) {
+    const line = counter.linePos(err.pos[0]).line;
+    problems.push({ path: '(yaml)', line, message: err.message.split('\n')[0] ?? err.message });
+  }
+  if (problems.length) throw new ConfigError(file, problems);
+  const raw = doc.toJS() ?? {};
+  const result = runbookConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const path = issue.path as PropertyKey[];
+      let message = issue.message;
+      if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      const keyPath = issue.code === 'unrecognized_keys' ? [...path, issue.keys[0]!] : path;
+      problems.push({ path: formatPath(path), line: lineOf(doc, counter, keyPath), message });
+    }
+    throw new ConfigError(file, problems);
+  }
+  const cfg = result.data;
+  for (const [dbName, db] of Object.entries(cfg.databases)) {
+    const { missing } = interpolateEnv(db.url, env);
+    for (const m of missing) {
+      problems.push({ path: `databases.${dbName}.url`, line: lineOf(doc, counter, ['databases', dbName, 'url']), message: `environment variable ${m} is not set` });
+    }
+  }
+  const slackIds = new Map<string, string>();
+  const discordIds = new Map<string, string>();
+  for (const [id, p] of Object.entries(cfg.people)) {
+    for (const [platform, seen, value] of [['slack', slackIds, p.slack], ['discord', discordIds, p.discord]] as const) {
+      if (!value) continue;
+      const other = seen.get(value);
+      if (other) problems.push({ path: `people.${id}.${platform}`, line: lineOf(doc, counter, ['people', id, platform]), message: `${platform} user ${value} is already mapped to ${other}` });
+      seen.set(value, id);
+    }
+  }
+  if (problems.length) throw new ConfigError(file, problems);
+  const base = dirname(resolve(file));
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  cfg.ssh.privateKeyPath = abs(cfg.ssh.privateKeyPath);
+  cfg.ssh.knownHostsPath = abs(cfg.ssh.knownHostsPath);
+  return cfg;
+}
+
+export function loadRunbookConfig(file: string, env: NodeJS.ProcessEnv = process.env): RunbookConfig {
+  if (!existsSync(file)) {
+    throw new ConfigError(file, [{ path: '(file)', message: 'no such file; run `runbook lab up` for a lab, or set RUNBOOK_CONFIG' }]);
+  }
+  return parseRunbookConfig(readFileSync(file, 'utf8'), file, env);
+}
+
+/**
+ * Which runbook.yaml to use: RUNBOOK_CONFIG, else ./runbook.yaml, else the lab's (.lab/runbook.yaml) when it is up.
+ */
+export function findConfigPath(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+  if (env.RUNBOOK_CONFIG) return resolve(cwd, env.RUNBOOK_CONFIG);
+  for (const candidate of ['runbook.yaml', '.lab/runbook.yaml']) {
+    const p = resolve(cwd, candidate);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}

@@ -1,0 +1,86 @@
+import type { Policy } from '../approvals/policy.js';
+import { GuardError, UsageError } from '../errors.js';
+import type { SqlExecutor } from '../executors/sql/index.js';
+import type { Inventory } from '../inventory.js';
+import type { Catalog } from '../procedures/catalog.js';
+import { procedureId, type Procedure } from '../procedures/dsl.js';
+import { ROOT, makeContext } from './context.js';
+import { locksFor } from './engine.js';
+import { buildPlan } from './render.js';
+import { newRunId, type RunStore } from './store.js';
+import type { Origin, Run } from './types.js';
+
+export interface IntakeRequest {
+  /** What the person typed after the slash: `ovs flush node-3`. */
+  text: string;
+  person: string;
+  origin: Origin;
+  dryRun?: boolean;
+}
+
+export interface Starter {
+  advance(runId: string, why: string): Promise<void>;
+}
+
+/**
+ * Turns what a person typed into a checked plan and a stored, enqueued run. Everything that can be
+ * wrong with a request (unknown procedure or host, bad argument, not allowed, refused by a guard)
+ * is found here and said in one clear sentence, before anything runs.
+ */
+export class Intake {
+  constructor(
+    private readonly deps: { catalog: Catalog; inventory: Inventory; policy: Policy; store: RunStore; queue: Starter; sql: SqlExecutor },
+  ) {}
+
+  async prepare(req: IntakeRequest): Promise<{ run: Run; procedure: Procedure }> {
+    const { catalog, inventory, policy, sql } = this.deps;
+    const { procedure, args: parsed } = catalog.parse(req.text, inventory);
+    const id = procedureId(procedure);
+    policy.assertCanRun(req.person, id);
+    const args = procedure.resolve
+      ? await procedure.resolve(parsed, { inventory, query: async (db, statement, params) => (await sql.query(db, statement, params)).rows })
+      : parsed;
+    for (const arg of Object.keys(procedure.hosts ?? {})) {
+      const v = args[arg];
+      for (const h of Array.isArray(v) ? v : v === undefined ? [] : [v]) {
+        if (!inventory.has(String(h))) throw new UsageError(`unknown host "${String(h)}"`, { procedure: id });
+      }
+    }
+    const ctx = makeContext({ args, captures: {}, steps: {} }, inventory, ROOT);
+    const refusal = procedure.guard?.(ctx);
+    if (refusal) throw new GuardError(`${id} refused: ${refusal}`, { procedure: id });
+    const now = new Date().toISOString();
+    const run: Run = {
+      id: newRunId(),
+      procedure: id,
+      args,
+      requester: req.person,
+      origin: req.origin,
+      createdAt: now,
+      updatedAt: now,
+      status: 'queued',
+      plan: buildPlan(procedure, args, inventory, (risk) => policy.isGated(id, risk)),
+      notes: procedure.notes?.(ctx) ?? [],
+      locks: locksFor(procedure, ctx),
+      steps: {},
+      captures: {},
+      expansions: {},
+      gates: {},
+      phase: 'main',
+      ...(req.dryRun ? { dryRun: true } : {}),
+    };
+    return { run, procedure };
+  }
+
+  /** Prepares, stores and enqueues a run (a dry run is only prepared). */
+  async request(req: IntakeRequest): Promise<Run> {
+    const { run } = await this.prepare(req);
+    if (req.dryRun) return run;
+    await this.deps.store.create(run, [
+      { type: 'run.requested', by: req.person, command: req.text.trim(), origin: req.origin },
+      { type: 'run.planned', plan: run.plan, notes: run.notes },
+    ]);
+    await this.deps.queue.advance(run.id, 'start');
+    return run;
+  }
+}

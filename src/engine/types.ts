@@ -1,0 +1,152 @@
+import type { Risk, StepStatus } from '../procedures/dsl.js';
+
+export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'rejected' | 'cancelled' | 'expired';
+export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'rejected', 'cancelled', 'expired'];
+export const isTerminal = (s: RunStatus): boolean => TERMINAL.includes(s);
+
+export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'forEach' | 'group';
+
+/** Where a request came from, so progress goes back to the same place. */
+export interface Origin {
+  adapter: string;
+  channel?: string;
+  thread?: string;
+  message?: string;
+  [key: string]: unknown;
+}
+
+/** One step of the plan shown before anything runs. */
+export interface PlanStep {
+  path: string;
+  title: string;
+  kind: StepKind;
+  risk: Risk;
+  gated: boolean;
+  host?: string;
+  database?: string;
+  /** The command or SQL when it is known before the run; otherwise `after` says what it waits for. */
+  command?: string;
+  after?: string;
+  finally?: boolean;
+  children?: PlanStep[];
+}
+
+/** A step exactly as it will run: what an approval is bound to. */
+export interface RenderedStep {
+  path: string;
+  title: string;
+  kind: StepKind;
+  risk: Risk;
+  host?: string;
+  address?: string;
+  command?: string;
+  database?: string;
+  statement?: string;
+  params?: unknown[];
+  expect?: { min?: number; max?: number };
+  /** Rows an UPDATE would touch, from the step's preview SELECT. */
+  preview?: { columns: string[]; rows: unknown[][]; total: number };
+  instructions?: string;
+}
+
+export interface StepState {
+  path: string;
+  title: string;
+  kind: StepKind;
+  risk: Risk;
+  status: StepStatus;
+  host?: string;
+  command?: string;
+  database?: string;
+  statement?: string;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  exitCode?: number | null;
+  signal?: string;
+  rowsAffected?: number;
+  outputTail?: string;
+  outputTruncated?: boolean;
+  error?: string;
+  /** Why it was skipped (condition not met, skipped by a person). */
+  reason?: string;
+  /** forEach: item count and how many finished. */
+  progress?: { done: number; total: number; failed: number };
+}
+
+export type GateKind = 'approval' | 'manual' | 'interrupted';
+export type GateStatus = 'open' | 'approved' | 'rejected' | 'expired' | 'void' | 'done' | 'retry' | 'skip' | 'abort';
+export type Decision = 'approve' | 'reject' | 'done' | 'retry' | 'skip' | 'abort' | 'expire';
+
+export interface Gate {
+  id: string;
+  kind: GateKind;
+  stepPath: string;
+  risk: Risk;
+  /** sha256 of the rendered steps; an approval counts only for this exact hash. */
+  hash: string;
+  steps: RenderedStep[];
+  requestedAt: string;
+  expiresAt?: string;
+  /** Who may decide (people ids), computed from the policy when the gate opened. */
+  deciders: string[];
+  status: GateStatus;
+  decidedBy?: string;
+  decidedAt?: string;
+  reason?: string;
+}
+
+export interface DecisionRecord {
+  gateId: string;
+  decision: Decision;
+  by: string;
+  at: string;
+  reason?: string;
+}
+
+export interface Run {
+  id: string;
+  procedure: string;
+  args: Record<string, unknown>;
+  requester: string;
+  origin: Origin;
+  createdAt: string;
+  updatedAt: string;
+  status: RunStatus;
+  plan: PlanStep[];
+  notes: string[];
+  /** Hosts held by the run, as locked. */
+  locks: { host: string; mode: 'read' | 'write' }[];
+  steps: Record<string, StepState>;
+  captures: Record<string, unknown>;
+  /** forEach items, fixed the first time the step runs so a resumed run sees the same list. */
+  expansions: Record<string, { key: string; label: string; item: unknown }[]>;
+  gates: Record<string, Gate>;
+  phase: 'main' | 'finally' | 'done';
+  /** The end decided by the main steps, before finally steps ran. */
+  outcome?: RunStatus;
+  error?: string;
+  finishedAt?: string;
+  cancelRequested?: { by: string; at: string };
+  dryRun?: boolean;
+}
+
+export type RunEvent =
+  | { type: 'run.requested'; by: string; command: string; origin: Origin }
+  | { type: 'run.planned'; plan: PlanStep[]; notes: string[] }
+  | { type: 'run.started'; worker: string; resumed: boolean }
+  | { type: 'run.waiting'; gates: string[] }
+  | { type: 'run.finished'; status: RunStatus; error?: string; durationMs: number }
+  | { type: 'run.cancel-requested'; by: string }
+  | { type: 'lock.waiting'; hosts: string[]; heldBy: string[] }
+  | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; database?: string; statement?: string; attempt: number }
+  | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'step.progress'; path: string; message: string; done?: number; total?: number; failed?: number }
+  | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }
+  | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string }
+  | { type: 'gate.opened'; gate: Gate }
+  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string }
+  | { type: 'gate.refused'; gateId: string; by: string; reason: string };
+
+export type StampedEvent = RunEvent & { runId: string; at: string; id?: string };

@@ -1,0 +1,44 @@
+/** Bytes of stdout (and of stderr) kept whole for parsing captures; past it the start is dropped. */
+export const OUTPUT_CAP = 4 * 1024 * 1024;
+/** Characters of interleaved output kept as the tail shown in chat and stored in the checkpoint. */
+export const TAIL_CHARS = 4_000;
+
+/** Collects a command's output with bounded memory: whole streams up to a cap, and a short tail. */
+export class OutputBuffer {
+  private out = '';
+  private err = '';
+  private recent = '';
+  truncated = false;
+
+  add(stream: 'stdout' | 'stderr', chunk: string): void {
+    if (stream === 'stdout') this.out = this.keep(this.out + chunk);
+    else this.err = this.keep(this.err + chunk);
+    this.recent = (this.recent + chunk).slice(-TAIL_CHARS * 2);
+  }
+
+  private keep(s: string): string {
+    if (s.length <= OUTPUT_CAP) return s;
+    this.truncated = true;
+    return s.slice(-OUTPUT_CAP);
+  }
+
+  stdout(): string {
+    return this.out;
+  }
+
+  stderr(): string {
+    return this.err;
+  }
+
+  tail(): string {
+    return tailOf(this.recent);
+  }
+}
+
+/** The last TAIL_CHARS characters of `text`, cut at a line start when one is near. */
+export function tailOf(text: string, max = TAIL_CHARS): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(-max);
+  const nl = cut.indexOf('\n');
+  return nl >= 0 && nl < 200 ? cut.slice(nl + 1) : cut;
+}

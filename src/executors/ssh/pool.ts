@@ -1,0 +1,248 @@
+import { readFileSync } from 'node:fs';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Logger } from 'pino';
+import type { SshConfig } from '../../config/runbook-config.js';
+import { CancelledError, CommandTimeoutError, HostKeyError, SshConnectError } from '../../errors.js';
+import { KnownHosts, fingerprint, knownHostsName } from './known-hosts.js';
+import { OutputBuffer } from './output.js';
+
+export interface SshTarget {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+}
+
+export interface ExecOptions {
+  /** Default: `ssh.commandTimeoutMs` of the config. */
+  timeoutMs?: number;
+  /** Aborting kills the remote command (TERM, then KILL) and rejects with CancelledError. */
+  signal?: AbortSignal;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
+}
+
+export interface ExecResult {
+  /** null when the command died of a signal. */
+  exitCode: number | null;
+  signal?: string;
+  /** All of stdout up to `OutputBuffer`'s cap, for parsing captures. */
+  stdout: string;
+  stderr: string;
+  /** The last lines of stdout and stderr interleaved as they came, bounded. */
+  tail: string;
+  /** True when stdout or stderr went past the cap and its start was dropped. */
+  truncated: boolean;
+  durationMs: number;
+}
+
+/** How long a killed command gets between TERM and KILL. */
+const KILL_GRACE_MS = 2_000;
+
+class Connection {
+  readonly client = new Client();
+  active = 0;
+  closed = false;
+  readonly waiters: (() => void)[] = [];
+  ready!: Promise<void>;
+}
+
+/**
+ * One SSH connection per host, reused by every step and run of this process, with at most
+ * `maxSessions` channels open on it at once (OpenSSH's MaxSessions, default 10); further
+ * commands queue. Host keys are checked against known_hosts; an unknown or changed key is refused.
+ */
+export class SshPool {
+  private readonly conns = new Map<string, Connection>();
+  private knownHosts: KnownHosts | undefined;
+  private privateKey: Buffer | undefined;
+  private closing = false;
+
+  constructor(
+    private readonly cfg: SshConfig,
+    private readonly log?: Logger,
+  ) {}
+
+  private key(t: SshTarget): string {
+    return `${t.user}@${t.address}:${t.port}`;
+  }
+
+  /** Connections currently open, and channels in use on them. */
+  stats(): { connections: number; channels: number; queued: number } {
+    let channels = 0;
+    let queued = 0;
+    for (const c of this.conns.values()) {
+      channels += c.active;
+      queued += c.waiters.length;
+    }
+    return { connections: this.conns.size, channels, queued };
+  }
+
+  private connect(target: SshTarget): Connection {
+    const conn = new Connection();
+    this.knownHosts ??= KnownHosts.load(this.cfg.knownHostsPath);
+    this.privateKey ??= readFileSync(this.cfg.privateKeyPath);
+    const known = this.knownHosts;
+    const khName = knownHostsName(target.address, target.port);
+    let hostKeyProblem: HostKeyError | undefined;
+    const config: ConnectConfig = {
+      host: target.address,
+      port: target.port,
+      username: target.user,
+      privateKey: this.privateKey,
+      readyTimeout: this.cfg.connectTimeoutMs,
+      keepaliveInterval: this.cfg.keepaliveIntervalMs,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        const verdict = known.check(khName, key);
+        if (verdict === 'ok') return true;
+        const fp = fingerprint(key);
+        hostKeyProblem =
+          verdict === 'unknown'
+            ? new HostKeyError(`host key of ${target.name} (${khName}) is not in ${this.cfg.knownHostsPath}; refusing to connect. Its key is ${fp}: add it only after checking it out of band.`, { host: target.name, fingerprint: fp, reason: 'unknown' })
+            : new HostKeyError(`HOST KEY OF ${target.name} (${khName}) HAS CHANGED: it presented ${fp}, which does not match ${this.cfg.knownHostsPath}. Someone could be intercepting the connection; refusing to connect.`, { host: target.name, fingerprint: fp, reason: 'mismatch' });
+        return false;
+      },
+    };
+    conn.ready = new Promise<void>((resolve, reject) => {
+      conn.client.once('ready', () => resolve());
+      conn.client.once('error', (err) => {
+        reject(hostKeyProblem ?? new SshConnectError(`cannot connect to ${target.name} (${target.address}:${target.port}): ${err.message}`, { host: target.name }));
+      });
+      conn.client.once('close', () => reject(hostKeyProblem ?? new SshConnectError(`connection to ${target.name} closed before it was ready`, { host: target.name })));
+      conn.client.connect(config);
+    });
+    conn.ready.catch(() => undefined);
+    conn.client.on('error', (err) => this.log?.debug({ host: target.name, err: err.message }, 'ssh connection error'));
+    conn.client.on('close', () => {
+      conn.closed = true;
+      if (this.conns.get(this.key(target)) === conn) this.conns.delete(this.key(target));
+      for (const w of conn.waiters.splice(0)) w();
+    });
+    return conn;
+  }
+
+  private async acquire(target: SshTarget): Promise<Connection> {
+    for (;;) {
+      if (this.closing) throw new SshConnectError('ssh pool is closing', { host: target.name });
+      const k = this.key(target);
+      let conn = this.conns.get(k);
+      if (!conn || conn.closed) {
+        conn = this.connect(target);
+        this.conns.set(k, conn);
+      }
+      try {
+        await conn.ready;
+      } catch (err) {
+        if (this.conns.get(k) === conn) this.conns.delete(k);
+        conn.client.end();
+        throw err;
+      }
+      if (conn.closed) continue;
+      if (conn.active < this.cfg.maxSessions) {
+        conn.active++;
+        return conn;
+      }
+      await new Promise<void>((resolve) => conn!.waiters.push(resolve));
+    }
+  }
+
+  private release(conn: Connection): void {
+    conn.active--;
+    conn.waiters.shift()?.();
+  }
+
+  /** Runs `command` on `target` through the user's login shell, as `ssh host command` would. */
+  async exec(target: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.signal?.aborted) throw new CancelledError('cancelled before the command started', { host: target.name });
+    const started = performance.now();
+    const conn = await this.acquire(target);
+    try {
+      return await this.run(conn, target, command, opts, started);
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  private run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
+    const timeoutMs = opts.timeoutMs ?? this.cfg.commandTimeoutMs;
+    return new Promise<ExecResult>((resolve, reject) => {
+      conn.client.exec(command, (err, stream: ClientChannel) => {
+        if (err) {
+          reject(new SshConnectError(`cannot open a channel on ${target.name}: ${err.message}`, { host: target.name }));
+          return;
+        }
+        const out = new OutputBuffer();
+        let stopped: 'timeout' | 'cancel' | undefined;
+        let exitCode: number | null = null;
+        let exitSignal: string | undefined;
+        let killTimer: NodeJS.Timeout | undefined;
+        const kill = (why: 'timeout' | 'cancel') => {
+          if (stopped) return;
+          stopped = why;
+          // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
+          stream.signal('TERM');
+          killTimer = setTimeout(() => {
+            stream.signal('KILL');
+            stream.close();
+          }, KILL_GRACE_MS);
+        };
+        const timer = setTimeout(() => kill('timeout'), timeoutMs);
+        const onAbort = () => kill('cancel');
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        stream.on('data', (chunk: Buffer) => {
+          const s = chunk.toString('utf8');
+          out.add('stdout', s);
+          opts.onOutput?.('stdout', s);
+        });
+        stream.stderr.on('data', (chunk: Buffer) => {
+          const s = chunk.toString('utf8');
+          out.add('stderr', s);
+          opts.onOutput?.('stderr', s);
+        });
+        stream.on('exit', (code: number | null, signal?: string) => {
+          exitCode = code ?? null;
+          if (signal) exitSignal = signal;
+        });
+        stream.on('close', () => {
+          clearTimeout(timer);
+          if (killTimer) clearTimeout(killTimer);
+          opts.signal?.removeEventListener('abort', onAbort);
+          const result: ExecResult = {
+            exitCode,
+            ...(exitSignal ? { signal: exitSignal } : {}),
+            stdout: out.stdout(),
+            stderr: out.stderr(),
+            tail: out.tail(),
+            truncated: out.truncated,
+            durationMs: performance.now() - started,
+          };
+          if (stopped === 'timeout') {
+            reject(Object.assign(new CommandTimeoutError(`command on ${target.name} ran past its ${timeoutMs} ms timeout and was killed`, { host: target.name, timeoutMs }), { result }));
+          } else if (stopped === 'cancel') {
+            reject(Object.assign(new CancelledError(`command on ${target.name} was killed: the run was cancelled`, { host: target.name }), { result }));
+          } else if (conn.closed && exitCode === null && !exitSignal) {
+            reject(Object.assign(new SshConnectError(`connection to ${target.name} was lost while the command ran`, { host: target.name }), { result }));
+          } else {
+            resolve(result);
+          }
+        });
+      });
+    });
+  }
+
+  /** Closes every connection; commands still running are cut off. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const closing = [...this.conns.values()].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.closed) return resolve();
+          c.client.once('close', () => resolve());
+          c.client.end();
+          setTimeout(resolve, 1_000).unref();
+        }),
+    );
+    this.conns.clear();
+    await Promise.all(closing);
+  }
+}

@@ -1,0 +1,43 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Runtime } from '../runtime.js';
+
+export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<boolean> | boolean;
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and a worker runs here.
+ * Adapters add their routes (`/slack/events`, `/discord/interactions`, the console) through `routes`.
+ */
+export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      try {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        if (req.method === 'GET' && url.pathname === '/healthz') {
+          const redis = await rt.redis.ping().then(() => true, () => false);
+          const workers = rt.workerCount();
+          const ok = redis && workers > 0;
+          json(res, ok ? 200 : 503, { ok, redis, workers });
+          return;
+        }
+        for (const r of routes) if (await r(req, res)) return;
+        json(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+      } catch (e) {
+        rt.log.error({ err: e }, 'http handler failed');
+        if (!res.headersSent) json(res, 500, { error: 'internal error' });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(rt.env.PORT, rt.env.HOST, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  rt.log.info({ url: `http://${rt.env.HOST}:${port}` }, 'http listening');
+  return { port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}

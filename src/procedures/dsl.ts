@@ -1,0 +1,208 @@
+import type { z } from 'zod';
+import type { Risk } from '../config/runbook-config.js';
+import type { Inventory, InventoryHost } from '../inventory.js';
+import type { ShellCommand } from './shell.js';
+
+export type { Risk };
+export { sh, raw, secret, quote, ShellCommand } from './shell.js';
+
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'waiting' | 'interrupted';
+
+/** What a step's functions see: the run's arguments, the inventory, and what earlier steps captured. */
+export interface StepContext<A = Record<string, unknown>> {
+  readonly args: A;
+  readonly inventory: Inventory;
+  /** The forEach item this step runs for (undefined outside a forEach). */
+  readonly item: unknown;
+  /** Capture of a step, looked up in the innermost scope first (`'info'` inside a forEach, `'list'` at the top). */
+  capture<T = unknown>(stepId: string): T;
+  /** Status of a step, looked up like `capture`; `pending` if it never started. */
+  status(stepId: string): StepStatus;
+  /** Inventory host by name; throws if unknown. */
+  host(name: string): InventoryHost;
+}
+
+/** A value fixed in the procedure, or computed from the context when the step is about to run. */
+export type V<T, A = any> = T | ((ctx: StepContext<A>) => T);
+
+/** Turns a step's output into a value later steps read with `ctx.capture(id)`. */
+export interface Parser<T = unknown> {
+  readonly name: string;
+  parse(stdout: string): T;
+}
+
+export const parse = {
+  json<T = unknown>(): Parser<T> {
+    return { name: 'json', parse: (s) => JSON.parse(s) as T };
+  },
+  lines(): Parser<string[]> {
+    return { name: 'lines', parse: (s) => s.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0) };
+  },
+  text(): Parser<string> {
+    return { name: 'text', parse: (s) => s.trim() };
+  },
+  /** First match of `re`: its named groups, or throws if nothing matches. */
+  regex<T extends Record<string, string> = Record<string, string>>(re: RegExp): Parser<T> {
+    return {
+      name: `regex ${re}`,
+      parse: (s) => {
+        const m = re.exec(s);
+        if (!m) throw new Error(`output does not match ${re}`);
+        return { ...(m.groups ?? {}) } as T;
+      },
+    };
+  },
+  /** Every match of a global `re`, as the named groups of each. */
+  matches<T extends Record<string, string> = Record<string, string>>(re: RegExp): Parser<T[]> {
+    const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+    return { name: `matches ${re}`, parse: (s) => [...s.matchAll(g)].map((m) => ({ ...(m.groups ?? {}) }) as T) };
+  },
+  /** Applies `fn` to the result of `inner`. */
+  map<I, O>(inner: Parser<I>, fn: (value: I) => O): Parser<O> {
+    return { name: inner.name, parse: (s) => fn(inner.parse(s)) };
+  },
+};
+
+interface StepBase<A> {
+  /** Unique within its list; forms the step's path (`flush[vd-3-01].snapshot`). */
+  id: string;
+  /** The runbook page's words. */
+  title: V<string, A>;
+  risk: Risk;
+  /** Run only when this holds; otherwise the step is skipped with the reason "condition not met". */
+  when?: (ctx: StepContext<A>) => boolean;
+  /** A refusal: return a reason to stop the run before this step (a runbook's safety rule as code). */
+  guard?: (ctx: StepContext<A>) => string | undefined;
+  /**
+   * May run again after a crash interrupted it. Default: true for `read` steps, false otherwise;
+   * an interrupted non-idempotent step waits for a person to choose retry, skip or abort.
+   */
+  idempotent?: boolean;
+}
+
+export interface SshStep<A = any> extends StepBase<A> {
+  kind: 'ssh';
+  host: V<string, A>;
+  command: V<ShellCommand, A>;
+  capture?: Parser;
+  /** Default: the config's `ssh.commandTimeoutMs`. */
+  timeoutMs?: number;
+  /** Exit codes that count as success. Default [0]. */
+  okExitCodes?: number[];
+}
+
+export interface SqlStep<A = any> extends StepBase<A> {
+  kind: 'sql';
+  database: V<string, A>;
+  /** With `?` placeholders; values only ever go in `params`. */
+  statement: string;
+  params?: V<unknown[], A>;
+  /** Bounds on rows affected; outside them the transaction is rolled back and the step fails. */
+  expect?: V<{ min?: number; max?: number }, A>;
+  /** A SELECT of the rows the statement will touch, shown in the approval request. */
+  preview?: { statement: string; params?: V<unknown[], A> };
+  /** Keep the result rows (SELECT) as the step's capture. */
+  capture?: boolean;
+}
+
+export interface PollStep<A = any> extends StepBase<A> {
+  kind: 'poll';
+  host: V<string, A>;
+  command: V<ShellCommand, A>;
+  capture: Parser;
+  until: (value: any, ctx: StepContext<A>) => boolean;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Said in the thread while waiting (the page's "Sleeping 5 seconds until …"). */
+  waiting?: V<string, A>;
+}
+
+export interface ManualStep<A = any> extends StepBase<A> {
+  kind: 'manual';
+  /** What the person must do, in the page's words; they press Done when it is done. */
+  instructions: V<string, A>;
+}
+
+export interface ForEachStep<A = any> extends StepBase<A> {
+  kind: 'forEach';
+  items: (ctx: StepContext<A>) => readonly unknown[];
+  /** Stable key of an item, part of its steps' paths. */
+  key: (item: any) => string;
+  label?: (item: any) => string;
+  /** Items run at once. Default 1. */
+  concurrency?: number;
+  steps: Step<A>[];
+}
+
+/** Steps approved together: one gate shows every command inside, then they run in order. */
+export interface GroupStep<A = any> extends StepBase<A> {
+  kind: 'group';
+  steps: Step<A>[];
+}
+
+export type Step<A = any> = SshStep<A> | SqlStep<A> | PollStep<A> | ManualStep<A> | ForEachStep<A> | GroupStep<A>;
+
+export interface HostArg {
+  /** The host must be in one of these inventory groups. */
+  groups?: string[];
+}
+
+export interface LockSpec {
+  host: string;
+  mode: 'read' | 'write';
+}
+
+export interface ResolveTools {
+  /** A read-only SELECT on a configured database, with bound parameters. */
+  query(database: string, statement: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  inventory: Inventory;
+}
+
+export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
+  pack: string;
+  name: string;
+  summary: string;
+  /** `ovs flush <node>` */
+  usage: string;
+  examples: string[];
+  /** The runbook page and section it follows. */
+  source: string;
+  args: S;
+  /** Argument names in the order they may be given without a name. */
+  positional: (keyof z.infer<S> & string)[];
+  /** Arguments that name inventory hosts, and which hosts they accept. */
+  hosts?: Partial<Record<keyof z.infer<S> & string, HostArg>>;
+  /** Read-only look-ups done at intake, before the plan (e.g. which compute node runs an instance). */
+  resolve?: (args: z.infer<S>, tools: ResolveTools) => Promise<z.infer<S>>;
+  /** Refuse the whole procedure: return the reason. */
+  guard?: (ctx: StepContext<z.infer<S>>) => string | undefined;
+  /** Hosts the run holds while it lasts. Default: every host argument, `write` unless all steps are `read`. */
+  locks?: (ctx: StepContext<z.infer<S>>) => LockSpec[];
+  steps: Step<z.infer<S>>[];
+  /** Always run at the end, after success, failure, rejection, expiry or cancellation. Never gated. */
+  finally?: Step<z.infer<S>>[];
+  /** Said in the plan (e.g. "the whole cluster goes down on purpose"). */
+  notes?: (ctx: StepContext<z.infer<S>>) => string[];
+}
+
+export function procedure<S extends z.ZodObject<any>>(def: Procedure<S>): Procedure<S> {
+  const seen = new Set<string>();
+  const check = (steps: Step[], where: string) => {
+    const ids = new Set<string>();
+    for (const s of steps) {
+      if (!/^[a-z][a-z0-9-]*$/.test(s.id)) throw new Error(`${def.pack} ${def.name}: step id "${s.id}" must be lower-case words joined by "-"`);
+      if (ids.has(s.id)) throw new Error(`${def.pack} ${def.name}: duplicate step id "${s.id}" in ${where}`);
+      ids.add(s.id);
+      if (s.kind === 'forEach' || s.kind === 'group') check(s.steps, s.id);
+    }
+  };
+  check(def.steps, 'steps');
+  check(def.finally ?? [], 'finally');
+  for (const id of [...def.steps, ...(def.finally ?? [])].map((s) => s.id)) {
+    if (seen.has(id)) throw new Error(`${def.pack} ${def.name}: step id "${id}" is used in both steps and finally`);
+    seen.add(id);
+  }
+  return def;
+}
+
+export const procedureId = (p: Pick<Procedure, 'pack' | 'name'>): string => `${p.pack} ${p.name}`;

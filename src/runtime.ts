@@ -1,0 +1,140 @@
+import { Redis } from 'ioredis';
+import type { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { Decisions } from './approvals/decisions.js';
+import { Policy } from './approvals/policy.js';
+import { findConfigPath, loadRunbookConfig, type RunbookConfig } from './config/runbook-config.js';
+import { loadEnv, type Env } from './config/env.js';
+import { Engine } from './engine/engine.js';
+import { Intake } from './engine/intake.js';
+import { RunStore } from './engine/store.js';
+import { ConfigError } from './errors.js';
+import { SshPool } from './executors/ssh/pool.js';
+import { SqlExecutor } from './executors/sql/index.js';
+import { Inventory } from './inventory.js';
+import { createLogger } from './log.js';
+import { defaultCatalog, type Catalog } from './procedures/index.js';
+import { CancelWatcher, RunQueue, startWorker, type JobName, type RunJob } from './queue/index.js';
+
+export interface RuntimeOptions {
+  env?: NodeJS.ProcessEnv;
+  /** A parsed config; else read from `configPath`, RUNBOOK_CONFIG, ./runbook.yaml or the lab's. */
+  config?: RunbookConfig;
+  configPath?: string;
+  /** Redis key prefix; default RUNBOOK_PREFIX. */
+  prefix?: string;
+  log?: Logger;
+  catalog?: Catalog;
+  /** Test knobs of the engine and worker: shorter leases and waits. */
+  timeScale?: number;
+  leaseTtlMs?: number;
+  stalledIntervalMs?: number;
+  workerId?: string;
+}
+
+/** Everything a bot, a worker or a CLI command needs, wired once. */
+export class Runtime {
+  readonly env: Env;
+  readonly config: RunbookConfig;
+  readonly configPath: string | undefined;
+  readonly log: Logger;
+  readonly redis: Redis;
+  readonly store: RunStore;
+  readonly catalog: Catalog;
+  readonly inventory: Inventory;
+  readonly policy: Policy;
+  readonly ssh: SshPool;
+  readonly sql: SqlExecutor;
+  readonly queue: RunQueue;
+  readonly decisions: Decisions;
+  readonly intake: Intake;
+  readonly engine: Engine;
+  private cancels: CancelWatcher | undefined;
+  private readonly workers: Worker<RunJob, unknown, JobName>[] = [];
+  private readonly workerRedis: Redis[] = [];
+
+  constructor(private readonly opts: RuntimeOptions = {}) {
+    const rawEnv = opts.env ?? process.env;
+    this.env = loadEnv(rawEnv);
+    this.log = opts.log ?? createLogger(this.env.LOG_LEVEL);
+    if (opts.config) {
+      this.config = opts.config;
+      this.configPath = opts.configPath;
+    } else {
+      const path = opts.configPath ?? findConfigPath(rawEnv);
+      if (!path) throw new ConfigError('runbook.yaml', [{ path: '(file)', message: 'no configuration: set RUNBOOK_CONFIG, write ./runbook.yaml, or run `runbook lab up` for the lab' }]);
+      this.configPath = path;
+      this.config = loadRunbookConfig(path, rawEnv);
+    }
+    const prefix = opts.prefix ?? this.env.RUNBOOK_PREFIX;
+    this.redis = new Redis(this.env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false });
+    this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
+    this.store = new RunStore(this.redis, prefix);
+    this.catalog = opts.catalog ?? defaultCatalog();
+    this.inventory = new Inventory(this.config.hosts);
+    this.policy = new Policy(this.config);
+    this.ssh = new SshPool(this.config.ssh, this.log);
+    this.sql = new SqlExecutor(this.config.databases, rawEnv);
+    this.queue = new RunQueue({ connection: this.redis, prefix });
+    this.decisions = new Decisions(this.store, this.policy, this.queue);
+    this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
+    this.engine = new Engine({
+      store: this.store,
+      catalog: this.catalog,
+      inventory: this.inventory,
+      policy: this.policy,
+      ssh: this.ssh,
+      sql: this.sql,
+      log: this.log,
+      ...(opts.workerId ? { workerId: opts.workerId } : {}),
+      ...(opts.leaseTtlMs ? { leaseTtlMs: opts.leaseTtlMs } : {}),
+      ...(opts.timeScale ? { timeScale: opts.timeScale } : {}),
+      onGateOpened: async (run, gate) => {
+        if (gate.expiresAt) await this.queue.expireAt(run.id, gate.id, Date.parse(gate.expiresAt));
+      },
+      cancels: {
+        watch: (id) => (this.cancels ??= new CancelWatcher(this.redis, this.store.cancelChannel)).watch(id),
+        unwatch: (id) => this.cancels?.unwatch(id),
+      },
+    });
+  }
+
+  get prefix(): string {
+    return this.store.prefix;
+  }
+
+  /** Starts a BullMQ worker in this process. */
+  startWorker(concurrency = this.env.WORKER_CONCURRENCY): Worker<RunJob, unknown, JobName> {
+    const connection = new Redis(this.env.REDIS_URL, { maxRetriesPerRequest: null });
+    this.workerRedis.push(connection);
+    this.cancels ??= new CancelWatcher(this.redis, this.store.cancelChannel);
+    const lease = this.engine.leaseTtlMs;
+    const worker = startWorker({
+      connection,
+      prefix: this.prefix,
+      concurrency,
+      lockDuration: lease,
+      stalledInterval: this.opts.stalledIntervalMs ?? Math.max(500, Math.floor(lease / 2)),
+      log: this.log,
+      advance: (runId) => this.engine.advance(runId),
+      expire: (runId, gateId) => this.decisions.expire(runId, gateId),
+    });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** Workers started in this process and still running. */
+  workerCount(): number {
+    return this.workers.filter((w) => w.isRunning()).length;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    await this.queue.close();
+    await this.cancels?.close();
+    await this.ssh.close();
+    await this.sql.close();
+    await Promise.all(this.workerRedis.map((r) => r.quit().catch(() => undefined)));
+    await this.redis.quit().catch(() => undefined);
+  }
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { parseRunbookConfig } from '../../../src/config/runbook-config.js';
+import { ConfigError } from '../../../src/errors.js';
+
+const GOOD = `
+hosts:
+  node-1:
+    address: 10.0.0.1
+    user: root
+    groups: [ovs, ovs-master]
+ssh:
+  privateKeyPath: keys/id_ed25519
+  knownHostsPath: /etc/runbook/known_hosts
+databases:
+  nova:
+    url: mysql://nova:\${NOVA_DB_PASSWORD}@db:3306/nova
+people:
+  alice: { roles: [operator], slack: U1 }
+  bob: { roles: [approver], slack: U2 }
+`;
+
+function problems(text: string, env: NodeJS.ProcessEnv = {}) {
+  try {
+    parseRunbookConfig(text, '/etc/runbook/runbook.yaml', env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('runbook.yaml', () => {
+  it('accepts a good file, fills defaults and resolves key paths against its folder', () => {
+    const cfg = parseRunbookConfig(GOOD, '/etc/runbook/runbook.yaml', { NOVA_DB_PASSWORD: 's3cret' });
+    expect(cfg.hosts['node-1']!.port).toBe(22);
+    expect(cfg.ssh.privateKeyPath).toBe('/etc/runbook/keys/id_ed25519');
+    expect(cfg.ssh.maxSessions).toBe(10);
+    expect(cfg.policy.approvalExpiryMinutes).toBe(15);
+    expect(cfg.policy.gate).toEqual(['destructive', 'sensitive']);
+    // The secret stays a reference: it is read from the environment only when connecting.
+    expect(cfg.databases.nova!.url).toContain('${NOVA_DB_PASSWORD}');
+  });
+
+  it('names the path and line of every problem at once', () => {
+    const bad = GOOD.replace('address: 10.0.0.1', 'address: 10.0.0.1\n    port: 70000').replace('roles: [approver]', 'roles: []').replace('ssh:', 'sshh: 1\nssh:');
+    const p = problems(bad, { NOVA_DB_PASSWORD: 'x' });
+    const byPath = Object.fromEntries(p.map((x) => [x.path, x]));
+    expect(byPath['hosts.node-1.port']).toMatchObject({ line: 5 });
+    expect(byPath['hosts.node-1.port']!.message).toMatch(/65535/);
+    expect(byPath['people.bob.roles']).toBeDefined();
+    expect(p.find((x) => /unknown key "sshh"/.test(x.message))).toMatchObject({ line: 8 });
+  });
+
+  it('says which environment variable a database URL is missing', () => {
+    const p = problems(GOOD);
+    expect(p).toEqual([expect.objectContaining({ path: 'databases.nova.url', line: 12, message: 'environment variable NOVA_DB_PASSWORD is not set' })]);
+  });
+
+  it('refuses a chat user mapped to two people', () => {
+    const p = problems(GOOD.replace('slack: U2', 'slack: U1'), { NOVA_DB_PASSWORD: 'x' });
+    expect(p[0]).toMatchObject({ path: 'people.bob.slack', message: 'slack user U1 is already mapped to alice' });
+  });
+
+  it('reports broken YAML with its line', () => {
+    const p = problems('hosts:\n  a: [1, 2\nssh: {}\n');
+    expect(p[0]!.path).toBe('(yaml)');
+    expect(p[0]!.line).toBe(3);
+  });
+
+  it('refuses a policy regular expression that does not compile', () => {
+    const p = problems(GOOD + 'policy:\n  readOnlyCommands: ["uptime(", "^df -h$"]\n', { NOVA_DB_PASSWORD: 'x' });
+    expect(p).toEqual([expect.objectContaining({ path: 'policy.readOnlyCommands[0]' })]);
+    expect(p[0]!.message).toMatch(/not a regular expression/);
+  });
+});
