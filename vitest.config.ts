@@ -8,6 +8,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration files each start a lab of sshd processes; two at a time fit two cores.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

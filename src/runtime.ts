@@ -87,7 +87,7 @@ export class Runtime {
       sql: this.sql,
       log: this.log,
       ...(opts.workerId ? { workerId: opts.workerId } : {}),
-      ...(opts.leaseTtlMs ? { leaseTtlMs: opts.leaseTtlMs } : {}),
+      leaseTtlMs: opts.leaseTtlMs ?? this.env.RUNBOOK_LEASE_MS,
       ...(opts.timeScale ? { timeScale: opts.timeScale } : {}),
       onGateOpened: async (run, gate) => {
         if (gate.expiresAt) await this.queue.expireAt(run.id, gate.id, Date.parse(gate.expiresAt));

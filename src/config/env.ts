@@ -26,6 +26,8 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** The lab's MariaDB. Default mysql://root@127.0.0.1:3306. */
   MYSQL_URL: z.string().default('mysql://root@127.0.0.1:3306'),
+  /** How long a worker's hold on a run lasts unrenewed: a killed worker's run is taken over after it. Default 30000 ms. */
+  RUNBOOK_LEASE_MS: z.coerce.number().int().min(500).default(30_000),
   /** Runs a worker advances at once. Default 16. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
 });

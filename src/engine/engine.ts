@@ -184,6 +184,7 @@ class Advance {
         run.outcome = outcome === 'done' ? 'succeeded' : outcome;
       }
       if (run.outcome === 'cancelled') {
+        await this.cancelled();
         run.error ??= `cancelled by ${run.cancelRequested?.by ?? 'a person'}`;
         await this.closeOpenGates();
       }
@@ -412,6 +413,7 @@ class Advance {
     }
     let next = 0;
     let stop = false;
+    let said = '';
     let outcome = 'done' as Outcome;
     const lane = async () => {
       while (!stop && next < items!.length) {
@@ -422,7 +424,11 @@ class Advance {
         if (o === 'rejected' || o === 'expired') stop = true;
         const p = countDone();
         st.progress = p;
-        await this.emit({ type: 'step.progress', path, message: `${title}: ${p.done}/${p.total} done${p.failed ? ` · ${p.failed} failed` : ''}`, ...p });
+        const message = `${title}: ${p.done}/${p.total} done${p.failed ? ` · ${p.failed} failed` : ''}`;
+        if (message !== said) {
+          said = message;
+          await this.emit({ type: 'step.progress', path, message, ...p });
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(s.concurrency ?? 1, total)) }, lane));

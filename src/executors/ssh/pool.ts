@@ -37,6 +37,13 @@ export interface ExecResult {
 
 /** How long a killed command gets between TERM and KILL. */
 const KILL_GRACE_MS = 2_000;
+/**
+ * sshd frees a session slot only once it has reaped the command's process, a moment after the
+ * channel closed; an open that lands in between is refused though the connection is within
+ * MaxSessions. The command never started, so the open is tried again after a short wait.
+ */
+const OPEN_RETRIES = 20;
+const OPEN_RETRY_MS = 25;
 
 class Connection {
   readonly client = new Client();
@@ -163,69 +170,80 @@ export class SshPool {
     }
   }
 
-  private run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
-    const timeoutMs = opts.timeoutMs ?? this.cfg.commandTimeoutMs;
-    return new Promise<ExecResult>((resolve, reject) => {
-      conn.client.exec(command, (err, stream: ClientChannel) => {
-        if (err) {
-          reject(new SshConnectError(`cannot open a channel on ${target.name}: ${err.message}`, { host: target.name }));
-          return;
-        }
-        const out = new OutputBuffer();
-        let stopped: 'timeout' | 'cancel' | undefined;
-        let exitCode: number | null = null;
-        let exitSignal: string | undefined;
-        let killTimer: NodeJS.Timeout | undefined;
-        const kill = (why: 'timeout' | 'cancel') => {
-          if (stopped) return;
-          stopped = why;
-          // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
-          stream.signal('TERM');
-          killTimer = setTimeout(() => {
-            stream.signal('KILL');
-            stream.close();
-          }, KILL_GRACE_MS);
-        };
-        const timer = setTimeout(() => kill('timeout'), timeoutMs);
-        const onAbort = () => kill('cancel');
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        stream.on('data', (chunk: Buffer) => {
-          const s = chunk.toString('utf8');
-          out.add('stdout', s);
-          opts.onOutput?.('stdout', s);
-        });
-        stream.stderr.on('data', (chunk: Buffer) => {
-          const s = chunk.toString('utf8');
-          out.add('stderr', s);
-          opts.onOutput?.('stderr', s);
-        });
-        stream.on('exit', (code: number | null, signal?: string) => {
-          exitCode = code ?? null;
-          if (signal) exitSignal = signal;
-        });
-        stream.on('close', () => {
-          clearTimeout(timer);
-          if (killTimer) clearTimeout(killTimer);
-          opts.signal?.removeEventListener('abort', onAbort);
-          const result: ExecResult = {
-            exitCode,
-            ...(exitSignal ? { signal: exitSignal } : {}),
-            stdout: out.stdout(),
-            stderr: out.stderr(),
-            tail: out.tail(),
-            truncated: out.truncated,
-            durationMs: performance.now() - started,
-          };
-          if (stopped === 'timeout') {
-            reject(Object.assign(new CommandTimeoutError(`command on ${target.name} ran past its ${timeoutMs} ms timeout and was killed`, { host: target.name, timeoutMs }), { result }));
-          } else if (stopped === 'cancel') {
-            reject(Object.assign(new CancelledError(`command on ${target.name} was killed: the run was cancelled`, { host: target.name }), { result }));
-          } else if (conn.closed && exitCode === null && !exitSignal) {
-            reject(Object.assign(new SshConnectError(`connection to ${target.name} was lost while the command ran`, { host: target.name }), { result }));
-          } else {
-            resolve(result);
+  private open(conn: Connection, target: SshTarget, command: string): Promise<ClientChannel> {
+    return new Promise<ClientChannel>((resolve, reject) => {
+      const attempt = (left: number) =>
+        conn.client.exec(command, (err, stream: ClientChannel) => {
+          if (!err) return resolve(stream);
+          if (left > 0 && !conn.closed && /open failed/i.test(err.message)) {
+            setTimeout(() => attempt(left - 1), OPEN_RETRY_MS);
+            return;
           }
+          reject(new SshConnectError(`cannot open a channel on ${target.name}: ${err.message}`, { host: target.name }));
         });
+      attempt(OPEN_RETRIES);
+    });
+  }
+
+  private async run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
+    const timeoutMs = opts.timeoutMs ?? this.cfg.commandTimeoutMs;
+    const stream = await this.open(conn, target, command);
+    return new Promise<ExecResult>((resolve, reject) => {
+      const out = new OutputBuffer();
+      let stopped: 'timeout' | 'cancel' | undefined;
+      let exitCode: number | null = null;
+      let exitSignal: string | undefined;
+      let killTimer: NodeJS.Timeout | undefined;
+      const kill = (why: 'timeout' | 'cancel') => {
+        if (stopped) return;
+        stopped = why;
+        // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
+        stream.signal('TERM');
+        killTimer = setTimeout(() => {
+          stream.signal('KILL');
+          stream.close();
+        }, KILL_GRACE_MS);
+      };
+      const timer = setTimeout(() => kill('timeout'), timeoutMs);
+      const onAbort = () => kill('cancel');
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.signal?.aborted) onAbort();
+      stream.on('data', (chunk: Buffer) => {
+        const s = chunk.toString('utf8');
+        out.add('stdout', s);
+        opts.onOutput?.('stdout', s);
+      });
+      stream.stderr.on('data', (chunk: Buffer) => {
+        const s = chunk.toString('utf8');
+        out.add('stderr', s);
+        opts.onOutput?.('stderr', s);
+      });
+      stream.on('exit', (code: number | null, signal?: string) => {
+        exitCode = code ?? null;
+        if (signal) exitSignal = signal;
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        const result: ExecResult = {
+          exitCode,
+          ...(exitSignal ? { signal: exitSignal } : {}),
+          stdout: out.stdout(),
+          stderr: out.stderr(),
+          tail: out.tail(),
+          truncated: out.truncated,
+          durationMs: performance.now() - started,
+        };
+        if (stopped === 'timeout') {
+          reject(Object.assign(new CommandTimeoutError(`command on ${target.name} ran past its ${timeoutMs} ms timeout and was killed`, { host: target.name, timeoutMs }), { result }));
+        } else if (stopped === 'cancel') {
+          reject(Object.assign(new CancelledError(`command on ${target.name} was killed: the run was cancelled`, { host: target.name }), { result }));
+        } else if (conn.closed && exitCode === null && !exitSignal) {
+          reject(Object.assign(new SshConnectError(`connection to ${target.name} was lost while the command ran`, { host: target.name }), { result }));
+        } else {
+          resolve(result);
+        }
       });
     });
   }

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clearFaults, readCalls, readHostState, setFault, type Vdisk } from '../../src/lab/index.js';
+import { startTestLab } from '../helpers/lab.js';
+import { finished, testRuntime, waitForEvent, watch } from '../helpers/runtime.js';
+
+const CLI = resolve('dist/cli.js');
+
+let lab: Awaited<ReturnType<typeof startTestLab>>;
+const children: ChildProcess[] = [];
+const runtimes: ReturnType<typeof testRuntime>[] = [];
+
+/** A runtime of its own per test, so the in-process worker of one test never takes another's jobs. */
+function newRuntime() {
+  const rt = testRuntime(lab.lab.configPath, { timeScale: 1 });
+  runtimes.push(rt);
+  return rt;
+}
+
+/** A worker in its own process, as `runbook worker` runs in production. */
+function spawnWorker(rt: ReturnType<typeof testRuntime>): ChildProcess {
+  const child = spawn(process.execPath, [CLI, 'worker'], {
+    env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: rt.prefix, RUNBOOK_LEASE_MS: '2000', LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '4' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+function kill9(child: ChildProcess): Promise<void> {
+  return new Promise((done) => {
+    child.once('exit', () => done());
+    child.kill('SIGKILL');
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm test builds it first (npm run build)`);
+  lab = await startTestLab({ only: ['node-3', 'node-5'] });
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const rt of runtimes) await rt.cleanup();
+  await lab?.down();
+});
+
+describe('a worker killed mid-step', () => {
+  it('the run completes on another worker without repeating a completed step', async () => {
+    const rt = newRuntime();
+    const dir = lab.lab.dir;
+    const vdisks = readHostState<Vdisk[]>(dir, 'node-3', 'vdisks')!;
+    // Every in_backend check takes a while, so the kill lands while checks are running.
+    setFault(dir, 'node-3', { match: 'ovs vdisk info-snapshot', action: 'slow', delayMs: 1_500 });
+    const req = await rt.intake.request({ text: 'ovs flush node-3', person: 'alice', origin: { adapter: 'test' } });
+    const a = spawnWorker(rt);
+    // Kill once every snapshot exists and the in_backend checks are running.
+    let snapshots = 0;
+    await watch(rt, req.id, (e) => (snapshots += e.type === 'step.finished' && e.path.endsWith('.snapshot') ? 1 : 0) === vdisks.length);
+    await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path.endsWith('.in-backend'));
+    await kill9(a);
+    const killedAt = Date.now();
+    const before = await rt.store.load(req.id);
+    const doneBefore = Object.values(before.steps).filter((s) => s.status === 'succeeded').map((s) => s.path);
+    expect(doneBefore.length).toBeGreaterThan(0);
+    expect(Object.values(before.steps).some((s) => s.status === 'running')).toBe(true);
+
+    rt.startWorker(4);
+    const run = await finished(rt, req.id);
+    clearFaults(dir, 'node-3');
+    expect(run.status).toBe('succeeded');
+    for (const path of doneBefore) expect(run.steps[path]!.attempts).toBe(1);
+    for (const v of vdisks) {
+      expect(readCalls(dir, 'node-3').filter((c) => c.argv.join(' ') === `ovs vdisk create-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+      expect(readCalls(dir, 'node-3').filter((c) => c.argv.join(' ') === `ovs vdisk delete-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+    }
+    const events = await watch(rt, req.id);
+    const interrupted = events.filter((e) => e.type === 'step.interrupted');
+    expect(interrupted.length).toBeGreaterThan(0);
+    expect(interrupted.every((e) => e.type === 'step.interrupted' && e.idempotent && e.path.endsWith('.in-backend'))).toBe(true);
+    const resumed = events.find((e) => e.type === 'run.started' && e.resumed && Date.parse(e.at) >= killedAt);
+    expect(resumed).toBeDefined();
+  });
+
+  it('an interrupted step that is not idempotent waits for a person to retry, skip or abort', async () => {
+    const rt = newRuntime();
+    const dir = lab.lab.dir;
+    const vdisks = readHostState<Vdisk[]>(dir, 'node-5', 'vdisks')!;
+    const first = vdisks[0];
+    setFault(dir, 'node-5', { match: `ovs vdisk create-snapshot ${first!.volume_id}`, action: 'hang', times: 1 });
+    const req = await rt.intake.request({ text: 'ovs flush node-5', person: 'alice', origin: { adapter: 'test' } });
+    const a = spawnWorker(rt);
+    // Kill while the first vDisk's snapshot hangs and every other one is made.
+    let others = 0;
+    await watch(rt, req.id, (e) => (others += e.type === 'step.finished' && e.path.endsWith('.snapshot') ? 1 : 0) === vdisks.length - 1);
+    await kill9(a);
+    rt.startWorker(2);
+
+    const opened = await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    if (opened.type !== 'gate.opened') throw new Error('unreachable');
+    expect(opened.gate).toMatchObject({ kind: 'interrupted', stepPath: `flush[${first!.name}].snapshot` });
+    expect(opened.gate.steps[0]!.command).toBe(`ovs vdisk create-snapshot ${first!.volume_id} flush_snapshot`);
+    await expect(rt.decisions.decide(req.id, 'alice', 'retry')).rejects.toThrow(/cannot retry its own/);
+    await rt.decisions.decide(req.id, 'carol', 'retry');
+    const run = await finished(rt, req.id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps[`flush[${first!.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });
+  });
+});

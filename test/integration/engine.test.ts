@@ -1,0 +1,291 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRunbookConfig } from '../../src/config/runbook-config.js';
+import { NotAllowedError } from '../../src/errors.js';
+import { SshPool } from '../../src/executors/ssh/pool.js';
+import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type MountsState, type NbdState, type Vdisk, type VirshState } from '../../src/lab/index.js';
+import { sh } from '../../src/procedures/shell.js';
+import { startTestLab } from '../helpers/lab.js';
+import { finished, testRuntime, waitForEvent, watch } from '../helpers/runtime.js';
+
+let lab: Awaited<ReturnType<typeof startTestLab>>;
+let rt: ReturnType<typeof testRuntime>;
+
+beforeAll(async () => {
+  lab = await startTestLab({ only: ['node-3', 'node-4', 'c01'] });
+  rt = testRuntime(lab.lab.configPath);
+  rt.startWorker(4);
+});
+
+afterAll(async () => {
+  await rt?.cleanup();
+  await lab?.down();
+});
+
+const dir = () => lab.lab.dir;
+const calls = (host: string, prefix: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(prefix));
+const request = (text: string, person = 'alice') => rt.intake.request({ text, person, origin: { adapter: 'test' } });
+
+describe('ovs flush', () => {
+  it('flushes every vDisk of the storage router, one step per vDisk, and leaves no snapshot behind', async () => {
+    const vdisks = readHostState<Vdisk[]>(dir(), 'node-3', 'vdisks')!;
+    expect(vdisks.length).toBeGreaterThan(1);
+    const run = await finished(rt, (await request('ovs flush node-3')).id);
+    expect(run.status).toBe('succeeded');
+    for (const v of vdisks) {
+      for (const step of ['snapshot', 'in-backend', 'delete-snapshot']) expect(run.steps[`flush[${v.name}].${step}`]?.status).toBe('succeeded');
+      expect(calls('node-3', `ovs vdisk create-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+      expect(calls('node-3', `ovs vdisk delete-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+    }
+    expect(readHostState<Vdisk[]>(dir(), 'node-3', 'vdisks')!.every((v) => v.snapshots.length === 0)).toBe(true);
+    expect(run.steps.flush?.progress).toEqual({ done: vdisks.length, failed: 0, total: vdisks.length });
+  });
+
+  it('polls until the snapshot is in the backend, saying so in the thread', async () => {
+    setHostSetting(dir(), 'node-4', 'pendingChecks', 2);
+    const run = await request('ovs flush node-4');
+    const events = await watch(rt, run.id);
+    const waits = events.filter((e) => e.type === 'step.progress' && e.message.startsWith("Sleeping 5 seconds until NON-disposable SCO's"));
+    const n = readHostState<Vdisk[]>(dir(), 'node-4', 'vdisks')!.length;
+    expect(waits).toHaveLength(2 * n);
+    expect((await rt.store.load(run.id)).status).toBe('succeeded');
+    setHostSetting(dir(), 'node-4', 'pendingChecks', 1);
+  });
+
+  it('fails the run and names the step when a snapshot cannot be made', async () => {
+    setFault(dir(), 'node-4', { match: 'ovs vdisk create-snapshot', action: 'fail', stderr: 'volumedriver: backend unreachable', times: 1 });
+    const run = await finished(rt, (await request('ovs flush node-4')).id);
+    clearFaults(dir(), 'node-4');
+    expect(run.status).toBe('failed');
+    const failed = Object.values(run.steps).filter((s) => s.status === 'failed' && s.kind === 'ssh');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.error).toBe('exit code 1: volumedriver: backend unreachable');
+    expect(run.error).toMatch(/^step "Commencing flush to backend for volume 'vd-4-\d+'" failed on node-4 \(exit code 1: volumedriver: backend unreachable\)$/);
+  });
+
+  it('makes a second run on the same storage router wait for the first', async () => {
+    setFault(dir(), 'node-3', { match: 'ovs vdisk list', action: 'slow', delayMs: 600, times: 1 });
+    const first = await request('ovs flush node-3');
+    await waitForEvent(rt, first.id, (e) => e.type === 'step.started');
+    const second = await request('ovs flush node-3', 'bob');
+    const secondEvents = await watch(rt, second.id);
+    const firstRun = await rt.store.load(first.id);
+    expect(secondEvents.find((e) => e.type === 'lock.waiting')).toMatchObject({ hosts: ['node-3'], heldBy: [first.id] });
+    expect(firstRun.status).toBe('succeeded');
+    expect((await rt.store.load(second.id)).status).toBe('succeeded');
+    const secondStart = Date.parse(secondEvents.find((e) => e.type === 'run.started')!.at);
+    expect(secondStart).toBeGreaterThanOrEqual(Date.parse(firstRun.finishedAt!));
+  });
+});
+
+describe('nova inspect-disk', () => {
+  const virsh = () => readHostState<VirshState>(dir(), 'c01', 'virsh')!.domains.find((d) => d.name === 'instance-0000274a')!;
+  const cleanedUp = () => {
+    expect(virsh().state).toBe('running');
+    expect(readHostState<NbdState>(dir(), 'c01', 'nbd') ?? {}).toEqual({});
+    expect(readHostState<MountsState>(dir(), 'c01', 'mounts') ?? {}).toEqual({});
+  };
+
+  it('finds the compute node in nova, waits for approval, inspects, then unmounts, disconnects and resumes', async () => {
+    const req = await request('nova inspect-disk instance-0000274a');
+    expect(req.args).toEqual({ instance: 'instance-0000274a', host: 'c01' });
+    const opened = await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    if (opened.type !== 'gate.opened') throw new Error('unreachable');
+    expect(opened.gate.steps.map((s) => s.command)).toEqual(['virsh suspend 30', 'qemu-nbd -c /dev/nbd0 /var/lib/nova/instances/instance-0000274a/disk', 'mount /dev/nbd0p1 /mnt/', 'ls -lh /mnt/']);
+    expect(opened.gate.deciders).not.toContain('alice');
+    expect(calls('c01', 'virsh suspend')).toHaveLength(0);
+    await rt.decisions.decide(req.id, 'bob', 'approve');
+    const run = await finished(rt, req.id);
+    expect(run.status).toBe('succeeded');
+    expect(run.steps['inspect.list']!.outputTail).toMatch(/lost\+found/);
+    expect(['umount', 'disconnect', 'resume'].map((s) => run.steps[s]!.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    cleanedUp();
+  });
+
+  it('a requester cannot approve their own sensitive step, and the refusal is audited', async () => {
+    const req = await request('nova inspect-disk instance-0000274a', 'bob');
+    await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    await expect(rt.decisions.decide(req.id, 'bob', 'approve')).rejects.toThrow(NotAllowedError);
+    await expect(rt.decisions.decide(req.id, 'alice', 'approve')).rejects.toThrow(/alice may not approve/);
+    const run = await rt.store.load(req.id);
+    expect(run.status).toBe('waiting');
+    expect(Object.values(run.gates)[0]!.status).toBe('open');
+    const audit = await rt.store.audit();
+    expect(audit.filter((e) => e.runId === req.id && e.type === 'gate.refused').map((e) => (e as { by: string }).by)).toEqual(['bob', 'alice']);
+    await rt.decisions.decide(req.id, 'carol', 'reject', { reason: 'not during business hours' });
+    const end = await finished(rt, req.id);
+    expect(end.status).toBe('rejected');
+    expect(end.error).toBe('rejected by carol: not during business hours');
+    expect(['umount', 'disconnect', 'resume'].map((s) => end.steps[s]!.status)).toEqual(['skipped', 'skipped', 'skipped']);
+    expect(calls('c01', 'virsh suspend')).toHaveLength(1);
+  });
+
+  it('a double click decides a gate once', async () => {
+    const req = await request('nova inspect-disk instance-0000274a');
+    await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    const clicks = await Promise.allSettled([rt.decisions.decide(req.id, 'bob', 'approve'), rt.decisions.decide(req.id, 'bob', 'approve'), rt.decisions.decide(req.id, 'carol', 'reject')]);
+    expect(clicks.filter((c) => c.status === 'fulfilled')).toHaveLength(1);
+    const run = await finished(rt, req.id);
+    const events = (await rt.store.audit()).filter((e) => e.runId === req.id);
+    expect(events.filter((e) => e.type === 'gate.decided')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'step.started' && e.path === 'inspect.suspend')).toHaveLength(run.status === 'succeeded' ? 1 : 0);
+  });
+
+  it('a failed mount still disconnects the nbd device and resumes the VM', async () => {
+    setFault(dir(), 'c01', { match: 'mount /dev/nbd0p1', action: 'fail', stderr: 'mount: wrong fs type, bad option, bad superblock on /dev/nbd0p1', exitCode: 32 });
+    const req = await request('nova inspect-disk instance-0000274a');
+    await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    await rt.decisions.decide(req.id, 'carol', 'approve');
+    const run = await finished(rt, req.id);
+    clearFaults(dir(), 'c01');
+    expect(run.status).toBe('failed');
+    expect(run.steps['inspect.mount']).toMatchObject({ status: 'failed', exitCode: 32 });
+    expect(run.steps['inspect.list']).toBeUndefined();
+    expect(run.steps.umount!.status).toBe('skipped');
+    expect(run.steps.disconnect!.status).toBe('succeeded');
+    expect(run.steps.resume!.status).toBe('succeeded');
+    cleanedUp();
+  });
+
+  it('a cancelled inspection kills the running command and still cleans up', async () => {
+    setFault(dir(), 'c01', { match: 'ls', action: 'hang' });
+    const req = await request('nova inspect-disk instance-0000274a');
+    await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    await rt.decisions.decide(req.id, 'bob', 'approve');
+    await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path === 'inspect.list');
+    await rt.decisions.cancel(req.id, 'alice');
+    const run = await finished(rt, req.id);
+    clearFaults(dir(), 'c01');
+    expect(run.status).toBe('cancelled');
+    expect(run.error).toBe('cancelled by alice');
+    expect(run.steps['inspect.list']!.status).toBe('cancelled');
+    expect(['umount', 'disconnect', 'resume'].map((s) => run.steps[s]!.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    cleanedUp();
+    const still = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`${dir()}/bin/ls`));
+    expect(still).toEqual([]);
+  });
+
+  it('an approval nobody gives in time expires, and the run ends expired', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    cfg.policy.approvalExpiryMinutes = 0.005;
+    const short = testRuntime(lab.lab.configPath, { config: cfg });
+    short.startWorker(2);
+    try {
+      const req = await short.intake.request({ text: 'nova inspect-disk instance-0000274a', person: 'alice', origin: { adapter: 'test' } });
+      const run = await finished(short, req.id);
+      expect(run.status).toBe('expired');
+      expect(Object.values(run.gates)[0]).toMatchObject({ status: 'expired', decidedBy: 'system' });
+      await expect(short.decisions.decide(req.id, 'bob', 'approve')).rejects.toThrow(/already ended \(expired\)/);
+    } finally {
+      await short.cleanup();
+    }
+  });
+
+  it('an approval does not count once what the step would run has changed', async () => {
+    const noWorker = testRuntime(lab.lab.configPath);
+    try {
+      const req = await noWorker.intake.request({ text: 'nova inspect-disk instance-0000274a', person: 'alice', origin: { adapter: 'test' } });
+      expect(await noWorker.engine.advance(req.id)).toBe('waiting');
+      await noWorker.decisions.decide(req.id, 'bob', 'approve');
+      // The inventory changes between approval and execution: c01 is now reached elsewhere.
+      const cfg = loadRunbookConfig(lab.lab.configPath);
+      cfg.hosts.c01!.address = '127.0.0.99';
+      const moved = testRuntime(lab.lab.configPath, { config: cfg, prefix: noWorker.prefix });
+      try {
+        expect(await moved.engine.advance(req.id)).toBe('waiting');
+      } finally {
+        await moved.close();
+      }
+      const run = await noWorker.store.load(req.id);
+      const gates = Object.values(run.gates);
+      expect(gates.map((g) => g.status).sort()).toEqual(['open', 'void']);
+      expect(gates.find((g) => g.status === 'open')!.steps[0]!.address).toMatch(/@127\.0\.0\.99:/);
+      expect(run.steps['inspect.suspend']).toBeUndefined();
+      await noWorker.decisions.cancel(req.id, 'alice');
+      expect(await noWorker.engine.advance(req.id)).toBe('cancelled');
+    } finally {
+      await noWorker.cleanup();
+    }
+  });
+});
+
+describe('ssh safety', () => {
+  it('refuses a host whose key does not match known_hosts, and runs nothing there', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const tampered = join(dir(), 'known_hosts.tampered');
+    const lines = readFileSync(cfg.ssh.knownHostsPath, 'utf8').split('\n');
+    const node3 = lab.lab.hosts.find((h) => h.name === 'node-3')!;
+    const c01 = lab.lab.hosts.find((h) => h.name === 'c01')!;
+    const c01Key = lines.find((l) => l.startsWith(`[${c01.address}]:`))!.split(' ').slice(1).join(' ');
+    writeFileSync(tampered, lines.map((l) => (l.startsWith(`[${node3.address}]:`) ? `[${node3.address}]:${node3.port} ${c01Key}` : l)).join('\n'));
+    cfg.ssh.knownHostsPath = tampered;
+    const before = readCalls(dir(), 'node-3').length;
+    const bad = testRuntime(lab.lab.configPath, { config: cfg });
+    bad.startWorker(1);
+    try {
+      const req = await bad.intake.request({ text: 'ovs flush node-3', person: 'alice', origin: { adapter: 'test' } });
+      const run = await finished(bad, req.id);
+      expect(run.status).toBe('failed');
+      expect(run.steps.vdisks!.error).toMatch(/^HOST KEY OF node-3 \(\[127\.0\.0\.\d+\]:\d+\) HAS CHANGED: it presented SHA256:/);
+      expect(readCalls(dir(), 'node-3').length).toBe(before);
+    } finally {
+      await bad.cleanup();
+    }
+  });
+
+  it('refuses a host missing from known_hosts', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const empty = join(dir(), 'known_hosts.empty');
+    writeFileSync(empty, '');
+    const pool = new SshPool({ ...cfg.ssh, knownHostsPath: empty });
+    try {
+      const h = cfg.hosts['c01']!;
+      await expect(pool.exec({ name: 'c01', ...h }, 'true')).rejects.toThrow(/host key of c01 .* is not in .*known_hosts.empty; refusing to connect/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('never executes shell metacharacters in an interpolated value', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    const marker = join(dir(), 'pwned');
+    const evil = `x; touch ${marker} $(touch ${marker}) \`touch ${marker}\` | touch ${marker} && touch ${marker} 'q'`;
+    try {
+      const res = await pool.exec({ name: 'c01', ...cfg.hosts['c01']! }, sh`printf %s ${evil}`.text);
+      expect(res.exitCode).toBe(0);
+      expect(res.stdout).toBe(evil);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('reuses one connection per host for many commands, within MaxSessions', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    const target = { name: 'c01', ...cfg.hosts['c01']! };
+    try {
+      const results = await Promise.all(Array.from({ length: 25 }, (_, i) => pool.exec(target, `echo ${i}`)));
+      expect(results.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 25 }, (_, i) => String(i)));
+      expect(pool.stats()).toEqual({ connections: 1, channels: 0, queued: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('kills a command that runs past its timeout', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    try {
+      await expect(pool.exec({ name: 'c01', ...cfg.hosts['c01']! }, 'lab-sleep 30', { timeoutMs: 300 })).rejects.toThrow(/ran past its 300 ms timeout and was killed/);
+      const last = readCalls(dir(), 'c01').filter((c) => c.argv[0] === 'lab-sleep').at(-1);
+      expect(last?.exit).toBeGreaterThan(128);
+    } finally {
+      await pool.close();
+    }
+  });
+
+});
