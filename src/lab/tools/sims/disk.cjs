@@ -1,0 +1,102 @@
+'use strict';
+/**
+ * The qemu-nbd inspection of an instance disk: `qemu-nbd -c /dev/nbdN <disk>`, `mount /dev/nbdNp1
+ * <dir>`, `ls`, `umount <dir>`, `qemu-nbd -d /dev/nbdN`. Nothing real is connected or mounted: the
+ * disk's contents are a directory tree under the host's `images/`, and `ls` follows a simulated
+ * mount into it.
+ *
+ * State: `nbd` = { "/dev/nbdN": "<disk path>" }, `mounts` = { "<dir>": { device, source: "<disk path>" } }.
+ */
+const fs = require('node:fs');
+const { spawnSync } = require('node:child_process');
+const { ToolError, virtualPath } = require('../runtime.cjs');
+
+const NBD_DEVICE = /^\/dev\/nbd\d+$/;
+const NBD_PARTITION = /^(\/dev\/nbd\d+)(p1)?$/;
+
+function isFile(p) {
+  return fs.statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+}
+
+function isDirectory(p) {
+  return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
+function connect(ctx, device, disk) {
+  const source = virtualPath(disk);
+  if (!isFile(ctx.realPath(source))) {
+    throw new ToolError(`qemu-nbd: Failed to blk_new_open '${disk}': Could not open '${disk}': No such file or directory`);
+  }
+  ctx.update('nbd', {}, (nbd) => {
+    if (nbd[device] !== undefined) throw new ToolError(`qemu-nbd: Failed to open ${device}: Device or resource busy`);
+    nbd[device] = source;
+  });
+  return 0;
+}
+
+function disconnect(ctx, device) {
+  // Like qemu-nbd, disconnecting a free device is not an error.
+  ctx.update('nbd', {}, (nbd) => {
+    delete nbd[device];
+  });
+  process.stdout.write(`${device} disconnected\n`);
+  return 0;
+}
+
+function listMounts(ctx) {
+  const mounts = ctx.read('mounts', {});
+  process.stdout.write(Object.entries(mounts).map(([dir, m]) => `${m.device} on ${dir} type ext4 (rw,relatime)\n`).join(''));
+  return 0;
+}
+
+module.exports = {
+  'qemu-nbd'(ctx, args) {
+    const [flag, device, disk, ...extra] = args;
+    if (extra.length === 0 && device !== undefined && NBD_DEVICE.test(device)) {
+      if (flag === '-c' && disk !== undefined) return connect(ctx, device, disk);
+      if (flag === '-d' && disk === undefined) return disconnect(ctx, device);
+    }
+    throw new ToolError('usage: qemu-nbd -c /dev/nbdN <disk image> | qemu-nbd -d /dev/nbdN', 2);
+  },
+
+  mount(ctx, args) {
+    if (args.length === 0) return listMounts(ctx);
+    if (args.length !== 2) throw new ToolError('usage: mount [<device> <dir>]', 1);
+    const [device, dir] = args;
+    const point = virtualPath(dir);
+    const partition = NBD_PARTITION.exec(device);
+    const source = partition === null ? undefined : ctx.read('nbd', {})[partition[1]];
+    if (source === undefined) throw new ToolError(`mount: ${point}: special device ${device} does not exist.`, 32);
+    if (!isDirectory(ctx.realPath(point))) throw new ToolError(`mount: ${point}: mount point does not exist.`, 32);
+    fs.mkdirSync(ctx.imagePath(source), { recursive: true });
+    ctx.update('mounts', {}, (mounts) => {
+      if (mounts[point] !== undefined) throw new ToolError(`mount: ${point}: ${mounts[point].device} already mounted on ${point}.`, 32);
+      mounts[point] = { device, source };
+    });
+    return 0;
+  },
+
+  umount(ctx, args) {
+    if (args.length !== 1) throw new ToolError('usage: umount <dir>', 1);
+    const point = virtualPath(args[0]);
+    ctx.update('mounts', {}, (mounts) => {
+      if (mounts[point] === undefined) throw new ToolError(`umount: ${point}: not mounted.`, 32);
+      delete mounts[point];
+    });
+    return 0;
+  },
+
+  /**
+   * The real /bin/ls with the same flags, on the fake root's (or a mounted image's) copy of every
+   * path operand; with no operand, on the fake root's copy of the working directory. Arguments that
+   * start with "-" are flags (so flags that take a separate value, like `-w 80`, are not supported).
+   */
+  ls(ctx, args) {
+    const flags = args.filter((a) => a.startsWith('-') && a !== '--');
+    const operands = args.filter((a) => !a.startsWith('-'));
+    const paths = (operands.length > 0 ? operands : [process.cwd()]).map((p) => ctx.realPath(p));
+    const result = spawnSync('/bin/ls', [...flags, '--', ...paths], { stdio: 'inherit' });
+    if (result.error) throw result.error;
+    return result.status ?? 128;
+  },
+};

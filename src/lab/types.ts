@@ -1,0 +1,105 @@
+export interface LabOptions {
+  /** Directory that holds everything of the lab; created when missing. */
+  dir: string;
+  /** Generic hosts `lab-001`… (groups `[generic]`) added after the named ones. Default 0. */
+  extraHosts?: number;
+  /** Start only these named hosts (plus the extra hosts). Default: all named hosts. */
+  only?: string[];
+  /** One port for every host; 0 picks a port free on all of the lab's addresses. Default 2222. */
+  port?: number;
+  /** MariaDB server for the lab's databases. Default `process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'`. */
+  mysqlUrl?: string;
+  /** Prefix of the lab's database names. Default `lab_` (lab_nova, lab_cinder, lab_neutron). */
+  dbPrefix?: string;
+}
+
+export interface LabHost {
+  name: string;
+  address: string;
+  port: number;
+  groups: string[];
+  vars: Record<string, unknown>;
+}
+
+export interface LabDatabases {
+  nova: string;
+  cinder: string;
+  neutron: string;
+}
+
+export interface Lab {
+  /** Absolute lab directory. */
+  dir: string;
+  /** `<dir>/runbook.yaml`. */
+  configPath: string;
+  hosts: LabHost[];
+  /** The unprivileged user every host logs in. */
+  user: string;
+  /** Database names on the lab's MariaDB. */
+  databases: LabDatabases;
+  /** Server URL without a database. */
+  mysqlUrl: string;
+}
+
+/** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */
+export interface LabFault {
+  /** Compared word by word with the start of the invocation: `virsh resume` matches `virsh resume 30`. */
+  match: string;
+  /** fail: print stderr, exit; hang: sleep until killed; slow: wait delayMs, then behave normally. */
+  action: 'fail' | 'hang' | 'slow';
+  /** For fail. Default 1. */
+  exitCode?: number;
+  /** For fail. Default `<tool>: simulated failure (lab fault)`. */
+  stderr?: string;
+  /** For slow. Default 1000. */
+  delayMs?: number;
+  /** The fault applies this many times, then is used up. Default: for ever. */
+  times?: number;
+}
+
+/** One line of a host's calls.log. */
+export interface LabCall {
+  /** Start time, ms since the epoch. */
+  t: number;
+  /** Tool name and arguments. */
+  argv: string[];
+  /** Exit code; 128 + signal number when a signal ended it. */
+  exit: number;
+}
+
+/** Shapes of the simulated tools' state files, for `readHostState<T>(dir, host, name)`. */
+export interface VdiskSnapshot {
+  name: string;
+  guid: string;
+  timestamp: number;
+  /** info-snapshot calls so far. */
+  checks: number;
+}
+
+/** `readHostState<Vdisk[]>(dir, host, 'vdisks')`. */
+export interface Vdisk {
+  guid: string;
+  name: string;
+  volume_id: string;
+  snapshots: VdiskSnapshot[];
+}
+
+/** `readHostState<ServicesState>(dir, host, 'services')`. */
+export type ServicesState = Record<string, 'running' | 'halted'>;
+
+export interface Domain {
+  id: number;
+  name: string;
+  state: 'running' | 'paused' | 'shut off';
+}
+
+/** `readHostState<VirshState>(dir, host, 'virsh')`. */
+export interface VirshState {
+  domains: Domain[];
+}
+
+/** `readHostState<NbdState>(dir, host, 'nbd')`: device → path of the connected disk. */
+export type NbdState = Record<string, string>;
+
+/** `readHostState<MountsState>(dir, host, 'mounts')`: mount point → device and disk. */
+export type MountsState = Record<string, { device: string; source: string }>;

@@ -1,0 +1,517 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { Client, type ClientChannel } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRunbookConfig } from '../../src/config/runbook-config.js';
+import {
+  clearFaults,
+  labDown,
+  labStatus,
+  labUp,
+  readCalls,
+  readHostState,
+  setFault,
+  setHostSetting,
+  startHost,
+  stopHost,
+  type LabFault,
+  type LabHost,
+  type MountsState,
+  type NbdState,
+  type Vdisk,
+  type VirshState,
+} from '../../src/lab/index.js';
+import { startTestLab, type TestLab } from '../helpers/lab.js';
+
+let t: TestLab;
+const dir = () => t.lab.dir;
+const host = (name: string): LabHost => t.lab.hosts.find((h) => h.name === name)!;
+
+beforeAll(async () => {
+  t = await startTestLab({ only: ['node-1', 'node-4', 'c01'], extraHosts: 2 });
+});
+
+afterAll(async () => {
+  await t?.down();
+});
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The system OpenSSH client with strict host key checking against the lab's known_hosts. */
+function ssh(name: string, command: string): Promise<Result> {
+  const h = host(name);
+  const args = [
+    '-i', join(dir(), 'client', 'id_ed25519'),
+    '-o', `UserKnownHostsFile=${join(dir(), 'client', 'known_hosts')}`,
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'BatchMode=yes',
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-p', String(h.port),
+    `${t.lab.user}@${h.address}`,
+    command,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** ssh2 connected like the ssh executor: the client key, and the host key checked against known_hosts. */
+function connect(name: string): Promise<Client> {
+  const h = host(name);
+  const knownHosts = readFileSync(join(dir(), 'client', 'known_hosts'), 'utf8');
+  const expected = knownHosts
+    .split('\n')
+    .find((l) => l.startsWith(`[${h.address}]:${h.port} `))!
+    .split(' ')[2]!;
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.on('ready', () => resolve(client)).on('error', reject);
+    client.connect({
+      host: h.address,
+      port: h.port,
+      username: t.lab.user,
+      privateKey: readFileSync(join(dir(), 'client', 'id_ed25519')),
+      hostVerifier: (key: Buffer) => key.toString('base64') === expected,
+    });
+  });
+}
+
+function exec(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.exec(command, (err, stream) => (err ? reject(err) : resolve(stream))));
+}
+
+/** Output and exit status of a channel; signal is set when the command died of one. */
+function collect(stream: ClientChannel): Promise<Result & { signal?: string }> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    let code: number | null = null;
+    let signal: string | undefined;
+    stream.on('data', (d: Buffer) => (stdout += d.toString()));
+    stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    stream.on('exit', (c: number | null, s?: string) => {
+      code = c;
+      signal = s;
+    });
+    stream.on('close', () => resolve({ code, stdout, stderr, signal }));
+  });
+}
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const callsOf = (name: string, prefix: string) => readCalls(dir(), name).filter((c) => c.argv.join(' ').startsWith(prefix));
+
+describe('lab hosts', () => {
+  it('log in an unprivileged lab user whose PATH starts with the lab tools', async () => {
+    const r = await ssh('node-1', 'whoami; id -u; echo "$PATH"; echo "$LAB_HOST"; command -v ovs');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const [user, uid, path, labHost, ovs] = r.stdout.trim().split('\n');
+    expect(user).toBe(t.lab.user);
+    expect(user).not.toBe('root');
+    expect(uid).not.toBe('0');
+    expect(path!.startsWith(`${join(dir(), 'bin')}:`)).toBe(true);
+    expect(labHost).toBe('node-1');
+    expect(ovs).toBe(join(dir(), 'bin', 'ovs'));
+  });
+
+  it('sit at fixed loopback addresses, the extra hosts after the named ones, on one port', () => {
+    expect(t.lab.hosts.map((h) => [h.name, h.address])).toEqual([
+      ['node-1', '127.0.0.11'],
+      ['node-4', '127.0.0.14'],
+      ['c01', '127.0.0.18'],
+      ['lab-001', '127.0.0.26'],
+      ['lab-002', '127.0.0.27'],
+    ]);
+    expect(new Set(t.lab.hosts.map((h) => h.port)).size).toBe(1);
+    expect(host('node-4')).toMatchObject({ groups: ['ovs', 'ovs-extra'], vars: { ip: '10.100.1.4', vpools: ['vpool1'], role: 'extra' } });
+    expect(host('c01')).toMatchObject({ groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com' } });
+    expect(host('lab-002').groups).toEqual(['generic']);
+  });
+
+  it('accept ssh2 with a strict host key check and 10 sessions on one connection', async () => {
+    const client = await connect('lab-001');
+    try {
+      const results = await Promise.all(Array.from({ length: 10 }, async (_, i) => collect(await exec(client, `echo ${i}; echo "$LAB_HOST"`))));
+      expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 10 }, (_, i) => `${i}\nlab-001\n`));
+    } finally {
+      client.end();
+    }
+  });
+
+  it('refuse a client that does not know their host key', async () => {
+    const h = host('node-1');
+    const refused = new Promise<Error>((resolve) => {
+      const client = new Client();
+      client.on('error', resolve).on('ready', () => client.end());
+      client.connect({ host: h.address, port: h.port, username: t.lab.user, privateKey: readFileSync(join(dir(), 'client', 'id_ed25519')), hostVerifier: () => false });
+    });
+    expect((await refused).message).toMatch(/host key|verification/i);
+  });
+
+  it('cannot write outside the lab, and absolute paths given to tools land in the fake root', async () => {
+    const r = await ssh('c01', 'touch /etc/runbook-lab-test; echo "touch=$?"; ls /etc; echo "ls=$?"; mount /etc/passwd /mnt; echo "mount=$?"; qemu-nbd -c /dev/nbd0 /etc/passwd; echo "nbd=$?"');
+    expect(r.stdout).toContain('touch=1');
+    expect(r.stderr).toContain("touch: cannot touch '/etc/runbook-lab-test': Permission denied");
+    expect(existsSync('/etc/runbook-lab-test')).toBe(false);
+    expect(r.stdout).toContain('ls=2');
+    expect(r.stderr).toContain(join(dir(), 'hosts', 'c01', 'root', 'etc'));
+    expect(r.stdout).toContain('mount=32');
+    expect(r.stdout).toContain('nbd=1');
+    expect(readHostState<MountsState>(dir(), 'c01', 'mounts') ?? {}).toEqual({});
+  });
+});
+
+describe('ovs', () => {
+  it('lists the storage router’s vDisks as JSON: 3 + n on node-n, with distinct volume ids', async () => {
+    const r = await ssh('node-4', 'ovs vdisk list');
+    expect(r.code).toBe(0);
+    const vdisks = JSON.parse(r.stdout) as { guid: string; name: string; volume_id: string }[];
+    expect(vdisks.map((v) => v.name)).toEqual(['vd-4-01', 'vd-4-02', 'vd-4-03', 'vd-4-04', 'vd-4-05', 'vd-4-06', 'vd-4-07']);
+    expect(Object.keys(vdisks[0]!).sort()).toEqual(['guid', 'name', 'volume_id']);
+    const node1 = JSON.parse((await ssh('node-1', 'ovs vdisk list')).stdout) as { volume_id: string }[];
+    expect(new Set([...vdisks, ...node1].map((v) => v.volume_id)).size).toBe(vdisks.length + node1.length);
+  });
+
+  it('creates a snapshot that reaches the backend after pendingChecks checks, then deletes it', async () => {
+    const [vdisk] = readHostState<Vdisk[]>(dir(), 'node-1', 'vdisks')!;
+    const vol = vdisk!.volume_id;
+    const created = await ssh('node-1', `ovs vdisk create-snapshot ${vol} flush_snapshot`);
+    expect(created.code).toBe(0);
+    expect(created.stdout.trim()).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await ssh('node-1', `ovs vdisk create-snapshot ${vol} flush_snapshot`);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+
+    const info = async () => JSON.parse((await ssh('node-1', `ovs vdisk info-snapshot ${vol} flush_snapshot`)).stdout) as { name: string; in_backend: boolean };
+    expect(await info()).toMatchObject({ name: 'flush_snapshot', in_backend: false });
+    expect(await info()).toMatchObject({ name: 'flush_snapshot', in_backend: true });
+
+    expect((await ssh('node-1', `ovs vdisk delete-snapshot ${vol} flush_snapshot`)).code).toBe(0);
+    expect(readHostState<Vdisk[]>(dir(), 'node-1', 'vdisks')![0]!.snapshots).toEqual([]);
+    const missing = await ssh('node-1', `ovs vdisk delete-snapshot ${vol} flush_snapshot; ovs vdisk info-snapshot ${vol} flush_snapshot`);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.match(/not found/g)).toHaveLength(2);
+    expect((await ssh('node-1', 'ovs vdisk create-snapshot no-such-volume s')).code).toBe(1);
+  });
+
+  it('honours the pendingChecks setting of the host', async () => {
+    setHostSetting(dir(), 'node-4', 'pendingChecks', 3);
+    const vol = readHostState<Vdisk[]>(dir(), 'node-4', 'vdisks')![1]!.volume_id;
+    const r = await ssh('node-4', `ovs vdisk create-snapshot ${vol} s >/dev/null; for i in 1 2 3 4; do ovs vdisk info-snapshot ${vol} s; done`);
+    expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { in_backend: boolean }).in_backend)).toEqual([false, false, false, true]);
+  });
+
+  it('monitors services: a master runs more of them than an extra node', async () => {
+    const master = (await ssh('node-1', 'ovs monitor services')).stdout;
+    const extra = (await ssh('node-4', 'ovs monitor services')).stdout;
+    expect(master).toContain('ovs-workers: running\n');
+    expect(master).toContain('ovs-arakoon-ovsdb: running\n');
+    expect(master).toContain('ovs-volumedriver_vpool1: running\n');
+    expect(extra).not.toContain('ovs-arakoon');
+    expect(extra.split('\n').length).toBeLessThan(master.split('\n').length);
+  });
+
+  it('answers bad usage with exit 2', async () => {
+    const r = await ssh('node-1', 'ovs vdisk frobnicate');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('usage: ovs');
+  });
+});
+
+describe('qemu-nbd inspection on c01', () => {
+  it('suspends, connects, mounts, lists, unmounts, disconnects and resumes as the runbook shows', async () => {
+    const list = await ssh('c01', 'virsh list');
+    expect(list.stdout).toBe(
+      [' Id Name                 State', '----------------------------------', '  1 instance-00000981    running', '  2 instance-000009f5    running', ' 30 instance-0000274a    running', '', ''].join('\n'),
+    );
+    expect((await ssh('c01', 'virsh suspend 30')).stdout).toBe('Domain 30 suspended\n\n');
+    expect(readHostState<VirshState>(dir(), 'c01', 'virsh')!.domains.find((d) => d.id === 30)!.state).toBe('paused');
+
+    const files = await ssh('c01', 'ls /var/lib/nova/instances/instance-0000274a');
+    expect(files.stdout.split('\n').filter(Boolean)).toEqual(['console.log', 'disk', 'disk.local', 'libvirt.xml']);
+    const disk = '/var/lib/nova/instances/instance-0000274a/disk';
+    expect((await ssh('c01', `qemu-nbd -c /dev/nbd0 ${disk}`)).code).toBe(0);
+    expect(readHostState<NbdState>(dir(), 'c01', 'nbd')).toEqual({ '/dev/nbd0': disk });
+    const busy = await ssh('c01', `qemu-nbd -c /dev/nbd0 ${disk}.local`);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain('Device or resource busy');
+
+    expect((await ssh('c01', 'mount /dev/nbd0p1 /mnt/')).code).toBe(0);
+    expect(readHostState<MountsState>(dir(), 'c01', 'mounts')).toEqual({ '/mnt': { device: '/dev/nbd0p1', source: disk } });
+    expect((await ssh('c01', 'mount')).stdout).toBe('/dev/nbd0p1 on /mnt type ext4 (rw,relatime)\n');
+    const ls = await ssh('c01', 'ls -lh /mnt/');
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^total /);
+    expect(ls.stdout).toMatch(/ bin -> usr\/bin\n/);
+    for (const entry of ['boot', 'etc', 'home', 'lost+found', 'usr', 'var']) expect(ls.stdout).toMatch(new RegExp(` ${entry.replace('+', '\\+')}\\n`));
+    expect((await ssh('c01', 'ls /mnt/etc')).stdout).toBe('fstab\nhostname\n');
+
+    expect((await ssh('c01', 'umount /mnt')).code).toBe(0);
+    const notMounted = await ssh('c01', 'umount /mnt');
+    expect(notMounted.code).toBe(32);
+    expect(notMounted.stderr).toContain('not mounted');
+    expect((await ssh('c01', 'ls /mnt/')).stdout).toBe('');
+    expect((await ssh('c01', 'qemu-nbd -d /dev/nbd0')).stdout).toBe('/dev/nbd0 disconnected\n');
+    expect(readHostState<NbdState>(dir(), 'c01', 'nbd')).toEqual({});
+
+    const paused = await ssh('c01', 'virsh list');
+    expect(paused.stdout).toContain(' 30 instance-0000274a    paused\n');
+    expect((await ssh('c01', 'virsh resume 30')).stdout).toBe('Domain 30 resumed\n\n');
+    const again = await ssh('c01', 'virsh resume 30');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('error: Requested operation is not valid: domain is not paused');
+  });
+
+  it('refuses to mount a device that is not connected', async () => {
+    const r = await ssh('c01', 'mount /dev/nbd5p1 /mnt/');
+    expect(r.code).toBe(32);
+    expect(readHostState<MountsState>(dir(), 'c01', 'mounts')).toEqual({});
+  });
+});
+
+describe('faults', () => {
+  it('fail: prints the given stderr, exits with the given code and changes nothing', async () => {
+    setFault(dir(), 'c01', { match: 'virsh suspend', action: 'fail', exitCode: 3, stderr: 'error: internal error: simulated' });
+    try {
+      const r = await ssh('c01', 'virsh suspend 1');
+      expect(r).toMatchObject({ code: 3, stderr: 'error: internal error: simulated\n', stdout: '' });
+      expect(readHostState<VirshState>(dir(), 'c01', 'virsh')!.domains.find((d) => d.id === 1)!.state).toBe('running');
+      expect((await ssh('c01', 'virsh list')).code).toBe(0);
+    } finally {
+      clearFaults(dir(), 'c01');
+    }
+  });
+
+  it('times: applies that many times, once each even when invocations race, then is used up', async () => {
+    setFault(dir(), 'node-4', { match: 'ovs monitor', action: 'fail', times: 3 });
+    const results = await Promise.all(Array.from({ length: 8 }, () => ssh('node-4', 'ovs monitor services')));
+    expect(results.filter((r) => r.code === 1)).toHaveLength(3);
+    expect(results.filter((r) => r.code === 0)).toHaveLength(5);
+    expect(JSON.parse(readFileSync(join(dir(), 'hosts', 'node-4', 'faults.json'), 'utf8'))).toEqual([]);
+  });
+
+  it('match is by whole words from the start of the invocation', async () => {
+    setFault(dir(), 'node-1', { match: 'ovs vdisk li', action: 'fail' });
+    setFault(dir(), 'node-1', { match: 'ovs vdisk list', action: 'fail', exitCode: 9 });
+    try {
+      expect((await ssh('node-1', 'ovs vdisk list')).code).toBe(9);
+      expect((await ssh('node-1', 'ovs monitor services')).code).toBe(0);
+    } finally {
+      clearFaults(dir());
+    }
+  });
+
+  it('slow: waits delayMs, then behaves normally', async () => {
+    setFault(dir(), 'node-1', { match: 'ovs vdisk list', action: 'slow', delayMs: 700, times: 1 });
+    const started = Date.now();
+    const r = await ssh('node-1', 'ovs vdisk list');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveLength(4);
+  });
+
+  it('hang: the command runs until it is signalled, and the call is logged with 128 + signal', async () => {
+    const fault: LabFault = { match: 'virsh resume', action: 'hang' };
+    setFault(dir(), 'c01', fault);
+    const client = await connect('c01');
+    try {
+      const before = callsOf('c01', 'virsh resume').length;
+      const stream = await exec(client, 'virsh resume 2');
+      const result = collect(stream);
+      await new Promise((r) => setTimeout(r, 700));
+      expect(callsOf('c01', 'virsh resume')).toHaveLength(before);
+      stream.signal('TERM');
+      const r = await result;
+      expect(r.code ?? r.signal).toBeTruthy();
+      const calls = callsOf('c01', 'virsh resume');
+      expect(calls).toHaveLength(before + 1);
+      expect(calls.at(-1)!.exit).toBe(143);
+    } finally {
+      client.end();
+      clearFaults(dir(), 'c01');
+    }
+  });
+
+  it('apply to lab-sleep too, which otherwise sleeps and dies on SIGHUP', async () => {
+    setFault(dir(), 'lab-001', { match: 'lab-sleep', action: 'fail', times: 1 });
+    expect((await ssh('lab-001', 'lab-sleep 0')).code).toBe(1);
+    expect((await ssh('lab-001', 'lab-sleep 0.2')).code).toBe(0);
+    const client = await connect('lab-001');
+    try {
+      const stream = await exec(client, 'lab-sleep 30');
+      const result = collect(stream);
+      await until(() => readdirSync('/proc').some((p) => /^\d+$/.test(p) && readCmdline(Number(p)).includes('lab-sleep\0' + '30')));
+      // Node takes a moment to boot before the tool's signal handlers exist.
+      await new Promise((r) => setTimeout(r, 300));
+      stream.signal('HUP');
+      await result;
+      expect(callsOf('lab-001', 'lab-sleep 30').at(-1)!.exit).toBe(129);
+    } finally {
+      client.end();
+    }
+  });
+});
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+describe('calls.log', () => {
+  it('records every invocation with its arguments and exit code, in order', async () => {
+    const before = readCalls(dir(), 'lab-002').length;
+    await ssh('lab-002', "lab-sleep 0; lab-sleep nope; ovs vdisk list; virsh list; hostname >/dev/null; uptime >/dev/null");
+    const calls = readCalls(dir(), 'lab-002').slice(before);
+    expect(calls.map((c) => [c.argv, c.exit])).toEqual([
+      [['lab-sleep', '0'], 0],
+      [['lab-sleep', 'nope'], 2],
+      [['ovs', 'vdisk', 'list'], 0],
+      [['virsh', 'list'], 0],
+    ]);
+    expect(calls[0]!.t).toBeLessThanOrEqual(calls[3]!.t);
+  });
+});
+
+describe('runbook.yaml', () => {
+  it('is valid, names every host with the lab user, the lab keys, the lab databases and the people', () => {
+    const cfg = parseRunbookConfig(readFileSync(t.lab.configPath, 'utf8'), t.lab.configPath, {});
+    expect(Object.keys(cfg.hosts)).toEqual(t.lab.hosts.map((h) => h.name));
+    expect(cfg.hosts['c01']).toEqual({ address: '127.0.0.18', port: host('c01').port, user: t.lab.user, groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com' } });
+    expect(cfg.ssh.privateKeyPath).toBe(join(dir(), 'client', 'id_ed25519'));
+    expect(cfg.ssh.knownHostsPath).toBe(join(dir(), 'client', 'known_hosts'));
+    expect(cfg.databases['nova']!.url).toBe(`${t.lab.mysqlUrl}/${t.lab.databases.nova}`);
+    expect(Object.keys(cfg.databases).sort()).toEqual(['cinder', 'neutron', 'nova']);
+    expect(cfg.people['bob']).toEqual({ roles: ['operator', 'approver'], slack: 'U0BOB', discord: '100000000000000002' });
+    expect(Object.keys(cfg.people)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expect(cfg.policy.approvalExpiryMinutes).toBe(15);
+    const knownHosts = readFileSync(cfg.ssh.knownHostsPath, 'utf8').trim().split('\n');
+    expect(knownHosts).toHaveLength(t.lab.hosts.length);
+    expect(knownHosts[0]).toMatch(new RegExp(`^\\[127\\.0\\.0\\.11\\]:${host('node-1').port} ssh-ed25519 AAAA`));
+  });
+});
+
+describe('databases', () => {
+  it('are seeded with OpenStack-shaped rows for c01 and c02', async () => {
+    const conn = await mysql.createConnection({ uri: t.lab.mysqlUrl, dateStrings: true });
+    try {
+      const { nova, cinder, neutron } = t.lab.databases;
+      const [live] = await conn.query<mysql.RowDataPacket[]>(`SELECT id, uuid, host FROM \`${nova}\`.instances WHERE host = 'c01.example.com' AND deleted = 0 ORDER BY id`);
+      expect(live.map((r) => r.id)).toEqual([0x981, 0x9f5, 0x274a]);
+      expect(live.find((r) => r.id === 10058)!.uuid).toBe('3f57699a-e773-4650-a443-b4b37eed5a06');
+      const [deleted] = await conn.query<mysql.RowDataPacket[]>(`SELECT host FROM \`${nova}\`.instances WHERE deleted = 1`);
+      expect(deleted).toEqual([{ host: 'c01.example.com' }]);
+      const [c02] = await conn.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${nova}\`.instances WHERE host = 'c02.example.com'`);
+      expect(c02[0]!.n).toBe(2);
+      // The operations guide's join of volumes to the instances of a failed compute node.
+      const [volumes] = await conn.query<mysql.RowDataPacket[]>(
+        `SELECT v.mountpoint, v.status, v.attach_status FROM \`${cinder}\`.volumes v INNER JOIN \`${nova}\`.instances i ON v.instance_uuid = i.uuid WHERE i.host = 'c01.example.com' ORDER BY v.mountpoint`,
+      );
+      expect(volumes).toEqual([
+        { mountpoint: '/dev/vdb', status: 'in-use', attach_status: 'attached' },
+        { mountpoint: '/dev/vdc', status: 'in-use', attach_status: 'attached' },
+      ]);
+      const [available] = await conn.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${cinder}\`.volumes WHERE status = 'available'`);
+      expect(available[0]!.n).toBe(1);
+      const [ports] = await conn.query<mysql.RowDataPacket[]>(`SELECT host, COUNT(*) AS n FROM \`${neutron}\`.ml2_port_bindings GROUP BY host ORDER BY host`);
+      expect(ports).toEqual([
+        { host: 'c01.example.com', n: 3 },
+        { host: 'c02.example.com', n: 2 },
+      ]);
+      const [levels] = await conn.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${neutron}\`.ml2_port_binding_levels WHERE host = 'c01.example.com'`);
+      expect(levels[0]!.n).toBe(3);
+    } finally {
+      await conn.end();
+    }
+  });
+});
+
+describe('labUp, stopHost and startHost', () => {
+  it('stopHost makes a host unreachable; labUp (idempotent) and startHost bring it back', async () => {
+    await stopHost(dir(), 'node-4');
+    expect((await ssh('node-4', 'true')).code).toBe(255);
+    expect((await ssh('node-1', 'true')).code).toBe(0);
+
+    const again = await labUp({ dir: dir(), only: ['node-1', 'node-4', 'c01'], extraHosts: 2 });
+    expect(again).toEqual(t.lab);
+    expect((await ssh('node-4', 'true')).code).toBe(0);
+
+    await stopHost(dir(), 'node-4');
+    await startHost(dir(), 'node-4');
+    expect((await ssh('node-4', 'true')).code).toBe(0);
+    expect(await labStatus(dir())).toEqual(t.lab);
+  });
+
+  it('refuses to reuse a running lab for other hosts', async () => {
+    await expect(labUp({ dir: dir(), only: ['node-1'] })).rejects.toThrow(/other hosts/);
+  });
+
+  it('refuses a directory that is neither empty nor a lab', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'not-a-lab-'));
+    try {
+      writeFileSync(join(other, 'precious'), 'x');
+      await expect(labUp({ dir: other, port: 0 })).rejects.toThrow(/not empty/);
+      expect(readdirSync(other)).toEqual(['precious']);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('labDown', () => {
+  it('kills every process of the lab, drops its databases and removes its state', async () => {
+    const small = await startTestLab({ only: ['node-2'] });
+    const d = small.lab.dir;
+    try {
+      const h = small.lab.hosts[0]!;
+      const client = new Client();
+      await new Promise<void>((resolve, reject) => {
+        client.on('ready', resolve).on('error', reject);
+        client.connect({ host: h.address, port: h.port, username: small.lab.user, privateKey: readFileSync(join(d, 'client', 'id_ed25519')) });
+      });
+      client.on('error', () => undefined);
+      client.exec('lab-sleep 60', () => undefined);
+      const labPids = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p) && readCmdline(Number(p)).includes(d));
+      await until(() => labPids().some((p) => readCmdline(Number(p)).includes('lab-sleep')));
+
+      await labDown(d);
+
+      expect(labPids()).toEqual([]);
+      expect(readdirSync(d)).toEqual([]);
+      expect(await labStatus(d)).toBeUndefined();
+      const conn = await mysql.createConnection({ uri: small.lab.mysqlUrl });
+      try {
+        const [dbs] = await conn.query<mysql.RowDataPacket[]>('SHOW DATABASES LIKE ?', [`${small.lab.databases.nova.slice(0, -'nova'.length)}%`]);
+        expect(dbs).toEqual([]);
+      } finally {
+        await conn.end();
+      }
+      client.end();
+      await labDown(d);
+    } finally {
+      await small.down();
+    }
+  });
+});
