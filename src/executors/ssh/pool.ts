@@ -111,7 +111,12 @@ export class SshPool {
       },
     };
     conn.ready = new Promise<void>((resolve, reject) => {
-      conn.client.once('ready', () => resolve());
+      conn.client.once('ready', () => {
+        // Without TCP_NODELAY a channel open sent right after the previous channel's close waits
+        // for the server's delayed ACK (about 40 ms a step); with it a warm exec takes a few ms.
+        conn.client.setNoDelay(true);
+        resolve();
+      });
       conn.client.once('error', (err) => {
         reject(hostKeyProblem ?? new SshConnectError(`cannot connect to ${target.name} (${target.address}:${target.port}): ${err.message}`, { host: target.name }));
       });
@@ -170,11 +175,16 @@ export class SshPool {
     }
   }
 
-  private open(conn: Connection, target: SshTarget, command: string): Promise<ClientChannel> {
-    return new Promise<ClientChannel>((resolve, reject) => {
+  /**
+   * Opens a channel and watches it. The listeners are attached inside ssh2's callback, synchronously:
+   * a fast command's output, exit status and close can arrive in the same packet burst as the
+   * channel confirmation, and a listener added one microtask later would miss them.
+   */
+  private run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve, reject) => {
       const attempt = (left: number) =>
         conn.client.exec(command, (err, stream: ClientChannel) => {
-          if (!err) return resolve(stream);
+          if (!err) return this.watch(conn, target, stream, opts, started, resolve, reject);
           if (left > 0 && !conn.closed && /open failed/i.test(err.message)) {
             setTimeout(() => attempt(left - 1), OPEN_RETRY_MS);
             return;
@@ -185,66 +195,63 @@ export class SshPool {
     });
   }
 
-  private async run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
+  private watch(conn: Connection, target: SshTarget, stream: ClientChannel, opts: ExecOptions, started: number, resolve: (r: ExecResult) => void, reject: (e: Error) => void): void {
     const timeoutMs = opts.timeoutMs ?? this.cfg.commandTimeoutMs;
-    const stream = await this.open(conn, target, command);
-    return new Promise<ExecResult>((resolve, reject) => {
-      const out = new OutputBuffer();
-      let stopped: 'timeout' | 'cancel' | undefined;
-      let exitCode: number | null = null;
-      let exitSignal: string | undefined;
-      let killTimer: NodeJS.Timeout | undefined;
-      const kill = (why: 'timeout' | 'cancel') => {
-        if (stopped) return;
-        stopped = why;
-        // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
-        stream.signal('TERM');
-        killTimer = setTimeout(() => {
-          stream.signal('KILL');
-          stream.close();
-        }, KILL_GRACE_MS);
+    const out = new OutputBuffer();
+    let stopped: 'timeout' | 'cancel' | undefined;
+    let exitCode: number | null = null;
+    let exitSignal: string | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const kill = (why: 'timeout' | 'cancel') => {
+      if (stopped) return;
+      stopped = why;
+      // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
+      stream.signal('TERM');
+      killTimer = setTimeout(() => {
+        stream.signal('KILL');
+        stream.close();
+      }, KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => kill('timeout'), timeoutMs);
+    const onAbort = () => kill('cancel');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    stream.on('data', (chunk: Buffer) => {
+      const s = chunk.toString('utf8');
+      out.add('stdout', s);
+      opts.onOutput?.('stdout', s);
+    });
+    stream.stderr.on('data', (chunk: Buffer) => {
+      const s = chunk.toString('utf8');
+      out.add('stderr', s);
+      opts.onOutput?.('stderr', s);
+    });
+    stream.on('exit', (code: number | null, signal?: string) => {
+      exitCode = code ?? null;
+      if (signal) exitSignal = signal;
+    });
+    stream.on('close', () => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      const result: ExecResult = {
+        exitCode,
+        ...(exitSignal ? { signal: exitSignal } : {}),
+        stdout: out.stdout(),
+        stderr: out.stderr(),
+        tail: out.tail(),
+        truncated: out.truncated,
+        durationMs: performance.now() - started,
       };
-      const timer = setTimeout(() => kill('timeout'), timeoutMs);
-      const onAbort = () => kill('cancel');
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      if (opts.signal?.aborted) onAbort();
-      stream.on('data', (chunk: Buffer) => {
-        const s = chunk.toString('utf8');
-        out.add('stdout', s);
-        opts.onOutput?.('stdout', s);
-      });
-      stream.stderr.on('data', (chunk: Buffer) => {
-        const s = chunk.toString('utf8');
-        out.add('stderr', s);
-        opts.onOutput?.('stderr', s);
-      });
-      stream.on('exit', (code: number | null, signal?: string) => {
-        exitCode = code ?? null;
-        if (signal) exitSignal = signal;
-      });
-      stream.on('close', () => {
-        clearTimeout(timer);
-        if (killTimer) clearTimeout(killTimer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        const result: ExecResult = {
-          exitCode,
-          ...(exitSignal ? { signal: exitSignal } : {}),
-          stdout: out.stdout(),
-          stderr: out.stderr(),
-          tail: out.tail(),
-          truncated: out.truncated,
-          durationMs: performance.now() - started,
-        };
-        if (stopped === 'timeout') {
-          reject(Object.assign(new CommandTimeoutError(`command on ${target.name} ran past its ${timeoutMs} ms timeout and was killed`, { host: target.name, timeoutMs }), { result }));
-        } else if (stopped === 'cancel') {
-          reject(Object.assign(new CancelledError(`command on ${target.name} was killed: the run was cancelled`, { host: target.name }), { result }));
-        } else if (conn.closed && exitCode === null && !exitSignal) {
-          reject(Object.assign(new SshConnectError(`connection to ${target.name} was lost while the command ran`, { host: target.name }), { result }));
-        } else {
-          resolve(result);
-        }
-      });
+      if (stopped === 'timeout') {
+        reject(Object.assign(new CommandTimeoutError(`command on ${target.name} ran past its ${timeoutMs} ms timeout and was killed`, { host: target.name, timeoutMs }), { result }));
+      } else if (stopped === 'cancel') {
+        reject(Object.assign(new CancelledError(`command on ${target.name} was killed: the run was cancelled`, { host: target.name }), { result }));
+      } else if (exitCode === null && !exitSignal) {
+        reject(Object.assign(new SshConnectError(`${conn.closed ? 'connection to' : 'no exit status from'} ${target.name} ${conn.closed ? 'was lost while the command ran' : 'before the channel closed'}`, { host: target.name }), { result }));
+      } else {
+        resolve(result);
+      }
     });
   }
 
