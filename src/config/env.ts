@@ -34,7 +34,8 @@ export const envSchema = z.object({
 export type Env = z.infer<typeof envSchema>;
 
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
-  const r = envSchema.safeParse(env);
+  // An empty value (NAME= in an env file) means unset, as in .env.example.
+  const r = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!r.success) {
     throw new ConfigError('environment', r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   }
