@@ -28,6 +28,7 @@ const handlers = {
   ...require('./sims/virsh.cjs'),
   ...require('./sims/disk.cjs'),
   ...require('./sims/lab-sleep.cjs'),
+  ...require('./sims/service.cjs'),
 };
 
 /** What a handler may touch: the state of the host it runs on, nothing else. */
