@@ -1,15 +1,26 @@
-import type { HostConfig, RunbookConfig } from './config/runbook-config.js';
+import { interpolateEnv, type HostConfig, type RunbookConfig } from './config/runbook-config.js';
 
 export interface InventoryHost extends HostConfig {
   name: string;
 }
 
-/** The hosts of runbook.yaml, by name and by group. */
+/** The hosts of runbook.yaml, by name and by group, and the schema names of its databases. */
 export class Inventory {
   private readonly byName: Map<string, InventoryHost>;
 
-  constructor(hosts: RunbookConfig['hosts']) {
+  constructor(
+    hosts: RunbookConfig['hosts'],
+    private readonly databases: RunbookConfig['databases'] = {},
+  ) {
     this.byName = new Map(Object.entries(hosts).map(([name, h]) => [name, { ...h, name }]));
+  }
+
+  /** The schema a configured database's URL points at (its path); the name itself when it has none. */
+  schema(database: string): string {
+    const db = this.databases[database];
+    if (!db) return database;
+    const path = new URL(interpolateEnv(db.url, process.env).value).pathname.replace(/^\//, '');
+    return decodeURIComponent(path) || database;
   }
 
   get(name: string): InventoryHost | undefined {

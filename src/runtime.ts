@@ -71,7 +71,7 @@ export class Runtime {
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
     this.store = new RunStore(this.redis, prefix);
     this.catalog = opts.catalog ?? defaultCatalog();
-    this.inventory = new Inventory(this.config.hosts);
+    this.inventory = new Inventory(this.config.hosts, this.config.databases);
     this.policy = new Policy(this.config);
     this.ssh = new SshPool(this.config.ssh, this.log);
     this.sql = new SqlExecutor(this.config.databases, rawEnv);

@@ -47,6 +47,9 @@ export function makeContext<A = any>(run: Pick<Run, 'args' | 'captures' | 'steps
       if (!h) throw new Error(`unknown host "${name}"`);
       return h;
     },
+    db(name: string): string {
+      return `\`${inventory.schema(name).replace(/`/g, '``')}\``;
+    },
   };
 }
 

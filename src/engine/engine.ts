@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
-import { CancelledError, errorMessage, GuardError, LeaseLostError, RunbookError } from '../errors.js';
+import { CancelledError, errorMessage, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
 import type { SshPool } from '../executors/ssh/pool.js';
 import { tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
@@ -688,7 +688,13 @@ class Advance {
 
     const deadline = Date.now() + s.timeoutMs * this.engine.timeScale;
     for (let attempt = 1; ; attempt++) {
-      const res = await exec().finally(out.flush);
+      let res: Awaited<ReturnType<typeof exec>>;
+      try {
+        res = await exec().finally(out.flush);
+      } catch (err) {
+        if (!s.untilReachable || err instanceof CancelledError || err instanceof HostKeyError) throw err;
+        res = { exitCode: null, stdout: '', stderr: errorMessage(err), tail: errorMessage(err), truncated: false, durationMs: 0 };
+      }
       let met = false;
       let readError: string | undefined;
       if (res.exitCode === 0) {
@@ -705,7 +711,7 @@ class Advance {
         await this.finish(st, 'succeeded', { ...extra, reason: `condition met after ${attempt} check${attempt > 1 ? 's' : ''}` });
         return 'done';
       }
-      if (res.exitCode !== 0 || readError) {
+      if ((res.exitCode !== 0 || readError) && !s.untilReachable) {
         extra.error = readError ? `the output could not be read as ${s.capture.name}: ${readError}` : `check failed with exit code ${res.exitCode}${res.stderr.trim() ? `: ${res.stderr.trim().split('\n').slice(-1)[0]}` : ''}`;
         await this.finish(st, 'failed', extra);
         this.run.error ??= `step "${st.title}" failed on ${host.name} (${extra.error})`;

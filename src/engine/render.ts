@@ -87,8 +87,27 @@ function describeUnknown(err: unknown): string {
 /** The plan: every step with its risk, and its command or SQL where it is known before the run. */
 export function buildPlan(proc: Procedure, args: Record<string, unknown>, inventory: Inventory, gated: (risk: Step['risk']) => boolean): PlanStep[] {
   const run = { args, captures: {}, steps: {}, expansions: {} };
+  /**
+   * A step whose condition is false on the arguments and inventory alone is left out of the plan;
+   * one whose condition reads what earlier steps did or captured stays in.
+   */
+  const surelySkipped = (s: Step, scope: Scope): boolean => {
+    if (!s.when) return false;
+    const ctx = makeContext(run, inventory, scope);
+    let dynamic = false;
+    const probe: StepContext = {
+      ...ctx,
+      capture: (id) => ((dynamic = true), ctx.capture(id)),
+      status: (id) => ((dynamic = true), ctx.status(id)),
+    };
+    try {
+      return !s.when(probe) && !dynamic;
+    } catch {
+      return false;
+    }
+  };
   const walk = (steps: Step[], scope: Scope, prefix: string, isFinally: boolean, covered: boolean): PlanStep[] =>
-    steps.map((s) => {
+    steps.filter((s) => !surelySkipped(s, scope)).map((s) => {
       const path = `${prefix}${s.id}`;
       const ctx = makeContext(run, inventory, scope);
       let title: string;

@@ -20,6 +20,11 @@ export interface StepContext<A = Record<string, unknown>> {
   status(stepId: string): StepStatus;
   /** Inventory host by name; throws if unknown. */
   host(name: string): InventoryHost;
+  /**
+   * The schema a configured database points at, backquoted for SQL (`\`nova\``): the runbooks join
+   * across databases (`cinder.volumes … nova.instances`), and a deployment may name them otherwise.
+   */
+  db(name: string): string;
 }
 
 /** A value fixed in the procedure, or computed from the context when the step is about to run. */
@@ -115,6 +120,11 @@ export interface PollStep<A = any> extends StepBase<A> {
   timeoutMs: number;
   /** Said in the thread while waiting (the page's "Sleeping 5 seconds until …"). */
   waiting?: V<string, A>;
+  /**
+   * A check that fails (cannot connect, exits non-zero, prints something unreadable) counts as
+   * "not yet" instead of failing the step: waiting for a rebooted host to answer SSH. Default false.
+   */
+  untilReachable?: boolean;
 }
 
 export interface ManualStep<A = any> extends StepBase<A> {

@@ -50,14 +50,6 @@ export class SqlExecutor {
     return pool;
   }
 
-  /** The schema name a database entry points at (the URL's path), for cross-database statements. */
-  schema(name: string): string {
-    const db = this.databases[name];
-    if (!db) throw new NotFoundError(`no database "${name}" in runbook.yaml`, { database: name });
-    const url = new URL(interpolateEnv(db.url, this.env).value);
-    return decodeURIComponent(url.pathname.replace(/^\//, '')) || name;
-  }
-
   /** A read-only query: runs in a READ ONLY transaction so a mistaken write is refused by the server. */
   async query(database: string, statement: string, params: unknown[] = []): Promise<SqlResult> {
     const conn = await this.pool(database).getConnection();
