@@ -227,9 +227,14 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const rt = new Runtime();
   const worker = rt.startWorker();
   let server: { close(): Promise<void> } | undefined;
+  let adapters: { names: string[]; stop(): Promise<void> } | undefined;
   if (kind === 'start') {
     const { startHttp } = await import('./http/server.js');
-    server = await startHttp(rt);
+    const { startAdapters } = await import('./adapters/index.js');
+    const started = await startAdapters(rt);
+    adapters = started;
+    server = await startHttp(rt, started.routes);
+    rt.log.info({ adapters: started.names }, started.names.length ? 'chat adapters started' : 'no chat adapter configured (set SLACK_* or DISCORD_*)');
   }
   rt.log.info({ procedures: rt.catalog.all().length, hosts: rt.inventory.names().length, config: rt.configPath }, kind === 'start' ? 'bot started' : 'worker started');
   await new Promise<void>((done) => {
@@ -239,6 +244,7 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   });
   rt.log.info('stopping: finishing the steps in progress');
   await server?.close();
+  await adapters?.stop();
   await worker.close();
   await rt.close();
   return 0;

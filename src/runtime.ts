@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import { ChatService } from './adapters/chat.js';
 import { Decisions } from './approvals/decisions.js';
 import { Policy } from './approvals/policy.js';
 import { findConfigPath, loadRunbookConfig, type RunbookConfig } from './config/runbook-config.js';
@@ -49,6 +50,7 @@ export class Runtime {
   readonly decisions: Decisions;
   readonly intake: Intake;
   readonly engine: Engine;
+  readonly chat: ChatService;
   private cancels: CancelWatcher | undefined;
   private readonly workers: Worker<RunJob, unknown, JobName>[] = [];
   private readonly workerRedis: Redis[] = [];
@@ -78,6 +80,7 @@ export class Runtime {
     this.queue = new RunQueue({ connection: this.redis, prefix });
     this.decisions = new Decisions(this.store, this.policy, this.queue);
     this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
+    this.chat = new ChatService({ intake: this.intake, decisions: this.decisions, store: this.store, policy: this.policy, catalog: this.catalog });
     this.engine = new Engine({
       store: this.store,
       catalog: this.catalog,

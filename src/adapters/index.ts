@@ -1,0 +1,35 @@
+import type { Route } from '../http/server.js';
+import type { Runtime } from '../runtime.js';
+import { ProgressHub, type ChatAdapter } from './hub.js';
+
+/** A chat adapter as `runbook start` runs it: its progress delivery, its HTTP routes, its shutdown. */
+export interface StartedAdapter {
+  adapter: ChatAdapter;
+  routes: Route[];
+  stop(): Promise<void>;
+}
+
+/** Each adapter's starter decides from the environment whether it runs (e.g. SLACK_* set). */
+export type AdapterStarter = (rt: Runtime) => Promise<StartedAdapter | undefined>;
+
+const starters: AdapterStarter[] = [];
+
+/** Starts every configured adapter and the hub that feeds them progress. */
+export async function startAdapters(rt: Runtime, list: AdapterStarter[] = starters): Promise<{ names: string[]; routes: Route[]; stop(): Promise<void> }> {
+  const hub = new ProgressHub(rt.store, rt.log);
+  const started: StartedAdapter[] = [];
+  for (const start of list) {
+    const a = await start(rt);
+    if (!a) continue;
+    started.push(a);
+    await hub.start(a.adapter);
+  }
+  return {
+    names: started.map((a) => a.adapter.name),
+    routes: started.flatMap((a) => a.routes),
+    async stop() {
+      await hub.stop();
+      await Promise.all(started.map((a) => a.stop()));
+    },
+  };
+}

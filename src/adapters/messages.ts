@@ -1,0 +1,269 @@
+/**
+ * The neutral message model: what every chat adapter shows, before it becomes Block Kit (Slack),
+ * embeds and components (Discord) or HTML (the console). Renderers here are pure functions of the
+ * run and its events, so every platform shows the same thing.
+ */
+import type { Gate, PlanStep, Run, StampedEvent, StepState } from '../engine/types.js';
+import { formatDuration } from './console/text.js';
+
+export type Tone = 'info' | 'ok' | 'warn' | 'danger';
+export type ButtonAction = 'approve' | 'reject' | 'retry' | 'skip' | 'abort' | 'done';
+
+export interface Button {
+  action: ButtonAction;
+  label: string;
+  style: 'primary' | 'danger' | 'default';
+  runId: string;
+  gateId: string;
+  /** Reject asks for a reason (a modal). */
+  needsReason?: boolean;
+}
+
+export type Block =
+  | { type: 'heading'; text: string }
+  /** Light markdown: **bold**, `code`. Mentions are already rendered by the adapter's `mention`. */
+  | { type: 'text'; text: string }
+  | { type: 'fields'; fields: { label: string; value: string }[] }
+  | { type: 'code'; text: string }
+  | { type: 'list'; items: { text: string; tone?: Tone; indent?: number }[] }
+  | { type: 'table'; columns: string[]; rows: string[][]; note?: string }
+  | { type: 'context'; text: string }
+  | { type: 'buttons'; buttons: Button[] };
+
+export interface Message {
+  /**
+   * Stable identity within a run: posting a message with a key already posted updates it
+   * (`plan`, `step:<path>`, `gate:<id>`), so a redelivered event never posts twice.
+   */
+  key: string;
+  /** `channel`: top level (the plan card); `thread`: under the plan card. */
+  place: 'channel' | 'thread';
+  /** Also show it in the channel (Slack's reply_broadcast): approval requests and the final status. */
+  broadcast?: boolean;
+  tone: Tone;
+  /** Plain text: notification text, fallback, and screen readers. */
+  summary: string;
+  blocks: Block[];
+  /** Output longer than a message allows: sent as a file to the thread, never cut silently. */
+  file?: { name: string; content: string };
+}
+
+/** How an adapter names people and times. */
+export interface Style {
+  mention(personId: string): string;
+  time(iso: string): string;
+}
+
+export const plainStyle: Style = {
+  mention: (p) => `@${p}`,
+  time: (iso) => iso.slice(11, 16) + ' UTC',
+};
+
+const RISK: Record<string, string> = { read: 'read', write: 'write', destructive: '⚠ destructive', sensitive: '🔒 sensitive' };
+const STATUS_MARK: Record<string, string> = { succeeded: '✅', failed: '❌', skipped: '⏭', cancelled: '⏹', running: '▶️', waiting: '⏸', interrupted: '⚠️', pending: '·' };
+
+/** Characters of output shown inline; longer output also goes to a file. */
+export const INLINE_OUTPUT = 2_500;
+
+function planLines(plan: PlanStep[], run: Run | undefined, indent = 0): { text: string; tone?: Tone; indent?: number }[] {
+  return plan.flatMap((p) => {
+    const st = run?.steps[p.path];
+    const mark = st ? (STATUS_MARK[st.status] ?? '·') : '·';
+    const where = p.host ? ` · ${p.host}` : p.database ? ` · ${p.database}` : '';
+    const what = p.command ? ` · \`${p.command.length > 120 ? `${p.command.slice(0, 117)}…` : p.command}\`` : p.after ? ` · (${p.after})` : '';
+    const progress = st?.progress ? ` · ${st.progress.done}/${st.progress.total}${st.progress.failed ? `, ${st.progress.failed} failed` : ''}` : '';
+    const line = { text: `${mark} ${p.finally ? 'finally: ' : ''}${p.title} [${RISK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}${progress}`, indent, ...(p.gated || p.risk === 'destructive' ? { tone: 'warn' as const } : {}) };
+    return [line, ...(p.children ? planLines(p.children, run, indent + 1) : [])];
+  });
+}
+
+/** Leaf steps the run will have: a forEach counts its items once known, else once. */
+function countLeaves(plan: PlanStep[], run: Run): number {
+  return plan.reduce((n, p) => {
+    if (!p.children) return n + 1;
+    const inner = countLeaves(p.children, run);
+    return n + (p.kind === 'forEach' ? (run.expansions[p.path]?.length ?? 1) * inner : inner);
+  }, 0);
+}
+
+/** "running 4/9 · Flush each vDisk to the backend 12/40", kept up to date on the plan card. */
+export function statusLine(run: Run): string {
+  const done = Object.values(run.steps).filter((s) => s.kind !== 'forEach' && s.kind !== 'group' && (s.status === 'succeeded' || s.status === 'skipped')).length;
+  const total = countLeaves(run.plan, run);
+  const active = Object.values(run.steps).filter((s) => s.status === 'running' || s.status === 'waiting');
+  const fe = active.find((s) => s.kind === 'forEach' && s.progress);
+  const detail = fe ? ` · ${fe.title} ${fe.progress!.done}/${fe.progress!.total}` : active[0] ? ` · ${active[0].title}` : '';
+  switch (run.status) {
+    case 'queued':
+      return 'queued';
+    case 'running':
+      return `running ${done}/${total}${detail}`;
+    case 'waiting':
+      return `waiting for a decision ${done}/${total}${detail}`;
+    default:
+      return `${run.status} · ${done}/${total} steps${run.finishedAt ? ` · ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.createdAt))}` : ''}${run.error ? ` · ${run.error}` : ''}`;
+  }
+}
+
+function toneOf(run: Run): Tone {
+  if (run.status === 'succeeded') return 'ok';
+  if (run.status === 'waiting') return 'warn';
+  if (run.status === 'failed' || run.status === 'rejected' || run.status === 'expired' || run.status === 'cancelled') return 'danger';
+  return 'info';
+}
+
+function targets(run: Run): string {
+  const hosts = run.locks.map((l) => l.host);
+  return hosts.length ? hosts.join(', ') : Object.values(run.args).map(String).join(' ') || '—';
+}
+
+/** The plan card: procedure, requester, targets, every step with its risk, run id, live status. */
+export function planCard(run: Run, style: Style = plainStyle): Message {
+  const command = `${run.procedure} ${Object.entries(run.args).map(([k, v]) => (k === Object.keys(run.args)[0] ? String(v) : `--${k} ${String(v)}`)).join(' ')}`.trim();
+  return {
+    key: 'plan',
+    place: 'channel',
+    tone: toneOf(run),
+    summary: `${command} · requested by ${run.requester} · ${statusLine(run)}`,
+    blocks: [
+      { type: 'heading', text: command },
+      { type: 'fields', fields: [{ label: 'Requested by', value: style.mention(run.requester) }, { label: 'Targets', value: targets(run) }, { label: 'Run', value: run.id }, { label: 'Status', value: statusLine(run) }] },
+      { type: 'list', items: planLines(run.plan, run) },
+      ...run.notes.map((n) => ({ type: 'context' as const, text: `note: ${n}` })),
+    ],
+  };
+}
+
+function outputBlocks(tail: string | undefined, truncated: boolean | undefined, name: string): Pick<Message, 'blocks' | 'file'> {
+  const text = tail?.trimEnd() ?? '';
+  if (!text) return { blocks: [] };
+  if (text.length <= INLINE_OUTPUT && !truncated) return { blocks: [{ type: 'code', text }] };
+  const shown = text.slice(-INLINE_OUTPUT);
+  const cut = shown.indexOf('\n');
+  return {
+    blocks: [{ type: 'code', text: cut >= 0 && cut < 200 ? shown.slice(cut + 1) : shown }, { type: 'context', text: `last lines shown; the ${truncated ? 'kept tail of the' : 'full'} output is attached as ${name}` }],
+    file: { name, content: text },
+  };
+}
+
+/** One message per step: posted when it starts, updated when it finishes. */
+export function stepMessage(e: Extract<StampedEvent, { type: 'step.started' | 'step.finished' }>, state?: StepState): Message {
+  const key = `step:${e.path}`;
+  if (e.type === 'step.started') {
+    const what = e.command ? [{ type: 'code' as const, text: `${e.host ? `${e.host}$ ` : ''}${e.command}` }] : e.statement ? [{ type: 'code' as const, text: `${e.database}> ${e.statement}` }] : [];
+    return { key, place: 'thread', tone: 'info', summary: `▶ ${e.title}${e.host ? ` · ${e.host}` : ''}`, blocks: [{ type: 'text', text: `▶ **${e.title}**${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` · attempt ${e.attempt}` : ''}` }, ...what] };
+  }
+  const facts = [e.host, e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
+  const tone: Tone = e.status === 'succeeded' ? 'ok' : e.status === 'skipped' ? 'info' : 'danger';
+  const command = state?.command ? [{ type: 'context' as const, text: `$ ${state.command}` }] : state?.statement ? [{ type: 'context' as const, text: `${state.database}> ${state.statement}` }] : [];
+  const out = e.kind === 'forEach' || e.kind === 'group' ? { blocks: [] } : outputBlocks(e.outputTail, e.outputTruncated, `${e.path.replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+  return {
+    key,
+    place: 'thread',
+    tone,
+    summary: `${STATUS_MARK[e.status] ?? ''} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}`,
+    blocks: [{ type: 'text', text: `${STATUS_MARK[e.status] ?? ''} **${e.title}** ${e.status}${facts ? ` · ${facts}` : ''}` }, ...command, ...(e.error ? [{ type: 'text' as const, text: `error: ${e.error}` }] : []), ...out.blocks],
+    ...(out.file ? { file: out.file } : {}),
+  };
+}
+
+const GATE_TITLE: Record<Gate['kind'], string> = { approval: 'Approval needed', manual: 'A person must act', interrupted: 'Step interrupted: its worker stopped' };
+
+function gateButtons(gate: Gate, runId: string): Button[] {
+  const b = (action: ButtonAction, label: string, style: Button['style'], needsReason = false): Button => ({ action, label, style, runId, gateId: gate.id, ...(needsReason ? { needsReason } : {}) });
+  if (gate.kind === 'approval') return [b('approve', 'Approve', 'primary'), b('reject', 'Reject', 'danger', true)];
+  if (gate.kind === 'manual') return [b('done', 'Done', 'primary'), b('abort', 'Abort', 'danger')];
+  return [b('retry', 'Retry', 'primary'), b('skip', 'Skip', 'default'), b('abort', 'Abort', 'danger')];
+}
+
+/** An approval request (or manual step, or interrupted step) with its buttons. */
+export function gateMessage(gate: Gate, run: Pick<Run, 'id' | 'requester' | 'procedure'>, style: Style = plainStyle): Message {
+  const blocks: Block[] = [{ type: 'heading', text: `${GATE_TITLE[gate.kind]}${gate.kind === 'approval' ? ` (${RISK[gate.risk]})` : ''}: ${run.procedure}` }];
+  for (const s of gate.steps) {
+    blocks.push({ type: 'text', text: `**${s.title}** [${RISK[s.risk]}]${s.host ? ` on ${s.host}` : s.database ? ` on database ${s.database}` : ''}` });
+    if (s.command) blocks.push({ type: 'code', text: `${s.host}$ ${s.command}` });
+    if (s.statement) blocks.push({ type: 'code', text: `${s.database}> ${s.statement}${s.params?.length ? `\n-- parameters: ${JSON.stringify(s.params)}` : ''}${s.expect ? `\n-- expects ${s.expect.min ?? 0} to ${s.expect.max ?? 'any number of'} rows changed` : ''}` });
+    if (s.preview) blocks.push({ type: 'table', columns: s.preview.columns, rows: s.preview.rows.map((r) => r.map((v) => (v === null ? 'NULL' : String(v)))), note: `${s.preview.total} row${s.preview.total === 1 ? '' : 's'} this statement touches${s.preview.total > s.preview.rows.length ? ` (first ${s.preview.rows.length} shown)` : ''}` });
+    if (s.instructions) blocks.push({ type: 'text', text: s.instructions });
+  }
+  const deciders = gate.deciders.filter((d) => gate.kind === 'manual' || d !== run.requester);
+  blocks.push({ type: 'fields', fields: [{ label: 'Requested by', value: style.mention(run.requester) }, { label: gate.kind === 'manual' ? 'May confirm' : 'May decide', value: deciders.map((d) => style.mention(d)).join(', ') || 'nobody: fix policy.approve' }, ...(gate.expiresAt ? [{ label: 'Expires', value: style.time(gate.expiresAt) }] : [])] });
+  if (gate.status === 'open') {
+    blocks.push({ type: 'buttons', buttons: gateButtons(gate, run.id) });
+  } else {
+    blocks.push({ type: 'context', text: decidedText(gate, style) });
+  }
+  const first = gate.steps[0];
+  return {
+    key: `gate:${gate.id}`,
+    place: 'thread',
+    broadcast: gate.status === 'open',
+    tone: gate.status === 'open' ? 'warn' : gate.status === 'approved' || gate.status === 'done' || gate.status === 'retry' ? 'ok' : 'danger',
+    summary: `${GATE_TITLE[gate.kind]}: ${first?.title ?? gate.stepPath}${first?.command ? ` (${first.command})` : ''} · run ${run.id}`,
+    blocks,
+  };
+}
+
+const DECIDED: Record<string, string> = { approved: 'Approved', rejected: 'Rejected', expired: 'Expired', void: 'No longer valid', done: 'Done', retry: 'Retried', skip: 'Skipped', abort: 'Aborted' };
+
+export function decidedText(gate: Gate, style: Style = plainStyle): string {
+  const who = gate.decidedBy && gate.decidedBy !== 'system' ? ` by ${style.mention(gate.decidedBy)}` : '';
+  const when = gate.decidedAt ? ` at ${style.time(gate.decidedAt)}` : '';
+  return `${DECIDED[gate.status] ?? gate.status}${who}${when}${gate.reason ? `: ${gate.reason}` : ''}`;
+}
+
+/** A line in the thread that is not a step: lock waits, interruptions, refusals, cancellation. */
+export function noticeMessage(e: StampedEvent, style: Style = plainStyle): Message | undefined {
+  const m = (key: string, tone: Tone, text: string): Message => ({ key, place: 'thread', tone, summary: text, blocks: [{ type: 'text', text }] });
+  switch (e.type) {
+    case 'lock.waiting':
+      return m(`lock:${e.id ?? e.at}`, 'warn', `⏳ Waiting for ${e.hosts.join(', ')}: run ${e.heldBy.join(', ')} is using ${e.hosts.length > 1 ? 'them' : 'it'}.`);
+    case 'step.interrupted':
+      return m(`interrupted:${e.path}:${e.id ?? e.at}`, 'warn', `⚠️ **${e.title}** was interrupted: its worker stopped.${e.idempotent ? ' It is safe to run again, and runs again now.' : ''}`);
+    case 'run.cancel-requested':
+      return m('cancel', 'warn', `⏹ Cancellation requested by ${style.mention(e.by)}: the running step is stopped, then the finally steps run.`);
+    case 'run.started':
+      return e.resumed ? m(`resumed:${e.id ?? e.at}`, 'info', `↻ Resumed by worker ${e.worker}.`) : undefined;
+    case 'step.progress':
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The run's end, in the thread and (broadcast) in the channel. */
+export function finalMessage(run: Run, style: Style = plainStyle): Message {
+  const mark = run.status === 'succeeded' ? '✅' : '❌';
+  const text = `${mark} Run ${run.id} ${run.status}${run.error ? `: ${run.error}` : ''} · ${formatDuration(run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(run.createdAt) : undefined)} · requested by ${style.mention(run.requester)}`;
+  return { key: 'final', place: 'thread', broadcast: run.status !== 'succeeded', tone: toneOf(run), summary: text, blocks: [{ type: 'text', text }] };
+}
+
+/**
+ * What an event changes in chat: a message to post or update, and whether the plan card's status
+ * should be refreshed. Step output chunks change nothing (the finished step carries its tail).
+ */
+export function messagesFor(e: StampedEvent, run: Run, style: Style = plainStyle): { messages: Message[]; refreshPlan: boolean } {
+  switch (e.type) {
+    case 'run.requested':
+      return { messages: [], refreshPlan: false };
+    case 'run.planned':
+      return { messages: [planCard(run, style)], refreshPlan: false };
+    case 'step.started':
+      return { messages: e.kind === 'forEach' || e.kind === 'group' ? [] : [stepMessage(e)], refreshPlan: true };
+    case 'step.finished':
+      return { messages: [stepMessage(e, run.steps[e.path])], refreshPlan: true };
+    case 'step.progress':
+      return { messages: [], refreshPlan: e.total !== undefined };
+    case 'gate.opened':
+    case 'gate.decided':
+      return { messages: [gateMessage(run.gates[e.gate.id] ?? e.gate, run, style)], refreshPlan: true };
+    case 'run.finished':
+      return { messages: [finalMessage(run, style)], refreshPlan: true };
+    case 'run.waiting':
+      return { messages: [], refreshPlan: true };
+    default: {
+      const n = noticeMessage(e, style);
+      return { messages: n ? [n] : [], refreshPlan: e.type === 'run.started' };
+    }
+  }
+}
