@@ -156,7 +156,7 @@ export function stepMessage(e: Extract<StampedEvent, { type: 'step.started' | 's
   const facts = [e.host, e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
   const tone: Tone = e.status === 'succeeded' ? 'ok' : e.status === 'skipped' ? 'info' : 'danger';
   const command = state?.command ? [{ type: 'context' as const, text: `$ ${state.command}` }] : state?.statement ? [{ type: 'context' as const, text: `${state.database}> ${state.statement}` }] : [];
-  const out = e.kind === 'forEach' || e.kind === 'group' ? { blocks: [] } : outputBlocks(e.outputTail, e.outputTruncated, `${e.path.replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+  const out = e.kind === 'forEach' || e.kind === 'group' ? { blocks: [] } : outputBlocks(e.report ?? e.outputTail, e.report ? false : e.outputTruncated, `${e.path.replace(/[^A-Za-z0-9._-]/g, '_')}.${e.report ? 'txt' : 'log'}`);
   return {
     key,
     place: 'thread',

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
 import { CancelledError, errorMessage, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
-import type { SshPool } from '../executors/ssh/pool.js';
+import type { ExecResult, SshPool } from '../executors/ssh/pool.js';
 import { tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
 import { PREVIEW_ROWS } from '../executors/sql/index.js';
 import type { Inventory } from '../inventory.js';
 import type { Catalog } from '../procedures/catalog.js';
-import type { ForEachStep, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
+import type { ForEachStep, KeptOutput, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
 import { ROOT, childScope, makeContext, value, type Scope } from './context.js';
 import { bindingHash, expandItems, isLeaf, itemPrefix, renderLeaf, renderTree, type LeafStep } from './render.js';
 import type { RunStore } from './store.js';
@@ -41,6 +41,10 @@ const worst = (a: Outcome, b: Outcome): Outcome => (WORST.indexOf(a) <= WORST.in
 
 /** How often output of a running step is sent as an event: coalesced, so a chatty command is one event per period. */
 const OUTPUT_FLUSH_MS = 250;
+/** Characters of stdout and of stderr a `keepOutput` step keeps per host (the run document holds them). */
+const KEPT_OUTPUT_CHARS = 64 * 1024;
+/** Characters of a report step's text kept and sent with its event (and attached as a file in chat). */
+const REPORT_CHARS = 512 * 1024;
 const LOCK_RETRY_MS = 1_000;
 
 const GATE_STATUS: Record<string, GateStatus> = { approve: 'approved', reject: 'rejected', expire: 'expired', done: 'done', retry: 'retry', skip: 'skip', abort: 'abort' };
@@ -316,7 +320,7 @@ class Advance {
     return st;
   }
 
-  private async finish(st: StepState, status: StepStatus, extra: Partial<StepState> = {}): Promise<void> {
+  private async finish(st: StepState, status: StepStatus, extra: Partial<StepState> = {}, eventExtra: { report?: string } = {}): Promise<void> {
     Object.assign(st, extra, { status, finishedAt: new Date().toISOString() });
     if (st.startedAt) st.durationMs = Date.parse(st.finishedAt!) - Date.parse(st.startedAt);
     await this.save();
@@ -324,7 +328,7 @@ class Advance {
     for (const k of ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason'] as const) {
       if (st[k] !== undefined) (e as Record<string, unknown>)[k] = st[k];
     }
-    await this.emit(e);
+    await this.emit({ ...e, ...eventExtra });
   }
 
   private async step(s: Step, scope: Scope, path: string, isFinally: boolean, covered: boolean): Promise<Outcome> {
@@ -598,10 +602,12 @@ class Advance {
     const signal = isFinally ? this.lost : this.cancelAbort.signal;
     try {
       if (s.kind === 'sql') return await this.sqlStep(s, st, rendered);
+      if (s.kind === 'report') return await this.reportStep(s, ctx, st);
       return await this.sshStep(s, ctx, st, signal);
     } catch (err) {
       if (err instanceof LeaseLostError) throw err;
-      const result = (err as { result?: { exitCode: number | null; signal?: string; tail: string } }).result;
+      const result = (err as { result?: ExecResult }).result;
+      if (s.kind === 'ssh' && s.keepOutput) this.keep(st.path, result, errorMessage(err));
       const extra: Partial<StepState> = { error: errorMessage(err) };
       if (result) Object.assign(extra, { exitCode: result.exitCode, outputTail: result.tail, ...(result.signal ? { signal: result.signal } : {}) });
       if (err instanceof CancelledError) {
@@ -664,6 +670,7 @@ class Advance {
     if (s.kind === 'ssh') {
       const res = await exec().finally(out.flush);
       const ok = res.exitCode !== null && okCodes.includes(res.exitCode);
+      if (s.keepOutput) this.keep(st.path, res);
       const extra: Partial<StepState> = { exitCode: res.exitCode, outputTail: res.tail, outputTruncated: res.truncated, ...(res.signal ? { signal: res.signal } : {}) };
       if (!ok) {
         const why = res.exitCode === null ? `killed by signal ${res.signal ?? '?'}` : `exit code ${res.exitCode}`;
@@ -730,6 +737,28 @@ class Advance {
         return 'cancelled';
       }
     }
+  }
+
+  /** `keepOutput`: the step's result as its capture, bounded, whatever the outcome. */
+  private keep(path: string, res: ExecResult | undefined, error?: string): void {
+    const cut = (t: string) => (t.length > KEPT_OUTPUT_CHARS ? t.slice(-KEPT_OUTPUT_CHARS) : t);
+    const kept: KeptOutput = {
+      exitCode: res?.exitCode ?? null,
+      ...(res?.signal ? { signal: res.signal } : {}),
+      stdout: cut(res?.stdout ?? ''),
+      stderr: cut(res?.stderr ?? ''),
+      ...(error ? { error } : {}),
+      truncated: !!res?.truncated || (res?.stdout.length ?? 0) > KEPT_OUTPUT_CHARS || (res?.stderr.length ?? 0) > KEPT_OUTPUT_CHARS,
+    };
+    this.run.captures[path] = kept;
+  }
+
+  private async reportStep(s: Extract<LeafStep, { kind: 'report' }>, ctx: StepContext, st: StepState): Promise<Outcome> {
+    const text = s.text(ctx);
+    const report = text.length > REPORT_CHARS ? `${text.slice(0, REPORT_CHARS)}\n… (report cut at ${REPORT_CHARS} characters)` : text;
+    this.run.captures[st.path] = report;
+    await this.finish(st, 'succeeded', { outputTail: tailOf(report), outputTruncated: report.length > tailOf(report).length }, { report });
+    return 'done';
   }
 
   private async sqlStep(s: Extract<LeafStep, { kind: 'sql' }>, st: StepState, rendered: RenderedStep): Promise<Outcome> {

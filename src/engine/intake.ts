@@ -38,7 +38,7 @@ export class Intake {
     const id = procedureId(procedure);
     policy.assertCanRun(req.person, id);
     const args = procedure.resolve
-      ? await procedure.resolve(parsed, { inventory, query: async (db, statement, params) => (await sql.query(db, statement, params)).rows })
+      ? await procedure.resolve(parsed, { inventory, policy: policy.config, query: async (db, statement, params) => (await sql.query(db, statement, params)).rows })
       : parsed;
     for (const arg of Object.keys(procedure.hosts ?? {})) {
       const v = args[arg];

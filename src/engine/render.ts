@@ -27,6 +27,8 @@ export function renderLeaf(step: LeafStep, ctx: StepContext, path: string): Rend
     }
     case 'manual':
       return { ...base, instructions: value(step.instructions, ctx) };
+    case 'report':
+      return base;
   }
 }
 

@@ -4,7 +4,7 @@ export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed
 export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'rejected', 'cancelled', 'expired'];
 export const isTerminal = (s: RunStatus): boolean => TERMINAL.includes(s);
 
-export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'forEach' | 'group';
+export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'report' | 'forEach' | 'group';
 
 /** Where a request came from, so progress goes back to the same place. */
 export interface Origin {
@@ -144,7 +144,7 @@ export type RunEvent =
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'step.progress'; path: string; message: string; done?: number; total?: number; failed?: number }
   | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }
-  | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string }
+  | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string }
   | { type: 'gate.opened'; gate: Gate }
   | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string }
   | { type: 'gate.refused'; gateId: string; by: string; reason: string };

@@ -119,6 +119,7 @@ export class Catalog {
     const raw: Record<string, unknown> = {};
     const positional: string[] = [];
     const known = (key: string) => {
+      if (proc.internal?.includes(key)) throw new UsageError(`"${kebab(key)}" is set by the bot, not given\nUsage: ${proc.usage}`, { procedure: procedureId(proc) });
       if (key in shape) return;
       const guess = nearest(key, Object.keys(shape));
       throw new UsageError(`"${procedureId(proc)}" has no option "${kebab(key)}"${guess.length ? `; did you mean "${kebab(guess[0]!)}"?` : ''}\nUsage: ${proc.usage}`, { procedure: procedureId(proc) });

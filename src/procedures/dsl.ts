@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Risk } from '../config/runbook-config.js';
+import type { PolicyConfig, Risk } from '../config/runbook-config.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
 import type { ShellCommand } from './shell.js';
 
@@ -85,11 +85,28 @@ interface StepBase<A> {
   idempotent?: boolean;
 }
 
+/** What `keepOutput` keeps of an ssh step, whatever its outcome: `ctx.capture(id)` reads it. */
+export interface KeptOutput {
+  exitCode: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  /** Why there is no exit code: the host could not be reached, the command timed out. */
+  error?: string;
+  /** True when stdout or stderr was longer than KEPT_OUTPUT_CHARS and its start was dropped. */
+  truncated: boolean;
+}
+
 export interface SshStep<A = any> extends StepBase<A> {
   kind: 'ssh';
   host: V<string, A>;
   command: V<ShellCommand, A>;
   capture?: Parser;
+  /**
+   * Keep stdout, stderr and the exit code as the step's capture even when it fails (ad-hoc commands
+   * gather every host's result). Not with `capture`.
+   */
+  keepOutput?: boolean;
   /** Default: the config's `ssh.commandTimeoutMs`. */
   timeoutMs?: number;
   /** Exit codes that count as success. Default [0]. */
@@ -99,13 +116,13 @@ export interface SshStep<A = any> extends StepBase<A> {
 export interface SqlStep<A = any> extends StepBase<A> {
   kind: 'sql';
   database: V<string, A>;
-  /** With `?` placeholders; values only ever go in `params`. */
-  statement: string;
+  /** With `?` placeholders; values only ever go in `params` (a function only to name schemas: `ctx.db('nova')`). */
+  statement: V<string, A>;
   params?: V<unknown[], A>;
   /** Bounds on rows affected; outside them the transaction is rolled back and the step fails. */
   expect?: V<{ min?: number; max?: number }, A>;
   /** A SELECT of the rows the statement will touch, shown in the approval request. */
-  preview?: { statement: string; params?: V<unknown[], A> };
+  preview?: { statement: V<string, A>; params?: V<unknown[], A> };
   /** Keep the result rows (SELECT) as the step's capture. */
   capture?: boolean;
 }
@@ -144,13 +161,23 @@ export interface ForEachStep<A = any> extends StepBase<A> {
   steps: Step<A>[];
 }
 
+/**
+ * A result computed from what earlier steps did, touching nothing: its text is the step's output
+ * (a gathered summary, a comparison). Always `read`.
+ */
+export interface ReportStep<A = any> extends StepBase<A> {
+  kind: 'report';
+  risk: 'read';
+  text: (ctx: StepContext<A>) => string;
+}
+
 /** Steps approved together: one gate shows every command inside, then they run in order. */
 export interface GroupStep<A = any> extends StepBase<A> {
   kind: 'group';
   steps: Step<A>[];
 }
 
-export type Step<A = any> = SshStep<A> | SqlStep<A> | PollStep<A> | ManualStep<A> | ForEachStep<A> | GroupStep<A>;
+export type Step<A = any> = SshStep<A> | SqlStep<A> | PollStep<A> | ManualStep<A> | ReportStep<A> | ForEachStep<A> | GroupStep<A>;
 
 export interface HostArg {
   /** The host must be in one of these inventory groups. */
@@ -166,6 +193,8 @@ export interface ResolveTools {
   /** A read-only SELECT on a configured database, with bound parameters. */
   query(database: string, statement: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
   inventory: Inventory;
+  /** `policy` of runbook.yaml (e.g. the read-only and forbidden command patterns). */
+  policy: PolicyConfig;
 }
 
 export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
@@ -180,6 +209,11 @@ export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
   args: S;
   /** Argument names in the order they may be given without a name. */
   positional: (keyof z.infer<S> & string)[];
+  /**
+   * Arguments only `resolve` sets (e.g. the risk of an ad-hoc command, from the policy): a person
+   * cannot give them, and chat adapters do not offer them.
+   */
+  internal?: (keyof z.infer<S> & string)[];
   /** Arguments that name inventory hosts, and which hosts they accept. */
   hosts?: Partial<Record<keyof z.infer<S> & string, HostArg>>;
   /** Read-only look-ups done at intake, before the plan (e.g. which compute node runs an instance). */
