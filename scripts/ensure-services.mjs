@@ -75,11 +75,18 @@ export function ensureSshd() {
   if (!has('ssh')) aptInstall(['openssh-client']);
 }
 
+/** The console's end-to-end test drives Debian's Chromium (playwright-core never downloads a browser). */
+export function ensureChromium() {
+  const path = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(path)) aptInstall(['chromium']);
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     await ensureRedis();
     await ensureMariaDb();
     ensureSshd();
+    ensureChromium();
   } catch (e) {
     log(e.message);
     process.exit(1);

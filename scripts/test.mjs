@@ -1,12 +1,13 @@
 // `npm test`: makes sure Redis, MariaDB and sshd are there, builds (the crash tests run real
 // `runbook worker` processes from dist/), then runs every test with vitest.
 import { spawnSync } from 'node:child_process';
-import { ensureMariaDb, ensureRedis, ensureSshd } from './ensure-services.mjs';
+import { ensureChromium, ensureMariaDb, ensureRedis, ensureSshd } from './ensure-services.mjs';
 
 try {
   await ensureRedis();
   await ensureMariaDb();
   ensureSshd();
+  ensureChromium();
 } catch (e) {
   process.stderr.write(`[test] ${e.message}\n`);
   process.exit(1);

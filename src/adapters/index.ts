@@ -1,5 +1,6 @@
 import type { Route } from '../http/server.js';
 import type { Runtime } from '../runtime.js';
+import { startConsole } from './console/adapter.js';
 import { ProgressHub, type ChatAdapter } from './hub.js';
 
 /** A chat adapter as `runbook start` runs it: its progress delivery, its HTTP routes, its shutdown. */
@@ -12,7 +13,7 @@ export interface StartedAdapter {
 /** Each adapter's starter decides from the environment whether it runs (e.g. SLACK_* set). */
 export type AdapterStarter = (rt: Runtime) => Promise<StartedAdapter | undefined>;
 
-const starters: AdapterStarter[] = [];
+const starters: AdapterStarter[] = [startConsole];
 
 /** Starts every configured adapter and the hub that feeds them progress. */
 export async function startAdapters(rt: Runtime, list: AdapterStarter[] = starters): Promise<{ names: string[]; routes: Route[]; stop(): Promise<void> }> {

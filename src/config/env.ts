@@ -14,6 +14,8 @@ export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** HTTP bind address. Default 127.0.0.1. */
   HOST: z.string().min(1).default('127.0.0.1'),
+  /** Required when HOST is not a loopback address: the console at / asks for it. */
+  CONSOLE_TOKEN: optional,
   SLACK_BOT_TOKEN: optional,
   SLACK_SIGNING_SECRET: optional,
   SLACK_APP_TOKEN: optional,
