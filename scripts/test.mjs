@@ -1,18 +1,18 @@
-// `npm test`: makes sure Redis, MariaDB and sshd are there, builds (the crash tests run real
-// `runbook worker` processes from dist/), then runs every test with vitest.
+// `npm test`: builds (the crash and CLI tests run dist/cli.js as real processes), makes sure
+// Redis, MariaDB, sshd and Chromium are there (src/setup/services.ts), then runs vitest.
 import { spawnSync } from 'node:child_process';
-import { ensureChromium, ensureMariaDb, ensureRedis, ensureSshd } from './ensure-services.mjs';
 
+const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 1;
+const built = run('npx', ['tsc', '-p', 'tsconfig.build.json']);
+if (built !== 0) process.exit(built);
+const setup = await import('../dist/setup/services.js');
 try {
-  await ensureRedis();
-  await ensureMariaDb();
-  ensureSshd();
-  ensureChromium();
+  await setup.ensureRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  await setup.ensureMariaDb(process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306');
+  setup.ensureSshd();
+  setup.ensureChromium();
 } catch (e) {
   process.stderr.write(`[test] ${e.message}\n`);
   process.exit(1);
 }
-const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 1;
-const built = run('npx', ['tsc', '-p', 'tsconfig.build.json']);
-if (built !== 0) process.exit(built);
 process.exit(run('npx', ['vitest', 'run', ...process.argv.slice(2)]));

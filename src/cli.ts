@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
@@ -7,12 +10,15 @@ import type { Decision, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { Runtime } from './runtime.js';
+import { findConfigPath } from './config/runbook-config.js';
 
 const USAGE = `runbook: run incident runbooks with approvals, from chat or from here
 
   runbook start                               bot (HTTP, adapters) and a worker in one process
   runbook worker                              a worker only
   runbook run "<pack> <procedure> <args>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker]
+  runbook exec "<targets>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker] -- <command>
+                                              one command on a node set (node-[1-3], @ovs!node-3), output gathered
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
   runbook approve|reject|cancel <run-id> --as <person> [--gate <gate-id>] [--reason <text>]
@@ -35,7 +41,8 @@ export function runJson(run: Run): Record<string, unknown> {
   }));
   const seen = new Set(steps.map((s) => s.id));
   for (const p of run.plan) if (!seen.has(p.path)) steps.push({ id: p.path, title: p.title, risk: p.risk, status: 'pending' });
-  return { id: run.id, procedure: run.procedure, args: run.args, requester: run.requester, status: run.status, ...(run.error ? { error: run.error } : {}), steps };
+  const report = runReport(run);
+  return { id: run.id, procedure: run.procedure, args: run.args, requester: run.requester, status: run.status, ...(run.error ? { error: run.error } : {}), steps, ...(report !== undefined ? { report } : {}) };
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -75,19 +82,88 @@ async function cmdRun(argv: string[]): Promise<number> {
   const text = positionals.join(' ').trim();
   if (!text) throw new UsageError('runbook run needs a command, e.g. runbook run "ovs flush node-3" --as alice');
   const person = requireAs(values.as, 'runbook run');
-  const approveAs = values['approve-as'] as string | undefined;
-  const json = !!values.json;
-  const quiet = !!values.quiet;
+  return requestAndFollow({
+    text,
+    person,
+    approveAs: values['approve-as'] as string | undefined,
+    json: !!values.json,
+    quiet: !!values.quiet,
+    dryRun: !!values['dry-run'],
+    noWorker: !!values['no-worker'],
+  });
+}
+
+/**
+ * `runbook exec "<targets>" --as <person> [--approve-as <person>] [--json] -- <command>`: the ad-hoc
+ * `ops exec` procedure. Options come before `--`; every word after it is the command, joined by
+ * spaces as ssh joins its arguments. The gathered report goes to stdout (or `report` in the JSON).
+ */
+async function cmdExec(argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--');
+  if (dash < 0) throw new UsageError('runbook exec needs the command after "--", e.g. runbook exec "node-[1-3]" --as alice -- uptime');
+  const command = argv.slice(dash + 1).join(' ').trim();
+  const { values, positionals } = parse(argv.slice(0, dash), {
+    as: { type: 'string' },
+    'approve-as': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+    'no-worker': { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  });
+  const targets = positionals.join(',').replace(/\s+/g, '');
+  if (!targets) throw new UsageError('runbook exec needs the hosts: a node set such as "node-[1-3]", "@ovs-master" or "@ovs!node-3"');
+  if (!command) throw new UsageError('runbook exec needs a command after "--"');
+  if (/['"\\]/.test(targets)) throw new UsageError(`"${targets}" is not a node set`);
+  const person = requireAs(values.as, 'runbook exec');
+  return requestAndFollow({
+    text: `ops exec ${targets} -- ${command}`,
+    person,
+    approveAs: values['approve-as'] as string | undefined,
+    json: !!values.json,
+    quiet: !!values.quiet,
+    dryRun: !!values['dry-run'],
+    noWorker: !!values['no-worker'],
+    printReport: true,
+  });
+}
+
+interface FollowOptions {
+  /** What a person would type after the slash: `ovs flush node-3`. */
+  text: string;
+  person: string;
+  approveAs?: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  dryRun: boolean;
+  noWorker: boolean;
+  /** Print the run's report (report steps' text) on stdout when it ends, unless --json. */
+  printReport?: boolean;
+}
+
+/** The text of a run's report steps, in the order they ran. */
+export function runReport(run: Run): string | undefined {
+  const texts = Object.values(run.steps)
+    .filter((s) => s.kind === 'report' && typeof run.captures[s.path] === 'string')
+    .map((s) => run.captures[s.path] as string);
+  return texts.length ? texts.join('\n\n') : undefined;
+}
+
+/**
+ * Requests a run and follows it to its end (shared by `run` and `exec`): progress on stderr,
+ * `--approve-as` answers approval gates (a refusal cancels the run: exit 3), Ctrl-C cancels.
+ */
+async function requestAndFollow(o: FollowOptions): Promise<number> {
+  const { text, person, approveAs, json, quiet } = o;
   return withRuntime(async (rt) => {
     rt.policy.requirePerson(person);
     if (approveAs) rt.policy.requirePerson(approveAs);
-    if (values['dry-run']) {
+    if (o.dryRun) {
       const run = await rt.intake.request({ text, person, origin: { adapter: 'cli' }, dryRun: true });
       if (json) out(JSON.stringify({ procedure: run.procedure, args: run.args, dryRun: true, plan: run.plan, notes: run.notes }));
       else out([`dry run of "${run.procedure}" for ${person}: nothing runs`, 'plan:', ...planText(run.plan), ...run.notes.map((n) => `  note: ${n}`)].join('\n'));
       return 0;
     }
-    if (!values['no-worker']) rt.startWorker();
+    if (!o.noWorker) rt.startWorker();
     const run = await rt.intake.request({ text, person, origin: { adapter: 'cli' } });
     let refused: NotAllowedError | undefined;
     let interrupts = 0;
@@ -102,7 +178,8 @@ async function cmdRun(argv: string[]): Promise<number> {
       await followRun(rt.store, run.id, {
         onEvent: async (e: StampedEvent) => {
           if (!quiet) {
-            const line = eventText(e, run);
+            // The report goes to stdout at the end; on stderr its step's line says it is there.
+            const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e, run);
             if (line) err(line);
           }
           if (e.type === 'gate.opened' && approveAs && e.gate.kind === 'approval' && !refused) {
@@ -123,7 +200,11 @@ async function cmdRun(argv: string[]): Promise<number> {
     const final = await rt.store.load(run.id);
     if (refused) final.error = `approval refused: ${refused.message}`;
     if (json) out(JSON.stringify(runJson(final)));
-    else if (quiet) out(`${final.id} ${final.status}${final.error ? `: ${final.error}` : ''}`);
+    else {
+      const report = o.printReport ? runReport(final) : undefined;
+      if (report !== undefined) out(report);
+      if (quiet) out(`${final.id} ${final.status}${final.error ? `: ${final.error}` : ''}`);
+    }
     if (refused) return 3;
     return final.status === 'succeeded' ? 0 : 1;
   });
@@ -201,16 +282,41 @@ async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv:
   });
 }
 
+/**
+ * Where the lab of `.lab` lives. The lab's unprivileged user must reach it; a checkout it cannot
+ * reach (root's home is mode 700) gets its lab in the temp dir, with `.lab` linking there so the
+ * other commands find it as usual.
+ */
+function labDirFor(wanted: string): string {
+  if (existsSync(wanted)) return realpathSync(wanted);
+  let reachable = true;
+  for (let d = dirname(wanted); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) reachable = false;
+    if (d === dirname(d)) break;
+  }
+  if (reachable || process.getuid?.() !== 0) return wanted;
+  const elsewhere = join(tmpdir(), `runbook-lab-${createHash('sha256').update(wanted).digest('hex').slice(0, 8)}`);
+  mkdirSync(elsewhere, { recursive: true, mode: 0o755 });
+  symlinkSync(elsewhere, wanted);
+  err(`${dirname(wanted)} is not reachable by the lab's unprivileged user: the lab lives in ${elsewhere} (.lab links there)`);
+  return elsewhere;
+}
+
+/** Database names of the lab in `dir` (`lab_1a2b3c_nova`…): two labs never share databases. */
+function labDbPrefix(dir: string): string {
+  return `lab_${createHash('sha256').update(dir).digest('hex').slice(0, 6)}_`;
+}
+
 async function cmdLab(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values } = parse(rest, { dir: { type: 'string' }, hosts: { type: 'string' } });
-  const dir = resolve((values.dir as string | undefined) ?? '.lab');
+  const dir = values.dir ? resolve(values.dir as string) : sub === 'up' ? labDirFor(resolve('.lab')) : resolve('.lab');
   const lab = await import('./lab/index.js');
   if (sub === 'up') {
     const extraHosts = values.hosts ? Number(values.hosts) : 0;
     if (!Number.isInteger(extraHosts) || extraHosts < 0) throw new UsageError('--hosts takes a whole number of extra hosts (0 or more)');
     const started = performance.now();
-    const l = await lab.labUp({ dir, extraHosts });
+    const l = await lab.labUp({ dir, extraHosts, dbPrefix: labDbPrefix(dir) });
     err(`lab up in ${formatDuration(performance.now() - started)}: ${l.hosts.length} hosts (${l.hosts.map((h) => h.name).slice(0, 20).join(', ')}${l.hosts.length > 20 ? ', …' : ''}), databases ${Object.values(l.databases).join(', ')}, as user ${l.user}`);
     out(`export RUNBOOK_CONFIG=${l.configPath}`);
     return 0;
@@ -223,8 +329,38 @@ async function cmdLab(argv: string[]): Promise<number> {
   throw new UsageError('runbook lab up|down [--dir DIR] [--hosts N]');
 }
 
+/**
+ * `runbook start` on a machine with nothing configured: a Redis of its own when none answers and
+ * REDIS_URL is unset, and the lab (with its runbook.yaml) when there is no configuration.
+ * @returns the environment to run with, and what to stop at exit
+ */
+async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: boolean }> {
+  const setup = await import('./setup/services.js');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  let own: Awaited<ReturnType<typeof setup.startOwnRedis>> | undefined;
+  if (env.REDIS_URL) await setup.ensureRedis(env.REDIS_URL);
+  else if (!(await setup.reachable('127.0.0.1', 6379))) {
+    own = await setup.startOwnRedis('.runbook/redis');
+    env.REDIS_URL = own.url;
+    err(`started a redis-server of its own at ${env.REDIS_URL} (data in .runbook/redis); set REDIS_URL to use yours`);
+  }
+  let lab = false;
+  if (!findConfigPath(env)) {
+    setup.ensureSshd();
+    await setup.ensureMariaDb(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306');
+    const { labUp } = await import('./lab/index.js');
+    const dir = labDirFor(resolve('.lab'));
+    const l = await labUp({ dir, port: 0, dbPrefix: labDbPrefix(dir), ...(env.MYSQL_URL ? { mysqlUrl: env.MYSQL_URL } : {}) });
+    env.RUNBOOK_CONFIG = l.configPath;
+    lab = true;
+    err(`no runbook.yaml: started the lab (${l.hosts.length} simulated hosts, RUNBOOK_CONFIG=${l.configPath}); \`runbook lab down\` stops it`);
+  }
+  return { env, lab, stop: () => own?.child.kill() };
+}
+
 async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
-  const rt = new Runtime();
+  const prepared = kind === 'start' ? await firstRun() : undefined;
+  const rt = new Runtime(prepared ? { env: prepared.env } : {});
   const worker = rt.startWorker();
   let server: { close(): Promise<void> } | undefined;
   let adapters: { names: string[]; stop(): Promise<void> } | undefined;
@@ -233,8 +369,13 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
     const { startAdapters } = await import('./adapters/index.js');
     const started = await startAdapters(rt);
     adapters = started;
-    server = await startHttp(rt, started.routes);
-    rt.log.info({ adapters: started.names }, started.names.length ? 'chat adapters started' : 'no chat adapter configured (set SLACK_* or DISCORD_*)');
+    const http = await startHttp(rt, started.routes);
+    server = http;
+    rt.log.info({ adapters: started.names }, 'chat adapters started');
+    if (started.names.includes('console')) {
+      const person = Object.keys(rt.config.people)[0] ?? 'alice';
+      out(`runbook is up: open http://${rt.env.HOST}:${http.port}/ and, as ${person}, type ${prepared?.lab ? '/ovs flush node-3' : '/<pack> help'}`);
+    }
   }
   rt.log.info({ procedures: rt.catalog.all().length, hosts: rt.inventory.names().length, config: rt.configPath }, kind === 'start' ? 'bot started' : 'worker started');
   await new Promise<void>((done) => {
@@ -247,6 +388,7 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   await adapters?.stop();
   await worker.close();
   await rt.close();
+  prepared?.stop();
   return 0;
 }
 
@@ -256,6 +398,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);
+      case 'exec':
+        return await cmdExec(rest);
       case 'list':
         return await cmdList(rest);
       case 'show':
@@ -284,6 +428,10 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
     }
   } catch (e) {
+    if (e instanceof Error && e.name === 'SetupError') {
+      err(e.message);
+      return 2;
+    }
     if (e instanceof ConfigError) {
       err(e.message);
       return 2;

@@ -34,7 +34,9 @@ export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ po
     })();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? Object.assign(new Error(`port ${rt.env.PORT} on ${rt.env.HOST} is in use: stop what holds it, or set PORT to a free port`), { name: 'SetupError' }) : e),
+    );
     server.listen(rt.env.PORT, rt.env.HOST, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
