@@ -13,6 +13,7 @@ import { ConfigError } from './errors.js';
 import { SshPool } from './executors/ssh/pool.js';
 import { SqlExecutor } from './executors/sql/index.js';
 import { Inventory } from './inventory.js';
+import { Metrics } from './metrics.js';
 import { createLogger } from './log.js';
 import { defaultCatalog, type Catalog } from './procedures/index.js';
 import { CancelWatcher, RunQueue, startWorker, type JobName, type RunJob } from './queue/index.js';
@@ -51,6 +52,7 @@ export class Runtime {
   readonly intake: Intake;
   readonly engine: Engine;
   readonly chat: ChatService;
+  readonly metrics: Metrics;
   private cancels: CancelWatcher | undefined;
   private readonly workers: Worker<RunJob, unknown, JobName>[] = [];
   private readonly workerRedis: Redis[] = [];
@@ -80,6 +82,7 @@ export class Runtime {
     this.queue = new RunQueue({ connection: this.redis, prefix });
     this.decisions = new Decisions(this.store, this.policy, this.queue);
     this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
+    this.metrics = new Metrics(this);
     this.chat = new ChatService({ intake: this.intake, decisions: this.decisions, store: this.store, policy: this.policy, catalog: this.catalog });
     this.engine = new Engine({
       store: this.store,
@@ -92,6 +95,7 @@ export class Runtime {
       ...(opts.workerId ? { workerId: opts.workerId } : {}),
       leaseTtlMs: opts.leaseTtlMs ?? this.env.RUNBOOK_LEASE_MS,
       ...(opts.timeScale ? { timeScale: opts.timeScale } : {}),
+      observer: this.metrics,
       onGateOpened: async (run, gate) => {
         if (gate.expiresAt) await this.queue.expireAt(run.id, gate.id, Date.parse(gate.expiresAt));
       },

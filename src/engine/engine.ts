@@ -7,6 +7,7 @@ import { tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
 import { PREVIEW_ROWS } from '../executors/sql/index.js';
 import type { Inventory } from '../inventory.js';
+import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
 import type { ForEachStep, KeptOutput, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
 import { ROOT, childScope, makeContext, value, type Scope } from './context.js';
@@ -32,6 +33,8 @@ export interface EngineOptions {
   onGateOpened?: (run: Run, gate: Gate) => Promise<void>;
   /** Signals cancellation of a run to the worker advancing it. */
   cancels?: { watch(runId: string): AbortSignal; unwatch(runId: string): void };
+  /** Told of runs ending, steps ending and gates decided (metrics). */
+  observer?: Pick<Observer, 'runFinished' | 'stepFinished' | 'gateDecided'>;
 }
 
 /** What a step, a list of steps or a run part came to. */
@@ -210,6 +213,7 @@ class Advance {
       await this.save();
       await this.o.store.dropLocks(run.id, run.locks.map((l) => l.host));
       await this.emit({ type: 'run.finished', status: run.status, ...(run.error ? { error: run.error } : {}), durationMs: Date.parse(run.finishedAt) - Date.parse(run.createdAt) });
+      this.o.observer?.runFinished(run.procedure, run.status);
       this.log.info({ status: run.status, ms: Math.round(performance.now() - this.started) }, 'run finished');
     }
     return run.status;
@@ -237,6 +241,7 @@ class Advance {
       if (d.decision === 'expire') this.run.error = `approval of "${g.steps[0]?.title ?? g.stepPath}" expired at ${g.expiresAt}`;
       await this.save();
       await this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}) });
+      this.o.observer?.gateDecided(g.kind, d.decision, Date.parse(d.at) - Date.parse(g.requestedAt));
     }
   }
 
@@ -329,6 +334,7 @@ class Advance {
       if (st[k] !== undefined) (e as Record<string, unknown>)[k] = st[k];
     }
     await this.emit({ ...e, ...eventExtra });
+    if (st.kind !== 'forEach' && st.kind !== 'group' && st.durationMs !== undefined) this.o.observer?.stepFinished(st.kind, status, st.durationMs);
   }
 
   private async step(s: Step, scope: Scope, path: string, isFinally: boolean, covered: boolean): Promise<Outcome> {

@@ -10,7 +10,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and a worker runs here.
+ * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and a worker runs here;
+ * `/metrics` is Prometheus text.
  * Adapters add their routes (`/slack/events`, `/discord/interactions`, the console) through `routes`.
  */
 export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ port: number; close(): Promise<void> }> {
@@ -23,6 +24,12 @@ export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ po
           const workers = rt.workerCount();
           const ok = redis && workers > 0;
           json(res, ok ? 200 : 503, { ok, redis, workers });
+          return;
+        }
+        if (req.method === 'GET' && url.pathname === '/metrics') {
+          const m = await rt.metrics.text();
+          res.writeHead(200, { 'content-type': m.contentType });
+          res.end(m.body);
           return;
         }
         for (const r of routes) if (await r(req, res)) return;

@@ -58,6 +58,13 @@ describe('first run', () => {
       if (!final) await new Promise((r) => setTimeout(r, 200));
     }
     expect(final).toMatch(new RegExp(`^✅ Run ${started.runId} succeeded`));
+
+    const metrics = await (await fetch(`${url}metrics`)).text();
+    expect(metrics).toMatch(/^runbook_runs_total\{procedure="ovs flush",status="succeeded"\} 1$/m);
+    expect(metrics).toMatch(/^runbook_step_duration_seconds_count\{kind="ssh",status="succeeded"\} \d+$/m);
+    expect(metrics).toMatch(/^runbook_queue_jobs\{state="waiting"\} 0$/m);
+    expect(metrics).toMatch(/^runbook_ssh_pool\{what="connections"\} 1$/m);
+    expect(metrics).toMatch(/^runbook_gates_waiting\{kind="approval"\} 0$/m);
   });
 
   it('starts a redis-server of its own, with its data on disk, when none is running', async () => {
