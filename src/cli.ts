@@ -25,6 +25,9 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>]
   runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
   runbook lab down [--dir DIR]
+  runbook audit [--since 2h|<time>] [--run <run-id>] [--json]   the audit trail (JSON lines with --json)
+  runbook config check [--file runbook.yaml]  validate, then try SSH (host keys) and SQL on every host and database
+  runbook config schema                       JSON Schema of runbook.yaml, for editors
   runbook help [<pack> [<procedure>]]
 
 Exit codes: 0 succeeded; 1 the run ended otherwise; 2 bad usage or configuration; 3 not allowed.`;
@@ -329,6 +332,84 @@ async function cmdLab(argv: string[]): Promise<number> {
   throw new UsageError('runbook lab up|down [--dir DIR] [--hosts N]');
 }
 
+async function cmdAudit(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { since: { type: 'string' }, run: { type: 'string' }, json: { type: 'boolean' } });
+  let from = '-';
+  if (values.since) {
+    const since = values.since as string;
+    const rel = /^(\d+)([smhd])$/.exec(since);
+    const ms = rel ? Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd'] : Date.parse(since);
+    if (!Number.isFinite(ms)) throw new UsageError(`--since takes a time (2026-11-22T12:00:00Z) or an age (30m, 2h, 7d), not "${since}"`);
+    from = `${ms - 1}-99999`;
+  }
+  return withRuntime(async (rt) => {
+    let n = 0;
+    for (let last = from; ; ) {
+      const batch = await rt.store.audit(last, 1000);
+      if (batch.length === 0) break;
+      last = batch.at(-1)!.id!;
+      for (const e of batch) {
+        if (values.run && e.runId !== values.run) continue;
+        n++;
+        if (values.json) out(JSON.stringify(e));
+        else out(`${e.at}  ${e.runId}  ${(eventText(e) ?? e.type).split('\n')[0]}`);
+      }
+    }
+    if (!values.json) err(`${n} event${n === 1 ? '' : 's'}`);
+    return 0;
+  });
+}
+
+async function cmdConfig(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parse(rest, { file: { type: 'string' } });
+  if (sub === 'schema') {
+    const { z } = await import('zod');
+    const { runbookConfigSchema } = await import('./config/runbook-config.js');
+    out(JSON.stringify({ ...z.toJSONSchema(runbookConfigSchema, { io: 'input', unrepresentable: 'any' }), title: 'runbook.yaml' }, null, 2));
+    return 0;
+  }
+  if (sub !== 'check') throw new UsageError('runbook config schema | runbook config check [--file runbook.yaml]');
+  const file = (values.file as string | undefined) ?? findConfigPath();
+  if (!file) throw new UsageError('no runbook.yaml to check: give --file, set RUNBOOK_CONFIG, or run `runbook lab up`');
+  const { loadRunbookConfig } = await import('./config/runbook-config.js');
+  const cfg = loadRunbookConfig(resolve(file));
+  out(`${file}: valid (${Object.keys(cfg.hosts).length} hosts, ${Object.keys(cfg.databases).length} databases, ${Object.keys(cfg.people).length} people)`);
+  const { SshPool } = await import('./executors/ssh/pool.js');
+  const { SqlExecutor } = await import('./executors/sql/index.js');
+  const pool = new SshPool({ ...cfg.ssh, connectTimeoutMs: Math.min(cfg.ssh.connectTimeoutMs, 5_000) });
+  const sql = new SqlExecutor(cfg.databases);
+  let bad = 0;
+  try {
+    const hosts = await Promise.all(
+      Object.entries(cfg.hosts).map(async ([name, h]) => {
+        try {
+          await pool.exec({ name, ...h }, 'true', { timeoutMs: 10_000 });
+          return `  ok    host ${name} (${h.user}@${h.address}:${h.port}): reachable, host key matches`;
+        } catch (e) {
+          bad++;
+          return `  FAIL  host ${name} (${h.user}@${h.address}:${h.port}): ${errorMessage(e)}`;
+        }
+      }),
+    );
+    hosts.forEach((l) => out(l));
+    for (const db of Object.keys(cfg.databases)) {
+      try {
+        await sql.query(db, 'SELECT 1');
+        out(`  ok    database ${db}: answers`);
+      } catch (e) {
+        bad++;
+        out(`  FAIL  database ${db}: ${errorMessage(e)}`);
+      }
+    }
+  } finally {
+    await pool.close();
+    await sql.close();
+  }
+  out(bad ? `${bad} problem${bad === 1 ? '' : 's'}` : 'every host and database answers');
+  return bad ? 1 : 0;
+}
+
 /**
  * `runbook start` on a machine with nothing configured: a Redis of its own when none answers and
  * REDIS_URL is unset, and the lab (with its runbook.yaml) when there is no configuration.
@@ -411,6 +492,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdDecide(cmd, rest);
       case 'lab':
         return await cmdLab(rest);
+      case 'audit':
+        return await cmdAudit(rest);
+      case 'config':
+        return await cmdConfig(rest);
       case 'start':
       case 'worker':
         return await cmdServe(cmd);

@@ -1,0 +1,89 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestLab } from '../helpers/lab.js';
+import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
+
+const CLI = resolve('dist/cli.js');
+const exec = promisify(execFile);
+let lab: Awaited<ReturnType<typeof startTestLab>>;
+const prefix = uniquePrefix();
+
+async function runbook(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+beforeAll(async () => {
+  lab = await startTestLab({ only: ['node-3', 'c01'] });
+});
+
+afterAll(async () => {
+  const rt = testRuntime(lab.lab.configPath, { prefix });
+  await rt.cleanup();
+  await lab?.down();
+});
+
+describe('runbook config', () => {
+  it('check passes when every host and database answers with the right key', async () => {
+    const r = await runbook({}, 'config', 'check', '--file', lab.lab.configPath);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok {4}host node-3 .*: reachable, host key matches/);
+    expect(r.stdout).toMatch(/ok {4}database nova: answers/);
+    expect(r.stdout).toMatch(/every host and database answers$/m);
+  });
+
+  it('check reports a bad host key and exits 1', async () => {
+    const cfgText = readFileSync(lab.lab.configPath, 'utf8');
+    const kh = /knownHostsPath: (.+)/.exec(cfgText)![1]!.trim();
+    const lines = readFileSync(kh, 'utf8').trim().split('\n');
+    const node3 = lab.lab.hosts.find((h) => h.name === 'node-3')!;
+    const c01Key = lines.find((l) => l.startsWith(`[${lab.lab.hosts.find((h) => h.name === 'c01')!.address}]`))!.split(' ').slice(1).join(' ');
+    const bad = join(lab.lab.dir, 'known_hosts.bad');
+    writeFileSync(bad, lines.map((l) => (l.startsWith(`[${node3.address}]`) ? `[${node3.address}]:${node3.port} ${c01Key}` : l)).join('\n') + '\n');
+    const file = join(lab.lab.dir, 'runbook.badkey.yaml');
+    writeFileSync(file, cfgText.replace(kh, bad));
+    const r = await runbook({}, 'config', 'check', '--file', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL {2}host node-3 .*: HOST KEY OF node-3 .* HAS CHANGED/);
+    expect(r.stdout).toMatch(/ok {4}host c01/);
+  });
+
+  it('check names a bad field with its path and line, and exits 2', async () => {
+    const file = join(lab.lab.dir, 'runbook.badfield.yaml');
+    writeFileSync(file, readFileSync(lab.lab.configPath, 'utf8').replace(/approvalExpiryMinutes: \d+/, 'approvalExpiryMinutes: soon'));
+    const r = await runbook({}, 'config', 'check', '--file', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/runbook\.badfield\.yaml:\d+: policy\.approvalExpiryMinutes: /);
+  });
+
+  it('schema is a JSON Schema of runbook.yaml', async () => {
+    const r = await runbook({}, 'config', 'schema');
+    const schema = JSON.parse(r.stdout);
+    expect(schema.$schema).toMatch(/json-schema\.org/);
+    expect(Object.keys(schema.properties)).toEqual(['hosts', 'ssh', 'databases', 'people', 'policy']);
+    expect(schema.required).toEqual(['ssh']);
+  });
+});
+
+describe('runbook audit', () => {
+  it('exports the commands, decisions and results of a run as JSON lines', async () => {
+    const run = await runbook({ RUNBOOK_CONFIG: lab.lab.configPath }, 'run', 'nova inspect-disk instance-0000274a', '--as', 'alice', '--approve-as', 'bob', '--json');
+    const id = JSON.parse(run.stdout).id as string;
+    const r = await runbook({ RUNBOOK_CONFIG: lab.lab.configPath }, 'audit', '--run', id, '--json', '--since', '1h');
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; runId: string; by?: string; command?: string });
+    expect(events.every((e) => e.runId === id)).toBe(true);
+    expect(events[0]).toMatchObject({ type: 'run.requested', by: 'alice', command: 'nova inspect-disk instance-0000274a' });
+    expect(events.find((e) => e.type === 'gate.decided')).toMatchObject({ by: 'bob', decision: 'approve' });
+    expect(events.filter((e) => e.type === 'step.finished').length).toBe(9);
+    expect(events.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
+    expect(events.some((e) => e.type === 'step.output')).toBe(false);
+  });
+});
