@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
@@ -28,6 +28,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook audit [--since 2h|<time>] [--run <run-id>] [--json]   the audit trail (JSON lines with --json)
   runbook config check [--file runbook.yaml]  validate, then try SSH (host keys) and SQL on every host and database
   runbook config schema                       JSON Schema of runbook.yaml, for editors
+  runbook health                              exit 0 when Redis answers and a worker of this machine beats (container health checks)
   runbook help [<pack> [<procedure>]]
 
 Exit codes: 0 succeeded; 1 the run ended otherwise; 2 bad usage or configuration; 3 not allowed.`;
@@ -332,6 +333,19 @@ async function cmdLab(argv: string[]): Promise<number> {
   throw new UsageError('runbook lab up|down [--dir DIR] [--hosts N]');
 }
 
+/** For container health checks: Redis answers, and a worker of this machine beats (or the bot's /healthz answers). */
+async function cmdHealth(): Promise<number> {
+  return withRuntime(async (rt) => {
+    const mine = (await rt.liveWorkers()).filter((w) => w.host === hostname());
+    if (mine.length > 0) {
+      out(`ok: redis answers; ${mine.length} worker process${mine.length === 1 ? '' : 'es'} on ${hostname()}`);
+      return 0;
+    }
+    err(`unhealthy: no worker process on ${hostname()} has beaten in the last 15 s`);
+    return 1;
+  });
+}
+
 async function cmdAudit(argv: string[]): Promise<number> {
   const { values } = parse(argv, { since: { type: 'string' }, run: { type: 'string' }, json: { type: 'boolean' } });
   let from = '-';
@@ -494,6 +508,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdLab(rest);
       case 'audit':
         return await cmdAudit(rest);
+      case 'health':
+        return await cmdHealth();
       case 'config':
         return await cmdConfig(rest);
       case 'start':

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -33,6 +34,9 @@ export interface RuntimeOptions {
   stalledIntervalMs?: number;
   workerId?: string;
 }
+
+/** A worker process that has not beaten for this long is taken for dead. */
+const HEARTBEAT_TTL_MS = 15_000;
 
 /** Everything a bot, a worker or a CLI command needs, wired once. */
 export class Runtime {
@@ -127,15 +131,43 @@ export class Runtime {
       expire: (runId, gateId) => this.decisions.expire(runId, gateId),
     });
     this.workers.push(worker);
+    this.heartbeat(concurrency);
     return worker;
   }
 
-  /** Workers started in this process and still running. */
-  workerCount(): number {
-    return this.workers.filter((w) => w.isRunning()).length;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  /** Each process with workers says so in Redis every few seconds: `/healthz` and `runbook health` read it. */
+  private heartbeat(concurrency: number): void {
+    if (this.heartbeatTimer) return;
+    const key = `${this.prefix}:worker:${this.engine.workerId}`;
+    const beat = () =>
+      this.redis
+        .set(key, JSON.stringify({ host: hostname(), pid: process.pid, concurrency, at: new Date().toISOString() }), 'PX', HEARTBEAT_TTL_MS)
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'worker heartbeat failed'));
+    void beat();
+    this.heartbeatTimer = setInterval(beat, HEARTBEAT_TTL_MS / 3);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Processes whose workers beat within the last HEARTBEAT_TTL_MS, across every machine on this Redis. */
+  async liveWorkers(): Promise<{ host: string; pid: number; concurrency: number; at: string }[]> {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:worker:*`, 'COUNT', 500);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+    if (found.length === 0) return [];
+    return (await this.redis.mget(found)).filter((v): v is string => !!v).map((v) => JSON.parse(v) as { host: string; pid: number; concurrency: number; at: string });
   }
 
   async close(): Promise<void> {
+    if (this.heartbeatTimer) {
+      clearInterval(this.heartbeatTimer);
+      await this.redis.del(`${this.prefix}:worker:${this.engine.workerId}`).catch(() => undefined);
+    }
     await Promise.all(this.workers.map((w) => w.close()));
     await this.queue.close();
     await this.cancels?.close();

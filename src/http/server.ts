@@ -10,7 +10,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and a worker runs here;
+ * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and some worker process
+ * (here or on another machine) beat recently;
  * `/metrics` is Prometheus text.
  * Adapters add their routes (`/slack/events`, `/discord/interactions`, the console) through `routes`.
  */
@@ -21,7 +22,7 @@ export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ po
         const url = new URL(req.url ?? '/', 'http://localhost');
         if (req.method === 'GET' && url.pathname === '/healthz') {
           const redis = await rt.redis.ping().then(() => true, () => false);
-          const workers = rt.workerCount();
+          const workers = redis ? (await rt.liveWorkers()).length : 0;
           const ok = redis && workers > 0;
           json(res, ok ? 200 : 503, { ok, redis, workers });
           return;
