@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe('first run', () => {
   it('runbook start with no configuration starts the lab, a worker and the console, where /ovs flush node-3 succeeds', async () => {
-    const env = { ...process.env, PORT: '0', RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' };
     delete env.RUNBOOK_CONFIG;
     bot = spawn(process.execPath, [CLI, 'start'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
