@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
 import { CancelledError, errorMessage, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
@@ -23,7 +24,7 @@ export interface EngineOptions {
   ssh: SshPool;
   sql: SqlExecutor;
   log: Logger;
-  /** Names this worker in events and logs. Default `<hostname>:<pid>`. */
+  /** Names this worker in events and logs. Default `<HOSTNAME or hostname>:<pid>`. */
   workerId?: string;
   /** How long a run's lease lasts without renewal; a dead worker's run is taken over after it. Default 30000 ms. */
   leaseTtlMs?: number;
@@ -90,7 +91,7 @@ export class Engine {
   readonly timeScale: number;
 
   constructor(readonly opts: EngineOptions) {
-    this.workerId = opts.workerId ?? `${process.env.HOSTNAME ?? 'worker'}:${process.pid}`;
+    this.workerId = opts.workerId ?? `${process.env.HOSTNAME ?? hostname()}:${process.pid}`;
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.timeScale = opts.timeScale ?? 1;
   }
@@ -172,7 +173,8 @@ class Advance {
 
   async go(): Promise<RunStatus> {
     const run = this.run;
-    const resumed = run.status !== 'queued';
+    // `running` at the start of a pass means the last worker stopped mid-run: this one takes over.
+    const resumed = run.status === 'running';
     await this.applyDecisions();
     await this.markInterrupted();
     await this.cancelled();
