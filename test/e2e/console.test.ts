@@ -1,6 +1,7 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startConsole } from '../../src/adapters/console/adapter.js';
+import { ConsoleAdapter, startConsole } from '../../src/adapters/console/adapter.js';
+import { queuesBoard } from '../../src/http/queues-board.js';
 import { startAdapters } from '../../src/adapters/index.js';
 import { startHttp } from '../../src/http/server.js';
 import { readHostState, type VirshState } from '../../src/lab/index.js';
@@ -85,6 +86,29 @@ describe('web console in Chromium', () => {
       await page.addStyleTag({ content: 'footer { display: none }' });
       await run.screenshot({ path: process.env.CONSOLE_SCREENSHOT });
       await page.addStyleTag({ content: 'footer { display: block }' });
+    }
+  });
+
+  it('serves Bull Board at /admin/queues', async () => {
+    const r = await fetch(`http://127.0.0.1:${http.port}/admin/queues`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toMatch(/runbook queues/);
+  });
+
+  it('asks for the token when one is set, for the page, its API and the queue board', async () => {
+    const guarded = new ConsoleAdapter(rt, 'let-me-in');
+    const server = await startHttp(rt, [guarded.route(), queuesBoard(rt, (req, url) => guarded.authorized(req, url))]);
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      for (const path of ['/', '/console/api/people', '/admin/queues']) {
+        expect((await fetch(`${base}${path}`)).status).toBe(401);
+        expect((await fetch(`${base}${path}?token=wrong`)).status).toBe(401);
+        expect((await fetch(`${base}${path}?token=let-me-in`)).status).toBe(200);
+      }
+      expect((await fetch(`${base}/console/api/people`, { headers: { authorization: 'Bearer let-me-in' } })).status).toBe(200);
+    } finally {
+      await server.close();
+      await guarded.stop();
     }
   });
 

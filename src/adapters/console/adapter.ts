@@ -100,7 +100,7 @@ export class ConsoleAdapter implements ChatAdapter {
     return out;
   }
 
-  private authorized(req: IncomingMessage, url: URL): boolean {
+  authorized(req: IncomingMessage, url: URL): boolean {
     if (!this.token) return true;
     const given = (req.headers.authorization?.replace(/^Bearer /i, '') ?? url.searchParams.get('token') ?? '').trim();
     const a = Buffer.from(given);
@@ -170,5 +170,6 @@ export async function startConsole(rt: Runtime): Promise<StartedAdapter | undefi
     return undefined;
   }
   const adapter = new ConsoleAdapter(rt, token);
-  return { adapter, routes: [adapter.route()], stop: () => adapter.stop() };
+  const { queuesBoard } = await import('../../http/queues-board.js');
+  return { adapter, routes: [adapter.route(), queuesBoard(rt, (req, url) => adapter.authorized(req, url))], stop: () => adapter.stop() };
 }
