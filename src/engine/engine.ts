@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
@@ -129,6 +130,7 @@ class Advance {
   private readonly o: EngineOptions;
   private readonly log: Logger;
   private saving: Promise<void> = Promise.resolve();
+  private queuedSave: Promise<void> | undefined;
   private readonly cancelAbort = new AbortController();
   private finallyFailed = false;
   private readonly started = performance.now();
@@ -143,16 +145,26 @@ class Advance {
   ) {
     this.o = engine.opts;
     this.log = engine.opts.log.child({ runId: run.id, procedure: run.procedure });
+    // Every running command of a fan-out listens on these signals.
+    setMaxListeners(0, this.cancelAbort.signal, lost);
     const relay = () => this.cancelAbort.abort();
     cancelSignal?.addEventListener('abort', relay, { once: true });
     lost.addEventListener('abort', relay, { once: true });
     if (cancelSignal?.aborted || lost.aborted) relay();
   }
 
+  /**
+   * Checkpoints the run. Saves are serialised; a save asked for while another waits to start joins
+   * it: the waiting one writes the document as it is when it starts, which includes every change
+   * made before it was asked for. Fan-out over many hosts then writes once per burst, not per step.
+   */
   private save(): Promise<void> {
+    if (this.queuedSave) return this.queuedSave;
     const p = this.saving.then(async () => {
+      this.queuedSave = undefined;
       if (!(await this.o.store.save(this.run, this.token))) throw new LeaseLostError(this.run.id);
     });
+    this.queuedSave = p;
     this.saving = p.catch(() => undefined);
     return p;
   }
@@ -432,7 +444,7 @@ class Advance {
         const it = items![next++]!;
         const o = await this.list(s.steps, childScope(scope, itemPrefix(path, it.key), it.item), isFinally, covered);
         outcome = worst(outcome, o);
-        if ((o === 'failed' || o === 'cancelled') && !isFinally) stop = true;
+        if (o === 'cancelled' || (o === 'failed' && !isFinally && !s.continueOnError)) stop = true;
         if (o === 'rejected' || o === 'expired') stop = true;
         const p = countDone();
         st.progress = p;
@@ -443,7 +455,8 @@ class Advance {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(s.concurrency ?? 1, total)) }, lane));
+    const concurrency = value(s.concurrency ?? 1, this.ctx(scope));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, total)) }, lane));
     if (outcome === 'blocked') {
       st.status = 'waiting';
       await this.save();
@@ -672,7 +685,8 @@ class Advance {
     const host = ctx.host(value(s.host, ctx));
     const command = value(s.command, ctx);
     const out = this.outputSink(st.path);
-    const exec = () => this.o.ssh.exec(host, command.text, { ...(s.kind === 'ssh' && s.timeoutMs ? { timeoutMs: s.timeoutMs } : {}), signal, onOutput: out.push });
+    const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
+    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push });
     const okCodes = (s.kind === 'ssh' ? s.okExitCodes : undefined) ?? [0];
 
     if (s.kind === 'ssh') {

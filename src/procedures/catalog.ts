@@ -5,12 +5,29 @@ import { procedureId, type Procedure } from './dsl.js';
 
 /** Splits a command line into words: double or single quotes group, backslash escapes. */
 export function tokenize(text: string): string[] {
-  const words: string[] = [];
+  return words(text).map((w) => w.word);
+}
+
+/**
+ * `tokenize`, splitting off what follows the first standalone, unquoted `--`: that part is returned
+ * exactly as typed (trimmed), for a procedure's `rest` argument. `undefined` when there is no `--`.
+ */
+export function tokenizeRest(text: string): { words: string[]; rest: string | undefined } {
+  const all = words(text);
+  const i = all.findIndex((w) => w.word === '--' && text.slice(w.start, w.end) === '--');
+  if (i < 0) return { words: all.map((w) => w.word), rest: undefined };
+  return { words: all.slice(0, i).map((w) => w.word), rest: text.slice(all[i]!.end).trim() };
+}
+
+function words(text: string): { word: string; start: number; end: number }[] {
+  const words: { word: string; start: number; end: number }[] = [];
   let cur = '';
   let inWord = false;
+  let start = 0;
   let quote: '"' | "'" | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
+    if (!quote && !inWord && !/\s/.test(c)) start = i;
     if (quote) {
       if (c === quote) quote = undefined;
       else if (c === '\\' && quote === '"' && i + 1 < text.length) cur += text[++i];
@@ -22,7 +39,7 @@ export function tokenize(text: string): string[] {
       cur += text[++i];
       inWord = true;
     } else if (/\s/.test(c)) {
-      if (inWord) words.push(cur);
+      if (inWord) words.push({ word: cur, start, end: i });
       cur = '';
       inWord = false;
     } else {
@@ -31,7 +48,7 @@ export function tokenize(text: string): string[] {
     }
   }
   if (quote) throw new UsageError(`unclosed ${quote === '"' ? 'double' : 'single'} quote in "${text}"`);
-  if (inWord) words.push(cur);
+  if (inWord) words.push({ word: cur, start, end: text.length });
   return words;
 }
 
@@ -112,8 +129,10 @@ export class Catalog {
    * `ovs flush node=node-3` all give `{ node: 'node-3' }`. Host arguments are checked against the inventory.
    */
   parse(text: string, inventory: Inventory): ParsedCommand {
-    const words = tokenize(text.trim());
-    const proc = this.resolve(words);
+    const split = tokenizeRest(text.trim());
+    const proc = this.resolve(split.words);
+    // `--` ends the options only for a procedure that takes a verbatim rest (an ad-hoc command).
+    const words = proc.rest || split.rest === undefined ? split.words : tokenize(text.trim());
     const shape = proc.args.shape as Record<string, z.ZodType>;
     const kinds = Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, describeShape(v)]));
     const raw: Record<string, unknown> = {};
@@ -149,6 +168,10 @@ export class Catalog {
       } else if (colon && camel(colon[1]!) in shape) {
         put(camel(colon[1]!), colon[2]!);
       } else positional.push(w);
+    }
+    if (proc.rest && split.rest !== undefined) {
+      if (raw[proc.rest] !== undefined) throw new UsageError(`<${kebab(proc.rest)}> is given twice: as an option and after "--"\nUsage: ${proc.usage}`, { procedure: procedureId(proc) });
+      if (split.rest) raw[proc.rest] = split.rest;
     }
     const slots = proc.positional.filter((k) => raw[k] === undefined);
     for (const [i, w] of positional.entries()) {

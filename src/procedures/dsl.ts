@@ -108,7 +108,7 @@ export interface SshStep<A = any> extends StepBase<A> {
    */
   keepOutput?: boolean;
   /** Default: the config's `ssh.commandTimeoutMs`. */
-  timeoutMs?: number;
+  timeoutMs?: V<number, A>;
   /** Exit codes that count as success. Default [0]. */
   okExitCodes?: number[];
 }
@@ -157,7 +157,12 @@ export interface ForEachStep<A = any> extends StepBase<A> {
   key: (item: any) => string;
   label?: (item: any) => string;
   /** Items run at once. Default 1. */
-  concurrency?: number;
+  concurrency?: V<number, A>;
+  /**
+   * Go on with the other items when one fails (each instance rebooted, each host asked), then end
+   * failed. Default false: the first failure stops new items from starting.
+   */
+  continueOnError?: boolean;
   steps: Step<A>[];
 }
 
@@ -214,6 +219,11 @@ export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
    * cannot give them, and chat adapters do not offer them.
    */
   internal?: (keyof z.infer<S> & string)[];
+  /**
+   * The argument that takes everything after a standalone `--`, verbatim (an ad-hoc command:
+   * `ops exec node-[1-3] -- ovs monitor services`). Without it, `--` is an ordinary word.
+   */
+  rest?: keyof z.infer<S> & string;
   /** Arguments that name inventory hosts, and which hosts they accept. */
   hosts?: Partial<Record<keyof z.infer<S> & string, HostArg>>;
   /** Read-only look-ups done at intake, before the plan (e.g. which compute node runs an instance). */
