@@ -17,7 +17,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook start                               bot (HTTP, adapters) and a worker in one process
   runbook worker                              a worker only
   runbook run "<pack> <procedure> <args>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker]
-  runbook exec "<targets>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker] -- <command>
+  runbook exec "<targets>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker] [--concurrency N] [--timeout S] -- <command>
                                               one command on a node set (node-[1-3], @ovs!node-3), output gathered
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
@@ -98,7 +98,7 @@ async function cmdRun(argv: string[]): Promise<number> {
 }
 
 /**
- * `runbook exec "<targets>" --as <person> [--approve-as <person>] [--json] -- <command>`: the ad-hoc
+ * `runbook exec "<targets>" --as <person> [--approve-as <person>] [--json] [--concurrency N] [--timeout S] -- <command>`: the ad-hoc
  * `ops exec` procedure. Options come before `--`; every word after it is the command, joined by
  * spaces as ssh joins its arguments. The gathered report goes to stdout (or `report` in the JSON).
  */
@@ -113,6 +113,14 @@ async function cmdExec(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     'no-worker': { type: 'boolean' },
     quiet: { type: 'boolean' },
+    concurrency: { type: 'string' },
+    timeout: { type: 'string' },
+  });
+  const limits = (['concurrency', 'timeout'] as const).flatMap((k) => {
+    const v = values[k] as string | undefined;
+    if (v === undefined) return [];
+    if (!/^\d+$/.test(v)) throw new UsageError(`--${k} takes a whole number${k === 'timeout' ? ' of seconds' : ' of hosts'}, not "${v}"`);
+    return [`--${k} ${v}`];
   });
   const targets = positionals.join(',').replace(/\s+/g, '');
   if (!targets) throw new UsageError('runbook exec needs the hosts: a node set such as "node-[1-3]", "@ovs-master" or "@ovs!node-3"');
@@ -120,7 +128,7 @@ async function cmdExec(argv: string[]): Promise<number> {
   if (/['"\\]/.test(targets)) throw new UsageError(`"${targets}" is not a node set`);
   const person = requireAs(values.as, 'runbook exec');
   return requestAndFollow({
-    text: `ops exec ${targets} -- ${command}`,
+    text: `ops exec ${targets}${limits.map((l) => ` ${l}`).join('')} -- ${command}`,
     person,
     approveAs: values['approve-as'] as string | undefined,
     json: !!values.json,
