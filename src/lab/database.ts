@@ -1,5 +1,5 @@
 import mysql from 'mysql2/promise';
-import { computeFqdn, INSTANCES, instanceName, stableUuid } from './site.js';
+import { computeFqdn, INSTANCES, instanceName, stableUuid, VOLUMES } from './site.js';
 import type { LabDatabases } from './types.js';
 
 /** The lab's database names: `<prefix>nova`, `<prefix>cinder`, `<prefix>neutron`. */
@@ -100,22 +100,14 @@ function instanceRows(): unknown[][] {
   });
 }
 
-/** Two volumes in use by instances on c01 (at /dev/vdb and /dev/vdc), one available. */
+/** The site's volumes: two in use by instances on c01 (at /dev/vdb and /dev/vdc), one available. */
 function volumeRows(): unknown[][] {
-  const byName = (name: string) => {
-    const inst = INSTANCES.find((i) => instanceName(i.id) === name);
-    if (inst === undefined) throw new Error(`no seeded instance ${name}`);
-    return inst;
-  };
-  const attached = (id: string, name: string, instance: string, mountpoint: string, size: number) => {
-    const inst = byName(instance);
-    return [id, name, 'in-use', 'attached', inst.uuid, inst.id, mountpoint, 'controller@lvm#LVM', size, 0];
-  };
-  return [
-    attached('5e3c1a7b-2d4f-4b6a-9c8e-0f1a2b3c4d5e', 'data', 'instance-00000981', '/dev/vdb', 10),
-    attached('1f0fbf36-8c2e-4d1a-b3f5-6e7d8c9b0a1f', 'test', 'instance-0000274a', '/dev/vdc', 1),
-    ['7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', 'spare', 'available', 'detached', null, null, null, 'controller@lvm#LVM', 20, 0],
-  ];
+  return VOLUMES.map((v) => {
+    if (v.instance === undefined) return [v.id, v.displayName, 'available', 'detached', null, null, null, 'controller@lvm#LVM', v.size, 0];
+    const inst = INSTANCES.find((i) => instanceName(i.id) === v.instance);
+    if (inst === undefined) throw new Error(`no seeded instance ${v.instance}`);
+    return [v.id, v.displayName, 'in-use', 'attached', inst.uuid, inst.id, v.mountpoint, 'controller@lvm#LVM', v.size, 0];
+  });
 }
 
 /** A port per live instance, bound to the instance's compute node. */

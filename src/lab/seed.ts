@@ -1,6 +1,6 @@
 import { mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { instanceName, type SiteHost, type SiteInstance } from './site.js';
+import { dirname, join } from 'node:path';
+import { instanceName, libvirtXml, type SiteHost, type SiteInstance } from './site.js';
 import { runtime } from './tool-runtime.js';
 
 /** Directories every fake root has, so `mount … /mnt/` and `ls /tmp` work as on a real host. */
@@ -33,10 +33,7 @@ async function seedInstance(labDir: string, host: string, inst: SiteInstance): P
   const dir = runtime.realPath(labDir, host, instanceDir);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'console.log'), `[    0.000000] Linux version 3.2.0-29-virtual\n[    2.104211] ${inst.displayName} login:\n`);
-  await writeFile(
-    join(dir, 'libvirt.xml'),
-    `<domain type="kvm">\n  <uuid>${inst.uuid}</uuid>\n  <name>${name}</name>\n  <devices>\n    <disk type="file" device="disk"><source file="${instanceDir}/disk"/></disk>\n    <disk type="file" device="disk"><source file="${instanceDir}/disk.local"/></disk>\n  </devices>\n</domain>\n`,
-  );
+  await writeFile(join(dir, 'libvirt.xml'), libvirtXml(inst));
   await writeFile(join(dir, 'disk'), '');
   await truncate(join(dir, 'disk'), 33 * 1024 * 1024);
   await writeFile(join(dir, 'disk.local'), '');
@@ -55,6 +52,18 @@ async function seedInstance(labDir: string, host: string, inst: SiteInstance): P
   await writeTree(runtime.imagePath(labDir, host, `${instanceDir}/disk.local`), ['lost+found'], { 'swapfile.txt': 'ephemeral disk\n' });
 }
 
+/** A file of the fake root (a directory when the path ends in "/"). */
+async function seedFile(labDir: string, host: string, p: string, text: string): Promise<void> {
+  // The fake root itself, not runtime.realPath: a seeded mount must not redirect a seed file.
+  const real = join(runtime.hostFile(labDir, host, 'root'), p);
+  if (p.endsWith('/')) {
+    await mkdir(real, { recursive: true });
+    return;
+  }
+  await mkdir(dirname(real), { recursive: true });
+  await writeFile(real, text);
+}
+
 /** Writes a host's directory as its tools expect it on first use (see tools/runtime.cjs). */
 export async function seedHost(labDir: string, host: SiteHost): Promise<void> {
   await mkdir(join(runtime.hostDir(labDir, host.name), 'state'), { recursive: true });
@@ -65,5 +74,6 @@ export async function seedHost(labDir: string, host: SiteHost): Promise<void> {
     writeFile(runtime.hostFile(labDir, host.name, 'settings.json'), '{}\n'),
     writeFile(runtime.hostFile(labDir, host.name, 'calls.log'), ''),
     ...host.instances.map((inst) => seedInstance(labDir, host.name, inst)),
+    ...Object.entries(host.files ?? {}).map(([p, text]) => seedFile(labDir, host.name, p, text)),
   ]);
 }

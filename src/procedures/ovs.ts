@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { parse, procedure, sh, type StepContext } from './dsl.js';
+import { UsageError } from '../errors.js';
+import type { Inventory, InventoryHost } from '../inventory.js';
+import { parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 /** A vDisk as `ovs vdisk list` gives it: the fields the runbook's flush script reads. */
 interface VDisk {
@@ -8,32 +10,35 @@ interface VDisk {
   volume_id: string;
 }
 
+/** A vDisk with the Storage Router it is on: flush steps read their host from the item. */
+type VDiskOn = VDisk & { node: string };
+
 const SOURCE = 'runbooks/ovs-shutdown-and-restart.md';
+const TROUBLESHOOTING = 'runbooks/ovs-troubleshooting.md';
 const node = (ctx: StepContext<{ node: string }>) => ctx.args.node;
-const vdisk = (ctx: StepContext) => ctx.item as VDisk;
+/** The forEach item; undefined while planning, where the step then shows as known at run time. */
+function item<T>(ctx: StepContext): T {
+  if (ctx.item === undefined) throw new Error('known at run time');
+  return ctx.item as T;
+}
+const vdisk = (ctx: StepContext) => item<VDiskOn>(ctx);
+/** The forEach item as a node name (forEach over nodes). */
+const itemNode = (ctx: StepContext) => item<string>(ctx);
 
 /**
- * The runbook's OVS-shell flush script, step for step: for every vDisk of the Storage Router,
- * `create_snapshot(volume_id, "flush_snapshot")`, wait while `info_snapshot(...).in_backend` is
- * false (sleeping 5 s), then `delete_snapshot`. Each API call is made through the `ovs vdisk` CLI.
+ * The runbook's OVS-shell flush script for one Storage Router, step for step: for every vDisk,
+ * `create_snapshot(volume_id, "flush_snapshot")`, wait while `info_snapshot(...).in_backend` is false
+ * (sleeping 5 s), then `delete_snapshot`. Each API call is made through the `ovs vdisk` CLI.
+ * `host` names the router: the procedure's argument (`ovs flush`) or the node item (`ovs shutdown`).
  */
-export const flush = procedure({
-  pack: 'ovs',
-  name: 'flush',
-  summary: 'Flush the outstanding data of every vDisk of a Storage Router to the backend',
-  usage: 'ovs flush <node>',
-  examples: ['ovs flush node-3'],
-  source: `${SOURCE} (Shutdown an environment: "Make sure the outstanding data is flushed to the backend")`,
-  args: z.object({ node: z.string().min(1) }),
-  positional: ['node'],
-  hosts: { node: { groups: ['ovs'] } },
-  steps: [
+function flushSteps(host: (ctx: StepContext<any>) => string): Step[] {
+  return [
     {
       kind: 'ssh',
       id: 'vdisks',
       title: 'Fetch the vDisks on the Storage Router',
       risk: 'read',
-      host: node,
+      host,
       command: sh`ovs vdisk list`,
       capture: parse.json<VDisk[]>(),
     },
@@ -42,7 +47,7 @@ export const flush = procedure({
       id: 'flush',
       title: 'Flush each vDisk to the backend',
       risk: 'write',
-      items: (ctx) => ctx.capture<VDisk[]>('vdisks'),
+      items: (ctx) => ctx.capture<VDisk[]>('vdisks').map((d): VDiskOn => ({ ...d, node: host(ctx) })),
       key: (d: VDisk) => d.name,
       label: (d: VDisk) => d.name,
       concurrency: 8,
@@ -52,7 +57,7 @@ export const flush = procedure({
           id: 'snapshot',
           title: (ctx) => `Commencing flush to backend for volume '${vdisk(ctx).name}'`,
           risk: 'write',
-          host: node,
+          host: (ctx) => vdisk(ctx).node,
           command: (ctx) => sh`ovs vdisk create-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
         },
         {
@@ -60,7 +65,7 @@ export const flush = procedure({
           id: 'in-backend',
           title: (ctx) => `Wait until the NON-disposable SCOs of '${vdisk(ctx).name}' are in the backend`,
           risk: 'read',
-          host: node,
+          host: (ctx) => vdisk(ctx).node,
           command: (ctx) => sh`ovs vdisk info-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
           capture: parse.json<{ in_backend: boolean }>(),
           until: (snap: { in_backend: boolean }) => snap.in_backend === true,
@@ -73,12 +78,557 @@ export const flush = procedure({
           id: 'delete-snapshot',
           title: (ctx) => `Delete the flush snapshot: flush for volume '${vdisk(ctx).name}' has succeeded`,
           risk: 'write',
-          host: node,
+          host: (ctx) => vdisk(ctx).node,
           command: (ctx) => sh`ovs vdisk delete-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
+        },
+      ],
+    },
+  ];
+}
+
+export const flush = procedure({
+  pack: 'ovs',
+  name: 'flush',
+  summary: 'Flush the outstanding data of every vDisk of a Storage Router to the backend',
+  usage: 'ovs flush <node>',
+  examples: ['ovs flush node-3'],
+  source: `${SOURCE} (Shutdown an environment: "Make sure the outstanding data is flushed to the backend")`,
+  args: z.object({ node: z.string().min(1) }),
+  positional: ['node'],
+  hosts: { node: { groups: ['ovs'] } },
+  steps: flushSteps(node),
+});
+
+// ---------------------------------------------------------------------------------------------
+// The cluster: master and extra nodes, from the inventory groups `ovs-master` and `ovs-extra`.
+
+const isMaster = (h: InventoryHost) => h.groups.includes('ovs-master');
+const masters = (inv: Inventory) => inv.inGroups(['ovs']).filter(isMaster);
+const extras = (inv: Inventory) => inv.inGroups(['ovs']).filter((h) => !isMaster(h));
+const vpoolsOf = (h: InventoryHost): string[] => (Array.isArray(h.vars.vpools) ? h.vars.vpools.map(String) : []);
+
+/** The page's rule: "Do make sure there are always more than half of the master servers online." */
+function mastersLeft(inv: Inventory, down: Iterable<string>): { left: number; total: number } {
+  const gone = new Set(down);
+  const all = masters(inv);
+  return { left: all.filter((h) => !gone.has(h.name)).length, total: all.length };
+}
+
+function halfRule(inv: Inventory, down: string[]): string | undefined {
+  const { left, total } = mastersLeft(inv, down);
+  if (total === 0 || left * 2 > total) return undefined;
+  return `shutting down ${down.filter((n) => masters(inv).some((m) => m.name === n)).join(', ')} would leave ${left} of the ${total} master nodes online; the page says "Do make sure there are always more than half of the master servers online". To shut the whole cluster down on purpose, run "ovs shutdown cluster".`;
+}
+
+type ShutdownArgs = { nodes: string[]; cluster?: boolean | undefined };
+
+/** Extra nodes first, master nodes last ("Start with the extra nodes and power down the master nodes as last"). */
+function shutdownOrder(ctx: StepContext<ShutdownArgs>): string[] {
+  const hosts = ctx.args.nodes.map((n) => ctx.host(n));
+  return [...hosts.filter((h) => !isMaster(h)), ...hosts.filter(isMaster)].map((h) => h.name);
+}
+
+export const shutdown = procedure({
+  pack: 'ovs',
+  name: 'shutdown',
+  summary: 'Shut Storage Routers down: stop the VMs, flush every vDisk to the backend, then shutdown -h now (extra nodes first, masters last)',
+  usage: 'ovs shutdown <node…|cluster>',
+  examples: ['ovs shutdown node-5 node-6', 'ovs shutdown cluster'],
+  source: `${SOURCE} (Shutdown an environment)`,
+  args: z.object({
+    nodes: z.array(z.string().min(1)).min(1, 'name the nodes to shut down, or "cluster"'),
+    cluster: z.boolean().optional(),
+  }),
+  positional: ['nodes'],
+  /** `cluster` is not a host: the names are checked here, and `cluster` becomes every node, on purpose. */
+  async resolve(args, { inventory }) {
+    const ovs = inventory.inGroups(['ovs']).map((h) => h.name);
+    if (args.nodes.includes('cluster')) {
+      if (args.nodes.length > 1) throw new UsageError('say either "cluster" or the nodes to shut down, not both\nUsage: ovs shutdown <node…|cluster>');
+      if (ovs.length === 0) throw new UsageError('runbook.yaml has no host in @ovs');
+      return { nodes: ovs, cluster: true };
+    }
+    for (const n of args.nodes) {
+      if (!ovs.includes(n)) throw new UsageError(`${inventory.has(n) ? `"${n}" is not in @ovs` : `unknown host "${n}"`}. The hosts in @ovs are: ${ovs.join(', ') || '(none)'}`);
+    }
+    // Only the word "cluster" says the whole cluster goes down on purpose.
+    return { nodes: [...new Set(args.nodes)], cluster: false };
+  },
+  guard: (ctx) => (ctx.args.cluster ? undefined : halfRule(ctx.inventory, ctx.args.nodes)),
+  locks: (ctx) => ctx.args.nodes.map((host) => ({ host, mode: 'write' as const })),
+  notes: (ctx) => [
+    ...(ctx.args.cluster
+      ? [
+          `The whole cluster goes down on purpose: all ${ctx.args.nodes.length} nodes, every master included, so Open vStorage is offline until "ovs restart" brings it back.`,
+        ]
+      : [`${mastersLeft(ctx.inventory, ctx.args.nodes).left} of the ${mastersLeft(ctx.inventory, []).total} master nodes stay online.`]),
+    `Order of shutdown: ${shutdownOrder(ctx).join(', ')} (extra nodes first, master nodes last).`,
+  ],
+  steps: [
+    {
+      kind: 'manual',
+      id: 'stop-vms',
+      title: 'Stop all Virtual Machines on the compute nodes',
+      // The person stops them: the inventory does not say how the VMs on these nodes are managed.
+      risk: 'destructive',
+      instructions: (ctx) =>
+        `Stop all Virtual Machines on the compute nodes (${ctx.args.nodes.join(', ')}). The inventory does not say how these VMs are managed, so the bot cannot stop them: stop them, then press Done.`,
+    },
+    {
+      kind: 'forEach',
+      id: 'flush',
+      title: 'Make sure the outstanding data is flushed to the backend',
+      risk: 'write',
+      items: (ctx) => shutdownOrder(ctx),
+      key: (n: string) => n,
+      concurrency: 3,
+      steps: flushSteps(itemNode),
+    },
+    {
+      kind: 'forEach',
+      id: 'shutdown',
+      title: 'Shutdown the nodes with shutdown -h now: the extra nodes first, the master nodes last',
+      risk: 'destructive',
+      items: (ctx) => shutdownOrder(ctx),
+      key: (n: string) => n,
+      concurrency: 1,
+      steps: [
+        {
+          kind: 'ssh',
+          id: 'halt',
+          title: (ctx) => `Shutdown ${itemNode(ctx)} (${isMaster(ctx.host(itemNode(ctx))) ? 'master' : 'extra'} node)`,
+          risk: 'destructive',
+          host: itemNode,
+          command: sh`shutdown -h now`,
+          // Checked again right before each node goes down: the nodes this run already shut down, and this one.
+          guard: (ctx) => {
+            if ((ctx.args as ShutdownArgs).cluster) return undefined;
+            const done = (ctx.args as ShutdownArgs).nodes.filter((n) => ctx.status(`shutdown[${n}].halt`) === 'succeeded');
+            return halfRule(ctx.inventory, [...done, itemNode(ctx)]);
+          },
         },
       ],
     },
   ],
 });
 
-export const ovsPack = [flush];
+// ---------------------------------------------------------------------------------------------
+// Restart an environment, and the checks of the page.
+
+/** `ovs monitor services`: `name: running|halted` per line. */
+const serviceStates: Parser<Record<string, string>> = parse.map(parse.lines(), (lines) =>
+  Object.fromEntries(
+    lines.map((l) => {
+      const m = /^(\S+):\s*(\S+)$/.exec(l.trim());
+      if (!m) throw new Error(`unexpected line "${l}"`);
+      return [m[1]!, m[2]!];
+    }),
+  ),
+);
+
+const ADVICE_NGINX_MEMCACHED_RABBIT =
+  'The page: "First fix the issues with Nginx, Memcached and RabbitMQ by checking the relevant logs. In case the RabbitMQ service isn\'t started, start the service on all nodes at the same time using `service rabbitmq-server start`."';
+const ADVICE_ARAKOON =
+  'The page: "Next, address issues with the Arakoon databases by checking the log. A typical issue is the lack of a master." (arakoon --who-master -config etcd://127.0.0.1:2379/ovs/arakoon/<DB_name>/config)';
+const ADVICE_CELERY =
+  'The page: "In case there is an issue with Celery, go to the support page in the GUI and check if the node ID is displayed. If needed, restart the workers." (restart ovs-workers)';
+const ADVICE_VPOOL =
+  'The page: "In case there are issues, check the Volume Driver logs under /var/log/ovs/volumedriver, /var/log/upstart/ovs-volumedriver_* and /var/log/upstart/ovs-volumerouter-consumer*. In case you can\'t solve the issue based upon the log, please create a bug (https://github.com/openvstorage/home/issues) and attach the error."';
+
+/** Runs a check of the page; when it fails, its stderr ends with the page's advice for it (the step's error). */
+function withAdvice(check: ShellCommand, advice: string): ShellCommand {
+  return sh`${check} || { rc=$?; echo ${advice} >&2; exit $rc; }`;
+}
+
+/** Every service "The Open vStorage services" lists for this node: by its type and for each of its vPools. */
+function expectedServices(h: InventoryHost): string[] {
+  const base = isMaster(h)
+    ? ['ovs-arakoon-ovsdb', 'ovs-arakoon-voldrv', 'ovs-elasticsearch', 'ovs-memcached', 'ovs-nginx', 'ovs-rabbitmq', 'ovs-scheduled-tasks', 'ovs-snmp', 'ovs-volumerouter-consumer', 'ovs-watcher', 'ovs-webapp-api', 'ovs-workers']
+    : ['ovs-volumerouter-consumer', 'ovs-watcher', 'ovs-workers'];
+  return [...base, ...vpoolsOf(h).flatMap((v) => [`ovs-volumedriver_${v}`, `ovs-failovercache_${v}`])];
+}
+
+/**
+ * `ovs monitor services`, compared in the shell with every service the page lists for the node (it
+ * prints the list as usual); when some are not running it exits 1 and its last line of stderr (the
+ * step's error) names them, followed by the page's advice in the page's order of fixing.
+ */
+function expectRunning(h: InventoryHost): ShellCommand {
+  const expected = expectedServices(h);
+  const what = `${h.name} (${isMaster(h) ? 'master' : 'extra'} node${vpoolsOf(h).length ? `, vPools ${vpoolsOf(h).join(', ')}` : ''})`;
+  const advice = `${ADVICE_NGINX_MEMCACHED_RABBIT} ${ADVICE_ARAKOON} ${ADVICE_CELERY} ${ADVICE_VPOOL}`;
+  return sh`out=$(ovs monitor services) || exit $?; printf '%s\\n' "$out"; missing=; for s in ${expected}; do case "$out" in *"$s: running"*) ;; *) missing="$missing $s" ;; esac; done; [ -z "$missing" ] || { echo "not running or missing on "${what}":$missing." ${advice} >&2; exit 1; }`;
+}
+
+/**
+ * A capture that fails the step with `message` when `check` finds a problem: the step's error then
+ * says what is wrong and what the page advises.
+ */
+function failingWith<T>(inner: Parser<T>, name: string, check: (value: T) => string | undefined): Parser<T> {
+  return {
+    name,
+    parse: (s) => {
+      const v = inner.parse(s);
+      const problem = check(v);
+      if (problem) throw new Error(problem);
+      return v;
+    },
+  };
+}
+
+export const services = procedure({
+  pack: 'ovs',
+  name: 'services',
+  summary: 'Compare ovs monitor services with the services the page lists for the node (master or extra, and each vPool)',
+  usage: 'ovs services <node>',
+  examples: ['ovs services node-4'],
+  source: `${TROUBLESHOOTING} (The Open vStorage services)`,
+  args: z.object({ node: z.string().min(1) }),
+  positional: ['node'],
+  hosts: { node: { groups: ['ovs'] } },
+  steps: [
+    {
+      kind: 'ssh',
+      id: 'monitor',
+      title: (ctx) =>
+        `List the running Open vStorage services and compare them with the page's list for ${isMaster(ctx.host(ctx.args.node)) ? 'a master' : 'an extra'} node${vpoolsOf(ctx.host(ctx.args.node)).length ? ` serving ${vpoolsOf(ctx.host(ctx.args.node)).join(', ')}` : ''}`,
+      risk: 'read',
+      host: node,
+      command: (ctx) => expectRunning(ctx.host(ctx.args.node)),
+    },
+  ],
+});
+
+export const collectLogs = procedure({
+  pack: 'ovs',
+  name: 'collect-logs',
+  summary: 'Gather all required logfiles of a node into an archive (ovs collect logs) and say where it is',
+  usage: 'ovs collect-logs <node>',
+  examples: ['ovs collect-logs node-2'],
+  source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
+  args: z.object({ node: z.string().min(1) }),
+  positional: ['node'],
+  hosts: { node: { groups: ['ovs'] } },
+  steps: [
+    {
+      kind: 'ssh',
+      id: 'collect',
+      title: 'Gather all required logfiles into an archive (/var/tmp/ovs-{hostname}-logs.tar)',
+      risk: 'write',
+      host: node,
+      command: sh`ovs collect logs`,
+      capture: parse.regex<{ archive: string }>(/(?<archive>\/var\/tmp\/ovs-\S+-logs\.tar)/),
+    },
+  ],
+});
+
+const DB_NAME = z.string().regex(/^[A-Za-z0-9_-]+$/, 'an Arakoon database name is letters, digits, "_" or "-" (e.g. ovsdb, voldrv)');
+const arakoonConfig = (db: string) => `etcd://127.0.0.1:2379/ovs/arakoon/${db}/config`;
+
+export const whoMaster = procedure({
+  pack: 'ovs',
+  name: 'who-master',
+  summary: 'Ask which node is the master of an Arakoon database (a typical issue is the lack of a master)',
+  usage: 'ovs who-master <database> [--node <node>]',
+  examples: ['ovs who-master ovsdb', 'ovs who-master voldrv --node node-2'],
+  source: `${SOURCE} (Restart an environment: the Arakoon databases)`,
+  args: z.object({ database: DB_NAME, node: z.string().optional() }),
+  positional: ['database'],
+  hosts: { node: { groups: ['ovs'] } },
+  resolve: async (args, { inventory }) => {
+    if (args.node) return args;
+    const first = masters(inventory)[0] ?? inventory.inGroups(['ovs'])[0];
+    if (!first) throw new UsageError('runbook.yaml has no host in @ovs');
+    return { ...args, node: first.name };
+  },
+  steps: [
+    {
+      kind: 'ssh',
+      id: 'who-master',
+      title: (ctx) => `Which node is the master of the Arakoon database ${ctx.args.database}`,
+      risk: 'read',
+      host: (ctx) => ctx.args.node!,
+      command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(ctx.args.database)}`, ADVICE_ARAKOON),
+      capture: parse.text(),
+    },
+  ],
+});
+
+/** upstart's `status ovs-workers`: `ovs-workers start/running, process 1234` or `ovs-workers stop/waiting`. */
+const workersRunning = (status: string) => /\bstart\/running\b/.test(status);
+
+export const restartWorkers = procedure({
+  pack: 'ovs',
+  name: 'restart-workers',
+  summary: 'Restart the Celery workers of a node (restart ovs-workers) and check that they run',
+  usage: 'ovs restart-workers <node>',
+  examples: ['ovs restart-workers node-4'],
+  source: `${SOURCE} (Restart an environment: "In case there is an issue with Celery")`,
+  args: z.object({ node: z.string().min(1) }),
+  positional: ['node'],
+  hosts: { node: { groups: ['ovs'] } },
+  steps: [
+    { kind: 'ssh', id: 'status', title: 'Are the workers running (status ovs-workers)', risk: 'read', host: node, command: sh`status ovs-workers`, capture: parse.text() },
+    {
+      kind: 'ssh',
+      id: 'restart',
+      title: 'If needed, restart the workers',
+      risk: 'write',
+      host: node,
+      when: (ctx) => workersRunning(ctx.capture<string>('status')),
+      command: withAdvice(sh`restart ovs-workers`, ADVICE_CELERY),
+    },
+    {
+      kind: 'ssh',
+      id: 'start',
+      title: 'The workers are stopped: start them (upstart cannot restart a stopped job)',
+      risk: 'write',
+      host: node,
+      when: (ctx) => !workersRunning(ctx.capture<string>('status')),
+      command: withAdvice(sh`start ovs-workers`, ADVICE_CELERY),
+    },
+    {
+      kind: 'ssh',
+      id: 'check',
+      title: 'Check that ovs-workers runs (ovs monitor services)',
+      risk: 'read',
+      host: node,
+      command: sh`ovs monitor services`,
+      capture: failingWith(serviceStates, 'ovs-workers running', (s) => (s['ovs-workers'] === 'running' ? undefined : `ovs-workers is ${s['ovs-workers'] ?? 'not installed'} after the restart. ${ADVICE_CELERY}`)),
+    },
+  ],
+});
+
+/** Log names of the troubleshooting page: the Framework's, and the Volumedriver's per vPool. */
+const FRAMEWORK_LOGS = ['api.log', 'arakoon.log', 'celery.log', 'dal.log', 'django.log', 'extensions.log', 'lib.log'];
+const VOLUMEDRIVER_LOG = /^(?:foc_)?([A-Za-z0-9_-]+)\.log$/;
+
+function logPath(ctx: StepContext<{ node: string; log: string }>): string {
+  if (FRAMEWORK_LOGS.includes(ctx.args.log)) return `/var/log/ovs/${ctx.args.log}`;
+  return `/var/log/ovs/volumedriver/${ctx.args.log}`;
+}
+
+export const tail = procedure({
+  pack: 'ovs',
+  name: 'tail',
+  summary: 'Show the end of an Open vStorage log of a node (/var/log/ovs/)',
+  usage: 'ovs tail <node> <log> [--lines N]',
+  examples: ['ovs tail node-1 celery.log', 'ovs tail node-4 vpool1.log --lines 50'],
+  source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
+  args: z.object({
+    node: z.string().min(1),
+    log: z
+      .string()
+      .refine((l) => FRAMEWORK_LOGS.includes(l) || VOLUMEDRIVER_LOG.test(l), `the logs are ${FRAMEWORK_LOGS.join(', ')}, and per vPool <vpool>.log (Volumedriver) and foc_<vpool>.log (Failover Cache)`),
+    lines: z.number().int().min(1).max(10_000).optional(),
+  }),
+  positional: ['node', 'log'],
+  hosts: { node: { groups: ['ovs'] } },
+  guard: (ctx) => {
+    if (FRAMEWORK_LOGS.includes(ctx.args.log)) return undefined;
+    const vpool = VOLUMEDRIVER_LOG.exec(ctx.args.log)?.[1] ?? '';
+    const vpools = vpoolsOf(ctx.host(ctx.args.node));
+    return vpools.includes(vpool) ? undefined : `${ctx.args.node} serves no vPool "${vpool}" (its vPools: ${vpools.join(', ') || 'none'}); the Volumedriver logs are <vpool>.log and foc_<vpool>.log`;
+  },
+  steps: [
+    {
+      kind: 'ssh',
+      id: 'tail',
+      title: (ctx) => `Show the end of ${logPath(ctx)}`,
+      risk: 'read',
+      host: node,
+      command: (ctx) => sh`tail -n ${ctx.args.lines ?? 100} ${logPath(ctx)}`,
+    },
+  ],
+});
+
+type NodeItem = string;
+const host = (ctx: StepContext) => ctx.host(itemNode(ctx));
+/** A master-only check inside the per-node checks. */
+const onMaster = (ctx: StepContext) => isMaster(host(ctx));
+
+/** The Arakoon databases of the cluster: the `ovs-arakoon-<DB>` services its masters run. */
+function arakoonDatabases(ctx: StepContext): string[] {
+  const dbs = new Set<string>();
+  for (const m of masters(ctx.inventory)) {
+    const states = ctx.capture<Record<string, string>>(`checks[${m.name}].monitor`);
+    for (const s of Object.keys(states)) if (s.startsWith('ovs-arakoon-')) dbs.add(s.slice('ovs-arakoon-'.length));
+  }
+  return [...dbs].sort();
+}
+
+/** One service check of the page on a master: `service <name> status`, with the page's advice if it fails. */
+function serviceStatus(id: string, name: string): Step {
+  return { kind: 'ssh', id, title: `service ${name} status`, risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`service ${name} status`, ADVICE_NGINX_MEMCACHED_RABBIT) };
+}
+
+export const restart = procedure({
+  pack: 'ovs',
+  name: 'restart',
+  summary: 'Restart an Open vStorage environment: the backend, the masters one by one, the extras, then the checks of the page',
+  usage: 'ovs restart',
+  examples: ['ovs restart'],
+  source: `${SOURCE} (Restart an environment)`,
+  args: z.object({}),
+  positional: [],
+  locks: (ctx) => ctx.inventory.inGroups(['ovs']).map((h) => ({ host: h.name, mode: 'write' as const })),
+  steps: [
+    {
+      kind: 'manual',
+      id: 'backend',
+      title: 'Restart the backend storage nodes (if applicable)',
+      risk: 'write',
+      instructions: 'Restart the backend storage nodes (if applicable), then press Done. The inventory does not list them, so the bot cannot.',
+    },
+    {
+      kind: 'forEach',
+      id: 'masters',
+      title: 'Start all master nodes one by one',
+      risk: 'write',
+      items: (ctx) => masters(ctx.inventory).map((h) => h.name),
+      key: (n: NodeItem) => n,
+      concurrency: 1,
+      steps: [
+        {
+          kind: 'manual',
+          id: 'power-on',
+          title: (ctx) => `Start master node ${itemNode(ctx)}`,
+          risk: 'write',
+          instructions: (ctx) => `Start (power on) the master node ${itemNode(ctx)}, then press Done; the bot then waits until it answers SSH before the next master ("one by one").`,
+        },
+        {
+          kind: 'poll',
+          id: 'ssh',
+          title: (ctx) => `Wait until ${itemNode(ctx)} answers SSH`,
+          risk: 'read',
+          host: itemNode,
+          command: sh`true`,
+          capture: parse.text(),
+          until: () => true,
+          untilReachable: true,
+          intervalMs: 5_000,
+          timeoutMs: 15 * 60_000,
+          waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
+        },
+      ],
+    },
+    {
+      kind: 'manual',
+      id: 'extras-power-on',
+      title: 'Start all extra nodes',
+      risk: 'write',
+      when: (ctx) => extras(ctx.inventory).length > 0,
+      instructions: (ctx) => `Start (power on) all extra nodes: ${extras(ctx.inventory).map((h) => h.name).join(', ')}, then press Done.`,
+    },
+    {
+      kind: 'forEach',
+      id: 'extras',
+      title: 'Wait until every extra node answers SSH',
+      risk: 'read',
+      items: (ctx) => extras(ctx.inventory).map((h) => h.name),
+      key: (n: NodeItem) => n,
+      concurrency: 8,
+      steps: [
+        {
+          kind: 'poll',
+          id: 'ssh',
+          title: (ctx) => `Wait until ${itemNode(ctx)} answers SSH`,
+          risk: 'read',
+          host: itemNode,
+          command: sh`true`,
+          capture: parse.text(),
+          until: () => true,
+          untilReachable: true,
+          intervalMs: 5_000,
+          timeoutMs: 15 * 60_000,
+          waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
+        },
+      ],
+    },
+    {
+      kind: 'forEach',
+      id: 'checks',
+      title: 'Login with ssh into each node and check whether all services are running',
+      risk: 'write',
+      items: (ctx) => ctx.inventory.inGroups(['ovs']).map((h) => h.name),
+      key: (n: NodeItem) => n,
+      concurrency: 6,
+      steps: [
+        { kind: 'ssh', id: 'monitor', title: 'ovs monitor services', risk: 'read', host: itemNode, command: sh`ovs monitor services`, capture: serviceStates },
+        serviceStatus('memcached', 'memcached'),
+        serviceStatus('nginx', 'nginx'),
+        serviceStatus('rabbitmq', 'rabbitmq-server'),
+        { kind: 'ssh', id: 'cluster-status', title: 'rabbitmqctl cluster_status', risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`rabbitmqctl cluster_status`, ADVICE_NGINX_MEMCACHED_RABBIT) },
+        { kind: 'ssh', id: 'list-queues', title: 'rabbitmqctl list_queues', risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`rabbitmqctl list_queues`, ADVICE_NGINX_MEMCACHED_RABBIT) },
+        {
+          kind: 'ssh',
+          id: 'restart-workers',
+          // The page says `restart ovs-workers`; upstart answers "Unknown instance" for a stopped job, so a stopped one is started.
+          title: 'The Celery workers are down: restart the workers (start ovs-workers, as they are stopped)',
+          risk: 'write',
+          host: itemNode,
+          when: (ctx) => ctx.capture<Record<string, string>>('monitor')['ovs-workers'] === 'halted',
+          command: withAdvice(sh`start ovs-workers`, ADVICE_CELERY),
+        },
+        {
+          kind: 'ssh',
+          id: 'all-running',
+          title: 'Check that every service the page lists for this node runs (ovs monitor services)',
+          risk: 'read',
+          host: itemNode,
+          command: (ctx) => expectRunning(host(ctx)),
+        },
+      ],
+    },
+    {
+      kind: 'forEach',
+      id: 'arakoon',
+      title: 'The Arakoon databases: check that each has a master',
+      risk: 'read',
+      items: arakoonDatabases,
+      key: (db: string) => db,
+      concurrency: 4,
+      steps: [
+        {
+          kind: 'ssh',
+          id: 'who-master',
+          title: (ctx) => `arakoon --who-master of ${item<string>(ctx)}`,
+          risk: 'read',
+          host: (ctx) => masters(ctx.inventory)[0]!.name,
+          command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(item<string>(ctx))}`, ADVICE_ARAKOON),
+          capture: parse.text(),
+        },
+      ],
+    },
+    {
+      kind: 'forEach',
+      id: 'vpools',
+      title: 'Move down the stack to verify if the vPool is functioning',
+      risk: 'write',
+      items: (ctx) => ctx.inventory.inGroups(['ovs']).flatMap((h) => vpoolsOf(h).map((vpool) => ({ node: h.name, vpool }))),
+      key: (x: { node: string; vpool: string }) => `${x.node}.${x.vpool}`,
+      label: (x: { node: string; vpool: string }) => `${x.vpool} on ${x.node}`,
+      concurrency: 6,
+      steps: [
+        {
+          kind: 'ssh',
+          id: 'truncate',
+          title: (ctx) => `truncate -s 10G /mnt/${item<{ vpool: string }>(ctx).vpool}/test.raw`,
+          risk: 'write',
+          host: (ctx) => item<{ node: string }>(ctx).node,
+          command: (ctx) => withAdvice(sh`truncate -s 10G ${`/mnt/${item<{ vpool: string }>(ctx).vpool}/test.raw`}`, ADVICE_VPOOL),
+        },
+        {
+          kind: 'ssh',
+          id: 'touch',
+          title: (ctx) => `touch /mnt/${item<{ vpool: string }>(ctx).vpool}/myvm.xml`,
+          risk: 'write',
+          host: (ctx) => item<{ node: string }>(ctx).node,
+          command: (ctx) => withAdvice(sh`touch ${`/mnt/${item<{ vpool: string }>(ctx).vpool}/myvm.xml`}`, ADVICE_VPOOL),
+        },
+      ],
+    },
+  ],
+});
+
+export const ovsPack = [flush, shutdown, restart, services, collectLogs, whoMaster, restartWorkers, tail];

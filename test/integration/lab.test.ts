@@ -144,7 +144,7 @@ describe('lab hosts', () => {
     ]);
     expect(new Set(t.lab.hosts.map((h) => h.port)).size).toBe(1);
     expect(host('node-4')).toMatchObject({ groups: ['ovs', 'ovs-extra'], vars: { ip: '10.100.1.4', vpools: ['vpool1'], role: 'extra' } });
-    expect(host('c01')).toMatchObject({ groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com' } });
+    expect(host('c01')).toMatchObject({ groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com', ip: '10.100.3.1' } });
     expect(host('lab-002').groups).toEqual(['generic']);
   });
 
@@ -169,7 +169,7 @@ describe('lab hosts', () => {
   });
 
   it('cannot write outside the lab, and absolute paths given to tools land in the fake root', async () => {
-    const r = await ssh('c01', 'touch /etc/runbook-lab-test; echo "touch=$?"; ls /etc; echo "ls=$?"; mount /etc/passwd /mnt; echo "mount=$?"; qemu-nbd -c /dev/nbd0 /etc/passwd; echo "nbd=$?"');
+    const r = await ssh('c01', 'touch /etc/runbook-lab-test; echo "touch=$?"; ls /etc/runbook-lab-test; echo "ls=$?"; mount /etc/passwd /mnt; echo "mount=$?"; qemu-nbd -c /dev/nbd0 /etc/passwd; echo "nbd=$?"');
     expect(r.stdout).toContain('touch=1');
     expect(r.stderr).toContain("touch: cannot touch '/etc/runbook-lab-test': Permission denied");
     expect(existsSync('/etc/runbook-lab-test')).toBe(false);
@@ -399,7 +399,7 @@ describe('runbook.yaml', () => {
   it('is valid, names every host with the lab user, the lab keys, the lab databases and the people', () => {
     const cfg = parseRunbookConfig(readFileSync(t.lab.configPath, 'utf8'), t.lab.configPath, {});
     expect(Object.keys(cfg.hosts)).toEqual(t.lab.hosts.map((h) => h.name));
-    expect(cfg.hosts['c01']).toEqual({ address: '127.0.0.18', port: host('c01').port, user: t.lab.user, groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com' } });
+    expect(cfg.hosts['c01']).toEqual({ address: '127.0.0.18', port: host('c01').port, user: t.lab.user, groups: ['openstack', 'compute'], vars: { fqdn: 'c01.example.com', ip: '10.100.3.1' } });
     expect(cfg.ssh.privateKeyPath).toBe(join(dir(), 'client', 'id_ed25519'));
     expect(cfg.ssh.knownHostsPath).toBe(join(dir(), 'client', 'known_hosts'));
     expect(cfg.databases['nova']!.url).toBe(`${t.lab.mysqlUrl}/${t.lab.databases.nova}`);

@@ -29,6 +29,14 @@ const handlers = {
   ...require('./sims/disk.cjs'),
   ...require('./sims/lab-sleep.cjs'),
   ...require('./sims/service.cjs'),
+  ...require('./sims/power.cjs'),
+  ...require('./sims/afs.cjs'),
+  ...require('./sims/ovs-cluster.cjs'),
+  ...require('./sims/nova.cjs'),
+  ...require('./sims/files.cjs'),
+  ...require('./sims/swift.cjs'),
+  ...require('./sims/blockdev.cjs'),
+  ...require('./sims/accounts.cjs'),
 };
 
 /** What a handler may touch: the state of the host it runs on, nothing else. */

@@ -43,6 +43,42 @@ function disconnect(ctx, device) {
   return 0;
 }
 
+/**
+ * `mount -a`: every /etc/fstab entry of a block device (`/dev/…`) not mounted yet, when the device
+ * holds a file system (state `disks`, see blockdev.cjs); its files are images/<device>/.
+ */
+function mountAll(ctx) {
+  let fstab = '';
+  try {
+    fstab = fs.readFileSync(ctx.realPath('/etc/fstab'), 'utf8');
+  } catch {
+    fstab = '';
+  }
+  const disks = ctx.read('disks', {});
+  let code = 0;
+  for (const line of fstab.split('\n')) {
+    const [device, dir, type] = line.trim().split(/\s+/);
+    if (!device || device.startsWith('#') || !device.startsWith('/dev/') || type === 'swap' || dir === undefined) continue;
+    const point = virtualPath(dir);
+    if (Object.hasOwn(ctx.read('mounts', {}), point)) continue;
+    if (!disks[device]?.filesystem) {
+      process.stderr.write(`mount: ${point}: wrong fs type, bad option, bad superblock on ${device}, missing codepage or helper program, or other error.\n`);
+      code = 32;
+      continue;
+    }
+    if (!isDirectory(ctx.realPath(point))) {
+      process.stderr.write(`mount: ${point}: mount point does not exist.\n`);
+      code = 32;
+      continue;
+    }
+    fs.mkdirSync(ctx.imagePath(device), { recursive: true });
+    ctx.update('mounts', {}, (mounts) => {
+      mounts[point] = { device, source: device };
+    });
+  }
+  return code;
+}
+
 function listMounts(ctx) {
   const mounts = ctx.read('mounts', {});
   process.stdout.write(Object.entries(mounts).map(([dir, m]) => `${m.device} on ${dir} type ext4 (rw,relatime)\n`).join(''));
@@ -61,6 +97,7 @@ module.exports = {
 
   mount(ctx, args) {
     if (args.length === 0) return listMounts(ctx);
+    if (args.length === 1 && args[0] === '-a') return mountAll(ctx);
     if (args.length !== 2) throw new ToolError('usage: mount [<device> <dir>]', 1);
     const [device, dir] = args;
     const point = virtualPath(dir);
@@ -77,9 +114,10 @@ module.exports = {
   },
 
   umount(ctx, args) {
-    if (args.length !== 1) throw new ToolError('usage: umount <dir>', 1);
-    const point = virtualPath(args[0]);
+    if (args.length !== 1) throw new ToolError('usage: umount <dir>|<device>', 1);
     ctx.update('mounts', {}, (mounts) => {
+      // umount /dev/sdb: the mount point of that device, as umount(8) finds it.
+      const point = args[0].startsWith('/dev/') ? (Object.keys(mounts).find((m) => mounts[m].device === args[0]) ?? args[0]) : virtualPath(args[0]);
       if (mounts[point] === undefined) throw new ToolError(`umount: ${point}: not mounted.`, 32);
       delete mounts[point];
     });

@@ -2,18 +2,23 @@
 /**
  * `ovs`: stands in for the Open vStorage calls an operator makes on a storage router: the Python of
  * "Shutdown an environment" (list the router's vDisks; per vDisk create a snapshot, poll
- * `info_snapshot(...).in_backend`, delete the snapshot) and `ovs monitor services`.
+ * `info_snapshot(...).in_backend`, delete the snapshot), `ovs monitor services` (the `ovs-*` services
+ * of the host) and `ovs collect logs` (the troubleshooting page's archive in /var/tmp of the fake root).
  *
  * State: `vdisks` = [{ guid, name, volume_id, snapshots: [{ name, guid, timestamp, checks }] }],
- * `services` = { "<service>": "running" | "halted" }. Setting `pendingChecks` (default 1): how many
+ * `services` = { "<service>": "running" | "halted" }, `logs` = { "<path>": "<text>" } (what the archive
+ * holds), `collected` = [{ archive, logs, at }]. Setting `pendingChecks` (default 1): how many
  * info-snapshot calls see `in_backend: false` before the snapshot reports itself flushed.
  */
+const fs = require('node:fs');
+const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { ToolError } = require('../runtime.cjs');
 
 const USAGE = `usage: ovs vdisk list
        ovs vdisk create-snapshot|info-snapshot|delete-snapshot <volume_id> <snapshot name>
-       ovs monitor services`;
+       ovs monitor services
+       ovs collect logs`;
 
 function usage() {
   return new ToolError(USAGE, 2);
@@ -85,9 +90,32 @@ const vdiskCommands = {
   },
 };
 
+/** The Open vStorage services (`ovs-*`) of the host; memcached, nginx and the like are not its own. */
 function monitorServices(ctx) {
   const services = ctx.read('services', {});
-  process.stdout.write(Object.entries(services).map(([service, state]) => `${service}: ${state}\n`).join(''));
+  process.stdout.write(
+    Object.entries(services)
+      .filter(([service]) => service.startsWith('ovs-'))
+      .map(([service, state]) => `${service}: ${state}\n`)
+      .join(''),
+  );
+  return 0;
+}
+
+/**
+ * `ovs collect logs`: gathers the logs into /var/tmp/ovs-{hostname}-logs.tar (in the host's fake
+ * root; the archive lists the logs it holds) and says where it is.
+ */
+function collectLogs(ctx) {
+  const archive = `/var/tmp/ovs-${ctx.host}-logs.tar`;
+  const logs = Object.keys(ctx.read('logs', {})).sort();
+  const real = ctx.realPath(archive);
+  fs.mkdirSync(path.dirname(real), { recursive: true });
+  fs.writeFileSync(real, `${logs.join('\n')}\n`);
+  ctx.update('collected', [], (c) => {
+    c.push({ archive, logs, at: Date.now() });
+  });
+  process.stdout.write(`Collecting logs of ${logs.length} files...\nFiles saved to ${archive}\n`);
   return 0;
 }
 
@@ -98,6 +126,7 @@ module.exports = {
       return vdiskCommands[command](ctx, rest);
     }
     if (group === 'monitor' && command === 'services' && rest.length === 0) return monitorServices(ctx);
+    if (group === 'collect' && command === 'logs' && rest.length === 0) return collectLogs(ctx);
     throw usage();
   },
 };

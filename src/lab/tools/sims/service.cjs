@@ -16,12 +16,31 @@ function pid(name) {
   return 1000 + h;
 }
 
+/**
+ * Host setting `badStarts` = { "<name>": n }: the next n starts of that service report success but
+ * leave it not running (the AFS page's Postgres, which "is known to need one, two or more restarts
+ * before it really starts properly").
+ */
 function set(ctx, name, to, unknown) {
+  const bad = to === 'running' ? takeBadStart(ctx, name) : false;
   return ctx.update('services', {}, (services) => {
     if (!Object.hasOwn(services, name)) throw new ToolError(unknown, 1);
     const was = services[name];
-    services[name] = to;
+    services[name] = bad ? 'halted' : to;
     return was;
+  });
+}
+
+/** Uses up one of the `badStarts` of the service; counting starts again whenever the setting changes. */
+function takeBadStart(ctx, name) {
+  const n = ctx.setting('badStarts', {})[name] ?? 0;
+  if (!(n > 0)) return false;
+  return ctx.update('bad-starts', {}, (counts) => {
+    const c = counts[name]?.setting === n ? counts[name] : { setting: n, used: 0 };
+    counts[name] = c;
+    if (c.used >= n) return false;
+    c.used += 1;
+    return true;
   });
 }
 
@@ -88,3 +107,6 @@ module.exports = {
   restart: upstart('restart'),
   status: upstart('status'),
 };
+
+/** For other service managers of the lab (runit's sv): the same state, not a tool (not enumerable). */
+Object.defineProperty(module.exports, 'state', { enumerable: false, value: { set, current } });

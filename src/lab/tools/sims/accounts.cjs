@@ -1,0 +1,120 @@
+'use strict';
+/**
+ * Users, groups and file ownership on a compute node, for the UID/GID mismatch recovery: `id <user>`,
+ * `usermod -u <uid> <user>`, `groupmod -g <gid> <group>` (with their refusals of an ID in use) and
+ * `find <dir> -uid|-gid <n> [-exec chown <user> {} ; | -exec chgrp <group> {} ;]`.
+ *
+ * The lab cannot chown (it never runs as root), so ownership is state: `owners` = { "<path>": { uid,
+ * gid } } of the fake root, which `find` walks. `accounts` = { users: { name: { uid, gid } },
+ * groups: { name: gid } }. Nothing outside the lab is ever looked at or changed.
+ */
+const { spawnSync } = require('node:child_process');
+const { ToolError } = require('../runtime.cjs');
+
+const EMPTY = { users: {}, groups: {} };
+
+function groupName(groups, gid) {
+  return Object.keys(groups).find((g) => groups[g] === gid) ?? String(gid);
+}
+
+function id(ctx, args) {
+  const accounts = ctx.read('accounts', undefined);
+  // `id -u` and the like, or a host whose accounts the lab does not simulate: the real, read-only id
+  // (it reports the lab user the session runs as).
+  if (accounts === undefined || args.length !== 1 || args[0].startsWith('-')) {
+    const result = spawnSync('/usr/bin/id', args, { stdio: 'inherit' });
+    if (result.error) throw result.error;
+    return result.status ?? 1;
+  }
+  const { users, groups } = accounts;
+  const u = users[args[0]];
+  if (u === undefined) throw new ToolError(`id: '${args[0]}': no such user`, 1);
+  const g = groupName(groups, u.gid);
+  process.stdout.write(`uid=${u.uid}(${args[0]}) gid=${u.gid}(${g}) groups=${u.gid}(${g})\n`);
+  return 0;
+}
+
+function usermod(ctx, args) {
+  if (args.length !== 3 || args[0] !== '-u' || !/^\d+$/.test(args[1])) throw new ToolError('Usage: usermod -u UID LOGIN (the lab simulates only this form)', 2);
+  const uid = Number(args[1]);
+  const name = args[2];
+  const changed = ctx.update('accounts', EMPTY, ({ users }) => {
+    if (users[name] === undefined) throw new ToolError(`usermod: user '${name}' does not exist`, 6);
+    if (users[name].uid === uid) return false;
+    if (Object.entries(users).some(([n, u]) => n !== name && u.uid === uid)) throw new ToolError(`usermod: UID '${uid}' already exists`, 4);
+    users[name].uid = uid;
+    return true;
+  });
+  if (!changed) process.stdout.write('usermod: no changes\n');
+  return 0;
+}
+
+function groupmod(ctx, args) {
+  if (args.length !== 3 || args[0] !== '-g' || !/^\d+$/.test(args[1])) throw new ToolError('Usage: groupmod -g GID GROUP (the lab simulates only this form)', 2);
+  const gid = Number(args[1]);
+  const name = args[2];
+  ctx.update('accounts', EMPTY, ({ users, groups }) => {
+    if (groups[name] === undefined) throw new ToolError(`groupmod: group '${name}' does not exist`, 6);
+    const old = groups[name];
+    if (old === gid) return;
+    if (Object.entries(groups).some(([n, g]) => n !== name && g === gid)) throw new ToolError(`groupmod: GID '${gid}' already exists`, 4);
+    groups[name] = gid;
+    // The primary group of users is stored by number: it follows the group.
+    for (const u of Object.values(users)) if (u.gid === old) u.gid = gid;
+  });
+  return 0;
+}
+
+const FIND_USAGE = 'usage: find <dir> -uid|-gid <n> [-exec chown <user> {} ; | -exec chgrp <group> {} ;] (the lab simulates only this form)';
+
+function find(ctx, args) {
+  const [dir, test, value, ...rest] = args;
+  if (!dir || !['-uid', '-gid'].includes(test) || !/^\d+$/.test(value ?? '')) throw new ToolError(FIND_USAGE, 1);
+  let exec;
+  if (rest.length > 0) {
+    const [e, cmd, who, braces, end] = rest;
+    if (rest.length !== 5 || e !== '-exec' || !['chown', 'chgrp'].includes(cmd) || braces !== '{}' || end !== ';') throw new ToolError(FIND_USAGE, 1);
+    exec = { cmd, who };
+  }
+  const n = Number(value);
+  const key = test === '-uid' ? 'uid' : 'gid';
+  const under = dir === '/' ? '/' : `${dir.replace(/\/+$/, '')}/`;
+  const inScope = (p) => dir === '/' || p === dir.replace(/\/+$/, '') || p.startsWith(under);
+  const { users, groups } = ctx.read('accounts', EMPTY);
+  if (exec === undefined) {
+    const owners = ctx.read('owners', {});
+    process.stdout.write(Object.keys(owners).filter((p) => inScope(p) && owners[p][key] === n).sort().map((p) => `${p}\n`).join(''));
+    return 0;
+  }
+  const to = exec.cmd === 'chown' ? users[exec.who]?.uid : groups[exec.who];
+  let failed = false;
+  ctx.update('owners', {}, (owners) => {
+    for (const p of Object.keys(owners).sort()) {
+      if (!inScope(p) || owners[p][key] !== n) continue;
+      if (to === undefined) {
+        process.stderr.write(`${exec.cmd}: invalid ${exec.cmd === 'chown' ? 'user' : 'group'}: '${exec.who}'\n`);
+        failed = true;
+        continue;
+      }
+      owners[p][exec.cmd === 'chown' ? 'uid' : 'gid'] = to;
+    }
+  });
+  return failed ? 1 : 0;
+}
+
+module.exports = { id, usermod, groupmod, find };
+
+/** `getent group <name>` / `getent passwd <name>` from the same accounts (exit 2: not found). */
+module.exports.getent = function getent(ctx, args) {
+  const [db, name] = args;
+  if (args.length !== 2 || !['group', 'passwd'].includes(db)) throw new ToolError('usage: getent group|passwd <name> (the lab simulates only this form)', 1);
+  const { users, groups } = ctx.read('accounts', EMPTY);
+  if (db === 'group') {
+    if (groups[name] === undefined) return 2;
+    process.stdout.write(`${name}:x:${groups[name]}:\n`);
+    return 0;
+  }
+  if (users[name] === undefined) return 2;
+  process.stdout.write(`${name}:x:${users[name].uid}:${users[name].gid}::/var/lib/${name}:/bin/false\n`);
+  return 0;
+};

@@ -1,0 +1,55 @@
+'use strict';
+/**
+ * Disks of a storage node: `dmesg` (the kernel's messages, from state) and `mkfs.xfs [-f] <device>`,
+ * which refuses, as the real one does, a device that is mounted or that holds a file system unless
+ * `-f` is given. `mount -a` and `umount <device>` are in disk.cjs.
+ *
+ * State: `disks` = { "/dev/sdb": { filesystem: "xfs" | null, uuid } }, `dmesg` = [ lines ].
+ * A device's files are the directory images/<device>/ (mounted at its fstab mount point).
+ */
+const fs = require('node:fs');
+const { createHash } = require('node:crypto');
+const { ToolError } = require('../runtime.cjs');
+
+function uuidOf(seed) {
+  const h = createHash('sha1').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+module.exports = {
+  dmesg(ctx, args) {
+    if (args.length > 0) throw new ToolError('usage: dmesg', 1);
+    process.stdout.write(ctx.read('dmesg', []).map((l) => `${l}\n`).join(''));
+    return 0;
+  },
+
+  'mkfs.xfs'(ctx, args) {
+    const force = args.includes('-f');
+    const rest = args.filter((a) => a !== '-f');
+    if (rest.length !== 1) throw new ToolError('usage: mkfs.xfs [-f] <device>', 1);
+    const [device] = rest;
+    const mounted = Object.values(ctx.read('mounts', {})).some((m) => m.device === device);
+    ctx.update('disks', {}, (disks) => {
+      const d = disks[device];
+      if (d === undefined) throw new ToolError(`mkfs.xfs: cannot open ${device}: No such file or directory`, 1);
+      if (mounted) throw new ToolError(`mkfs.xfs: ${device} contains a mounted filesystem\nUsage: mkfs.xfs [-f] <device>`, 1);
+      if (d.filesystem && !force) {
+        throw new ToolError(`mkfs.xfs: ${device} appears to contain an existing filesystem (${d.filesystem}).\nmkfs.xfs: Use the -f option to force overwrite.`, 1);
+      }
+      d.filesystem = 'xfs';
+      d.uuid = uuidOf(`${device} ${Date.now()}`);
+    });
+    const dir = ctx.imagePath(device);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    process.stdout.write(
+      `meta-data=${device}              isize=512    agcount=4, agsize=61047662 blks\n` +
+        '         =                       sectsz=4096  attr=2, projid32bit=1\n' +
+        'data     =                       bsize=4096   blocks=244190646, imaxpct=25\n' +
+        'naming   =version 2              bsize=4096   ascii-ci=0, ftype=1\n' +
+        'log      =internal log           bsize=4096   blocks=119233, version=2\n' +
+        `realtime =none                   extsz=4096   blocks=0, rtextents=0\n`,
+    );
+    return 0;
+  },
+};
