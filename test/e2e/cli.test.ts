@@ -1,28 +1,18 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCalls, readHostState, type VirshState } from '../../src/lab/index.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
 const CLI = resolve('dist/cli.js');
-const run = promisify(execFile);
 
 let lab: Awaited<ReturnType<typeof startTestLab>>;
 const prefix = uniquePrefix();
 
-/** Runs `runbook …` as an operator would; never throws on a non-zero exit. */
-async function runbook(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+/** Runs `runbook …` as an operator would, against this file's lab and Redis prefix. */
+const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, ...args);
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: npm test builds it first (npm run build)`);

@@ -1,25 +1,14 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
-const CLI = resolve('dist/cli.js');
-const exec = promisify(execFile);
 let lab: Awaited<ReturnType<typeof startTestLab>>;
 const prefix = uniquePrefix();
 
-async function runbook(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const runbook = (env: NodeJS.ProcessEnv, ...args: string[]) => runCli({ RUNBOOK_PREFIX: prefix, ...env }, ...args);
 
 beforeAll(async () => {
   lab = await startTestLab({ only: ['node-3', 'c01'] });

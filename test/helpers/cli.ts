@@ -39,19 +39,21 @@ export interface FollowOptions {
  * command; `follow(text, …)` runs `runbook run … --json` and, while it follows the run, answers its
  * manual steps with `runbook decide <id> done --as <person>` as an operator would.
  */
+/** Runs `runbook …` (dist/cli.js) as a process with `env`; never throws on a non-zero exit. */
+export async function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
 export function cli(lab: () => TestLab, prefix: string) {
   const env = () => ({ ...process.env, RUNBOOK_CONFIG: lab().lab.configPath, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' });
-
-  async function runbook(...args: string[]): Promise<CliResult> {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
-    try {
-      const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: env() });
-      return { code: 0, stdout, stderr };
-    } catch (e) {
-      const x = e as { code: number; stdout: string; stderr: string };
-      return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-    }
-  }
+  const runbook = (...args: string[]): Promise<CliResult> => runCli(env(), ...args);
 
   async function follow(text: string, opts: FollowOptions = {}): Promise<CliResult & { run: RunJson }> {
     const args = ['run', text, '--as', opts.as ?? 'alice', ...(opts.approveAs ? ['--approve-as', opts.approveAs] : []), '--json'];

@@ -1,12 +1,11 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isTerminal, type Run } from '../../src/engine/types.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type ServicesState } from '../../src/lab/index.js';
 import { AFS_SERVICES, POSTGRES_RESTARTS } from '../../src/procedures/afs.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix, watch } from '../helpers/runtime.js';
 
@@ -16,7 +15,6 @@ import { testRuntime, uniquePrefix, watch } from '../helpers/runtime.js';
  * Runtime API with shortened waits (timeScale), since the page's salvager takes about 20 minutes.
  */
 const CLI = resolve('dist/cli.js');
-const exec = promisify(execFile);
 
 let lab: Awaited<ReturnType<typeof startTestLab>>;
 let driver: ReturnType<typeof testRuntime>;
@@ -30,15 +28,7 @@ interface RunJson {
   steps: { id: string; title: string; risk: string; status: string; exitCode?: number }[];
 }
 
-async function runbook(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, ...args);
 
 /** Answers the open manual steps of unfinished runs as bob (the person who prepared and re-checked). */
 async function answerManual(rt: ReturnType<typeof testRuntime>, answered: string[]): Promise<void> {

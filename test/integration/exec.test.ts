@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NotAllowedError } from '../../src/errors.js';
 import { clearFaults, readCalls, setFault, startHost, stopHost } from '../../src/lab/index.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, testRuntime, uniquePrefix, waitForEvent, watch } from '../helpers/runtime.js';
 
 const CLI = resolve('dist/cli.js');
-const run = promisify(execFile);
 
 let lab: Awaited<ReturnType<typeof startTestLab>>;
 let rt: ReturnType<typeof testRuntime>;
@@ -30,15 +28,7 @@ afterAll(async () => {
 const dir = () => lab.lab.dir;
 const request = (text: string, person = 'alice') => rt.intake.request({ text, person, origin: { adapter: 'test' } });
 
-async function runbook(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: cliPrefix, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: cliPrefix }, ...args);
 
 describe('ops exec through the runtime', () => {
   it('runs a read-only command on every lab host, ungated, and gathers the output clush -b style', async () => {

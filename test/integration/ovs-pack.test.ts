@@ -1,15 +1,14 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { isTerminal, type Gate, type Run } from '../../src/engine/types.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, startHost, type ServicesState, type Vdisk } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
@@ -19,7 +18,6 @@ import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
  * playing the person who powers nodes on.
  */
 const CLI = resolve('dist/cli.js');
-const exec = promisify(execFile);
 const NODES = ['node-1', 'node-2', 'node-4'];
 
 let lab: Awaited<ReturnType<typeof startTestLab>>;
@@ -27,21 +25,7 @@ let driver: ReturnType<typeof testRuntime>;
 const prefix = uniquePrefix();
 const dir = () => lab.lab.dir;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runbook(...args: string[]): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix, LOG_LEVEL: 'warn' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, ...args);
 
 interface RunJson {
   id: string;
