@@ -23,6 +23,8 @@ export const envSchema = z.object({
   DISCORD_TOKEN: optional,
   DISCORD_APPLICATION_ID: optional,
   DISCORD_PUBLIC_KEY: optional,
+  /** Register the slash commands in this guild (at once) instead of globally (Discord takes up to an hour). */
+  DISCORD_GUILD_ID: optional,
   DISCORD_API_URL: z.string().url().optional(),
   /** fatal, error, warn, info, debug, trace, silent. Default info. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
