@@ -1,7 +1,9 @@
 import type { Route } from '../http/server.js';
 import type { Runtime } from '../runtime.js';
 import { startConsole } from './console/adapter.js';
+import { startDiscord } from './discord/index.js';
 import { ProgressHub, type ChatAdapter } from './hub.js';
+import { startSlack } from './slack/index.js';
 
 /** A chat adapter as `runbook start` runs it: its progress delivery, its HTTP routes, its shutdown. */
 export interface StartedAdapter {
@@ -13,7 +15,7 @@ export interface StartedAdapter {
 /** Each adapter's starter decides from the environment whether it runs (e.g. SLACK_* set). */
 export type AdapterStarter = (rt: Runtime) => Promise<StartedAdapter | undefined>;
 
-const starters: AdapterStarter[] = [startConsole];
+const starters: AdapterStarter[] = [startConsole, (rt) => startSlack(rt), (rt) => startDiscord(rt)];
 
 /** Starts every configured adapter and the hub that feeds them progress. */
 export async function startAdapters(rt: Runtime, list: AdapterStarter[] = starters): Promise<{ names: string[]; routes: Route[]; stop(): Promise<void> }> {

@@ -5,6 +5,10 @@
  *    against N raw ssh2 execs of `true` on one open connection. Overhead = difference per step.
  * 2. Fan-out: `uptime` on 50 lab hosts, through the pool (warm), through the engine (a forEach),
  *    and with parallel-ssh (Debian's pssh) on the same hosts, key and known_hosts.
+ * 3. Ad-hoc fan-out (`ops exec`, src/bench/fanout.ts): 50 and 200 hosts, cold and warm, beside
+ *    pdsh, clush, parallel-ssh and ansible; wall, CPU and memory.
+ * 4. Slack (src/bench/slack.ts): ack latency of signed slash commands at 200 requests/s beside a
+ *    bare Bolt app, and the time from command to plan card.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,8 @@ import { Catalog } from '../procedures/catalog.js';
 import { procedure, sh } from '../procedures/dsl.js';
 import { defaultCatalog } from '../procedures/index.js';
 import { Runtime } from '../runtime.js';
+import { benchAdhocFanout } from './fanout.js';
+import { benchSlack } from './slack.js';
 
 const FANOUT_HOSTS = 50;
 const STEPS = 200;
@@ -180,6 +186,12 @@ async function main() {
     await labDown(dir);
     rmSync(dir, { recursive: true, force: true });
   }
+  const fan = await benchAdhocFanout();
+  Object.assign(results, fan.results);
+  lines.push(...fan.lines);
+  const slack = await benchSlack();
+  results.slack = slack.results;
+  lines.push(...slack.lines);
   writeFileSync('bench-report.json', JSON.stringify(results, null, 2));
   writeFileSync('bench-report.md', lines.join('\n'));
   process.stdout.write(lines.join('\n') + '\n');

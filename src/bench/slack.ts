@@ -1,0 +1,233 @@
+/**
+ * The Slack part of `npm run bench`: how fast a signed slash command is acked at 200 requests/s,
+ * beside a bare Bolt app answering the same requests on the same machine, and how long a command
+ * takes to become a plan card in the channel. Needs only Redis: the Web API is a local sink.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { performance as perfHooks } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+
+const { eventLoopUtilization } = perfHooks;
+import { App, LogLevel } from '@slack/bolt';
+import pino from 'pino';
+import { startAdapters } from '../adapters/index.js';
+import { startSlack } from '../adapters/slack/index.js';
+import { parseRunbookConfig } from '../config/runbook-config.js';
+import { startHttp } from '../http/server.js';
+import { Runtime } from '../runtime.js';
+
+const RATE = 200;
+const SECONDS = 10;
+const WARMUP = 200;
+const ROUNDS = 3;
+const IDLE_CARDS = 10;
+const SECRET = 'bench-signing-secret';
+
+const CONFIG = `hosts:
+${Array.from({ length: 6 }, (_, i) => `  node-${i + 1}: { address: 127.0.0.${11 + i}, user: lab, groups: [ovs] }`).join('\n')}
+ssh: { privateKeyPath: /nonexistent/id, knownHostsPath: /nonexistent/known_hosts }
+people:
+  alice: { roles: [operator], slack: U0ALICE }
+`;
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const ms = (x: number) => Math.round(x * 100) / 100;
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+
+/** A Web API that answers every call at once and notes when each channel got its first message. */
+async function webApiSink(): Promise<{ url: string; firstPost: Map<string, number>; close(): Promise<void> }> {
+  const firstPost = new Map<string, number>();
+  let seq = 0;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const method = (req.url ?? '').replace(/^\/api\//, '');
+      const args = new URLSearchParams(Buffer.concat(chunks).toString());
+      const channel = args.get('channel') ?? '';
+      if (method === 'chat.postMessage' && !firstPost.has(channel)) firstPost.set(channel, performance.timeOrigin + performance.now());
+      const body = method === 'auth.test' ? { ok: true, user_id: 'U0BOT', bot_id: 'B0BOT', team_id: 'T0BENCH' } : { ok: true, channel, ts: `1700000000.${String(++seq).padStart(6, '0')}` };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`, firstPost, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/**
+ * The load generator, in a worker thread so that its own work (HMAC, HTTP client) does not run on
+ * the event loop being measured. Open loop: requests leave on schedule whether or not earlier ones
+ * were answered. Posts `count` slash commands `/ovs <text(i)>` from channel `<channel><i>`, signed
+ * as Slack signs them, and answers each request's send time (epoch ms) and latency.
+ */
+const LOADER = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const { createHmac, randomBytes } = require('node:crypto');
+const http = require('node:http');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const url = new URL(w.url);
+function send(body) {
+  const ts = Math.floor(Date.now() / 1000);
+  const sig = 'v0=' + createHmac('sha256', w.secret).update('v0:' + ts + ':' + body).digest('hex');
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), 'x-slack-signature': sig, 'x-slack-request-timestamp': String(ts) } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error('answered ' + res.statusCode))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+(async () => {
+  const start = performance.now();
+  const pending = [];
+  const sentAt = [];
+  for (let i = 0; i < w.count; i++) {
+    const due = start + (i * 1000) / w.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const body = new URLSearchParams({ token: 'x', team_id: 'T0BENCH', channel_id: w.channel + i, user_id: 'U0ALICE', user_name: 'alice', command: '/ovs', text: w.texts[i % w.texts.length], response_url: 'http://127.0.0.1:9/', trigger_id: randomBytes(8).toString('hex'), api_app_id: 'A0BENCH' }).toString();
+    sentAt.push(performance.timeOrigin + performance.now());
+    pending.push(send(body));
+  }
+  const latencies = await Promise.all(pending);
+  agent.destroy();
+  parentPort.postMessage({ latencies, sentAt });
+})().catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
+`;
+
+interface LoadResult {
+  latencies: number[];
+  /** When each request left, epoch ms. */
+  sentAt: number[];
+}
+
+function load(url: string, count: number, channel: string, texts: string[]): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(LOADER, { eval: true, workerData: { url, count, rate: RATE, channel, texts, secret: SECRET } });
+    worker.once('message', (m: LoadResult & { error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m)));
+    worker.once('error', reject);
+  });
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+export interface SlackBenchResult {
+  results: Record<string, unknown>;
+  lines: string[];
+}
+
+interface Round {
+  bare: { p50: number; p99: number; busyMs: number };
+  ours: { p50: number; p99: number; busyMs: number };
+  /** Command to plan card posted, under the load. */
+  card: { p50: number; p99: number; posted: number };
+}
+
+export async function benchSlack(): Promise<SlackBenchResult> {
+  const sink = await webApiSink();
+  const log = pino({ level: 'silent' });
+  const n = RATE * SECONDS;
+  const texts = Array.from({ length: 6 }, (_, i) => `flush node-${i + 1}`);
+
+  // The bare Bolt app: its own HTTPReceiver, a listener that only acks.
+  const bare = new App({ token: 'xoxb-bench', signingSecret: SECRET, logLevel: LogLevel.ERROR, clientOptions: { slackApiUrl: sink.url } });
+  bare.command(/.*/, async ({ ack }) => {
+    await ack();
+  });
+  const bareServer = (await bare.start({ port: 0, host: '127.0.0.1' })) as Server;
+  const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}/slack/events`;
+
+  // Ours: the runtime, the hub, the Slack adapter on our HTTP server; each command starts a run
+  // (no worker here: the run stays queued) and its plan card is posted to its own channel.
+  const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_SIGNING_SECRET: SECRET, SLACK_APP_TOKEN: '', SLACK_API_URL: sink.url };
+  const rt = new Runtime({ env, config: parseRunbookConfig(CONFIG, '/bench/runbook.yaml', env), configPath: '/bench/runbook.yaml', prefix: `benchslack${process.pid}`, log });
+  const adapters = await startAdapters(rt, [(r) => startSlack(r)]);
+  const http = await startHttp(rt, adapters.routes);
+  const ourUrl = `http://127.0.0.1:${http.port}/slack/events`;
+  try {
+    await load(bareUrl, WARMUP, 'CWARMB', texts);
+    await load(ourUrl, WARMUP, 'CWARMO', texts);
+    // Rounds alternate the two apps, so that a change in the machine's load hits both alike.
+    const rounds: Round[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      let elu = eventLoopUtilization();
+      const b = (await load(bareUrl, n, `CBARE${r}-`, texts)).latencies;
+      const bareBusy = eventLoopUtilization(elu).active;
+      elu = eventLoopUtilization();
+      const ours = await load(ourUrl, n, `CLOAD${r}-`, texts);
+      const channels = ours.sentAt.map((_, i) => `CLOAD${r}-${i}`);
+      const deadline = now() + 120_000;
+      while (channels.some((c) => !sink.firstPost.has(c)) && now() < deadline) await sleep(100);
+      const ourBusy = eventLoopUtilization(elu).active;
+      const cards = channels.flatMap((c, i) => (sink.firstPost.has(c) ? [sink.firstPost.get(c)! - ours.sentAt[i]!] : []));
+      rounds.push({
+        bare: { p50: ms(pct(b, 50)), p99: ms(pct(b, 99)), busyMs: ms(bareBusy / n) },
+        ours: { p50: ms(pct(ours.latencies, 50)), p99: ms(pct(ours.latencies, 99)), busyMs: ms(ourBusy / n) },
+        card: { p50: ms(pct(cards, 50)), p99: ms(pct(cards, 99)), posted: cards.length },
+      });
+    }
+    const idle: number[] = [];
+    for (let i = 0; i < IDLE_CARDS; i++) {
+      const one = await load(ourUrl, 1, `CIDLE${i}-`, texts);
+      const channel = `CIDLE${i}-0`;
+      while (!sink.firstPost.has(channel) && now() - one.sentAt[0]! < 30_000) await sleep(1);
+      idle.push(sink.firstPost.get(channel)! - one.sentAt[0]!);
+      await sleep(200);
+    }
+    // The round whose ratio of p99s is the median stands for the run; every round is listed.
+    const ratio = (x: Round) => x.ours.p99 / x.bare.p99;
+    const median = [...rounds].sort((a, b) => ratio(a) - ratio(b))[Math.floor(rounds.length / 2)]!;
+    const met = median.ours.p99 <= 25 && median.ours.p99 <= 1.3 * median.bare.p99;
+    const results = {
+      rate: RATE,
+      seconds: SECONDS,
+      requestsPerRound: n,
+      rounds,
+      median: { bareBolt: median.bare, ours: median.ours, ratioP99: ms(ratio(median)), planCardUnderLoad: median.card },
+      target: 'p99 ack ≤ 25 ms and ≤ 1.3× the bare Bolt app',
+      met,
+      planCardIdle: { p50: ms(pct(idle, 50)), max: ms(Math.max(...idle)) },
+    };
+    const lines = [
+      '## Slack: slash command ack',
+      '',
+      `${n} signed slash commands (\`/ovs flush node-N\`, HMAC-SHA256 as Slack signs them) at ${RATE} requests/s for ${SECONDS} s, open loop, to a bare Bolt app (HTTPReceiver, a listener that only acks) and to the bot (our \`POST /slack/events\` route, Bolt listeners that ack and then start a run: intake, Redis, queue, and its plan card posted, all in the process that acks), in ${ROUNDS} alternating rounds after ${WARMUP} warm-up requests each. Latency from sending to the end of the response, measured by a client in a worker thread. "busy" is the serving event loop's active time per command.`,
+      '',
+      '| round | bare p50 ms | bare p99 ms | bot p50 ms | bot p99 ms | p99 ratio | busy bare / bot ms | command → plan card p50 / p99 ms |',
+      '|---|---|---|---|---|---|---|---|',
+      ...rounds.map((x, i) => `| ${i + 1}${x === median ? ' (median)' : ''} | ${x.bare.p50} | ${x.bare.p99} | ${x.ours.p50} | ${x.ours.p99} | ${ms(ratio(x))}× | ${x.bare.busyMs} / ${x.ours.busyMs} | ${x.card.p50} / ${x.card.p99} |`),
+      '',
+      `Target: p99 ≤ 25 ms and ≤ 1.3× the bare app (median round): ${met ? 'met' : 'NOT met'}. Command to plan card when idle: p50 ${ms(pct(idle, 50))} ms over ${IDLE_CARDS} commands.`,
+      '',
+    ];
+    return { results, lines };
+  } finally {
+    await bare.stop();
+    await http.close();
+    await adapters.stop();
+    await rt.store.purge().catch(() => undefined);
+    await rt.close();
+    await sink.close();
+  }
+}
+
+if (process.argv[2] === '--standalone' && process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  // `node dist/bench/slack.js --standalone`: only this section (needs Redis, no lab), printed.
+  benchSlack().then(
+    (r) => {
+      process.stdout.write(`${r.lines.join('\n')}\n`);
+      process.exit(0);
+    },
+    (e) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
