@@ -24,6 +24,7 @@ import { SshPool } from '../executors/ssh/pool.js';
 import { labDown, labUp } from '../lab/index.js';
 import { foldNodeSet } from '../nodeset.js';
 import { Runtime } from '../runtime.js';
+import { median, runStandalone } from './util.js';
 
 export const FANOUT_SIZES = [50, 200];
 const FANOUT = 64;
@@ -31,7 +32,6 @@ const COMMAND = 'uptime';
 
 const ms = (x: number) => Math.round(x * 10) / 10;
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** One measured run. */
 export interface Sample {
@@ -414,14 +414,5 @@ if (process.argv[2] === '--child' && process.argv[1] && fileURLToPath(import.met
 } else if (process.argv[2] === '--standalone' && process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // `node dist/bench/fanout.js --standalone [sizes] [rounds]`: only this section, printed.
   const sizes = process.argv[3] ? process.argv[3].split(',').map(Number) : FANOUT_SIZES;
-  benchAdhocFanout({ sizes, rounds: Number(process.argv[4] ?? 3) }).then(
-    (r) => {
-      process.stdout.write(`${r.lines.join('\n')}\n`);
-      process.exit(0);
-    },
-    (e) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
+  runStandalone(() => benchAdhocFanout({ sizes, rounds: Number(process.argv[4] ?? 3) }));
 }

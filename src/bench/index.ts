@@ -25,12 +25,12 @@ import { defaultCatalog } from '../procedures/index.js';
 import { Runtime } from '../runtime.js';
 import { benchAdhocFanout } from './fanout.js';
 import { benchSlack } from './slack.js';
+import { median } from './util.js';
 
 const FANOUT_HOSTS = 50;
 const STEPS = 200;
 const ROUNDS = 5;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => Math.round(x * 100) / 100;
 
 /** Procedures that exist only to be measured. */

@@ -17,6 +17,7 @@ import { startSlack } from '../adapters/slack/index.js';
 import { parseRunbookConfig } from '../config/runbook-config.js';
 import { startHttp } from '../http/server.js';
 import { Runtime } from '../runtime.js';
+import { runStandalone } from './util.js';
 
 const RATE = 200;
 const SECONDS = 10;
@@ -220,14 +221,5 @@ export async function benchSlack(): Promise<SlackBenchResult> {
 
 if (process.argv[2] === '--standalone' && process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // `node dist/bench/slack.js --standalone`: only this section (needs Redis, no lab), printed.
-  benchSlack().then(
-    (r) => {
-      process.stdout.write(`${r.lines.join('\n')}\n`);
-      process.exit(0);
-    },
-    (e) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
+  runStandalone(() => benchSlack());
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 /** A vDisk as `ovs vdisk list` gives it: the fields the runbook's flush script reads. */
 interface VDisk {
@@ -354,6 +354,22 @@ export const whoMaster = procedure({
   ],
 });
 
+/** A node just powered on: poll until it answers SSH (a check that cannot connect counts as "not yet"). */
+const waitForSsh: PollStep = {
+  kind: 'poll',
+  id: 'ssh',
+  title: (ctx) => `Wait until ${itemNode(ctx)} answers SSH`,
+  risk: 'read',
+  host: itemNode,
+  command: sh`true`,
+  capture: parse.text(),
+  until: () => true,
+  untilReachable: true,
+  intervalMs: 5_000,
+  timeoutMs: 15 * 60_000,
+  waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
+};
+
 /** upstart's `status ovs-workers`: `ovs-workers start/running, process 1234` or `ovs-workers stop/waiting`. */
 const workersRunning = (status: string) => /\bstart\/running\b/.test(status);
 
@@ -496,20 +512,7 @@ export const restart = procedure({
           risk: 'write',
           instructions: (ctx) => `Start (power on) the master node ${itemNode(ctx)}, then press Done; the bot then waits until it answers SSH before the next master ("one by one").`,
         },
-        {
-          kind: 'poll',
-          id: 'ssh',
-          title: (ctx) => `Wait until ${itemNode(ctx)} answers SSH`,
-          risk: 'read',
-          host: itemNode,
-          command: sh`true`,
-          capture: parse.text(),
-          until: () => true,
-          untilReachable: true,
-          intervalMs: 5_000,
-          timeoutMs: 15 * 60_000,
-          waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
-        },
+        waitForSsh,
       ],
     },
     {
@@ -529,20 +532,7 @@ export const restart = procedure({
       key: (n: NodeItem) => n,
       concurrency: 8,
       steps: [
-        {
-          kind: 'poll',
-          id: 'ssh',
-          title: (ctx) => `Wait until ${itemNode(ctx)} answers SSH`,
-          risk: 'read',
-          host: itemNode,
-          command: sh`true`,
-          capture: parse.text(),
-          until: () => true,
-          untilReachable: true,
-          intervalMs: 5_000,
-          timeoutMs: 15 * 60_000,
-          waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
-        },
+        waitForSsh,
       ],
     },
     {
