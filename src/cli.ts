@@ -74,14 +74,29 @@ async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: Constructor
   }
 }
 
+/** The flags `run` and `exec` share: who asks, who approves, and how the run is followed. */
+const FOLLOW_FLAGS = {
+  as: { type: 'string' },
+  'approve-as': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  'no-worker': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+} as const;
+
+function followFlags(values: Record<string, string | boolean | (string | boolean)[] | undefined>): Pick<FollowOptions, 'approveAs' | 'json' | 'quiet' | 'dryRun' | 'noWorker'> {
+  return {
+    approveAs: values['approve-as'] as string | undefined,
+    json: !!values.json,
+    quiet: !!values.quiet,
+    dryRun: !!values['dry-run'],
+    noWorker: !!values['no-worker'],
+  };
+}
+
 async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    as: { type: 'string' },
-    'approve-as': { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    json: { type: 'boolean' },
-    'no-worker': { type: 'boolean' },
-    quiet: { type: 'boolean' },
+    ...FOLLOW_FLAGS,
   });
   const text = positionals.join(' ').trim();
   if (!text) throw new UsageError('runbook run needs a command, e.g. runbook run "ovs flush node-3" --as alice');
@@ -89,11 +104,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   return requestAndFollow({
     text,
     person,
-    approveAs: values['approve-as'] as string | undefined,
-    json: !!values.json,
-    quiet: !!values.quiet,
-    dryRun: !!values['dry-run'],
-    noWorker: !!values['no-worker'],
+    ...followFlags(values),
   });
 }
 
@@ -107,12 +118,7 @@ async function cmdExec(argv: string[]): Promise<number> {
   if (dash < 0) throw new UsageError('runbook exec needs the command after "--", e.g. runbook exec "node-[1-3]" --as alice -- uptime');
   const command = argv.slice(dash + 1).join(' ').trim();
   const { values, positionals } = parse(argv.slice(0, dash), {
-    as: { type: 'string' },
-    'approve-as': { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    json: { type: 'boolean' },
-    'no-worker': { type: 'boolean' },
-    quiet: { type: 'boolean' },
+    ...FOLLOW_FLAGS,
     concurrency: { type: 'string' },
     timeout: { type: 'string' },
   });
@@ -130,11 +136,7 @@ async function cmdExec(argv: string[]): Promise<number> {
   return requestAndFollow({
     text: `ops exec ${targets}${limits.map((l) => ` ${l}`).join('')} -- ${command}`,
     person,
-    approveAs: values['approve-as'] as string | undefined,
-    json: !!values.json,
-    quiet: !!values.quiet,
-    dryRun: !!values['dry-run'],
-    noWorker: !!values['no-worker'],
+    ...followFlags(values),
     printReport: true,
   });
 }
