@@ -325,8 +325,7 @@ async function cmdLab(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values } = parse(rest, { dir: { type: 'string' }, hosts: { type: 'string' } });
   const given = values.dir ? resolve(values.dir as string) : resolve('.lab');
-  // The lab's processes are known by its real path: `.lab` may link to the temp dir (see labDirFor).
-  const dir = sub === 'up' && !values.dir ? labDirFor(given) : existsSync(given) ? realpathSync(given) : given;
+  const dir = sub === 'up' && !values.dir ? labDirFor(given) : given;
   const lab = await import('./lab/index.js');
   if (sub === 'up') {
     const extraHosts = values.hosts ? Number(values.hosts) : 0;

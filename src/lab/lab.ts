@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { knownHostsName } from '../executors/ssh/known-hosts.js';
@@ -148,13 +148,22 @@ async function restartDead(lab: Lab): Promise<void> {
 }
 
 /**
+ * The lab's real directory. Its processes are known by it (sshd_config paths, LAB_DIR), so a path
+ * through a symlink (`.lab` linking to the temp dir) must lead to the same lab.
+ */
+function labDirOf(dir: string): string {
+  const abs = resolve(dir);
+  return existsSync(abs) ? realpathSync(abs) : abs;
+}
+
+/**
  * Builds the lab in opts.dir and starts its hosts; returns once every host accepts connections.
  * When the lab is already up there, checks it, restarts hosts that died and returns it as it is
  * (tool state and databases are kept).
  */
 export async function labUp(opts: LabOptions): Promise<Lab> {
   assertOpenSshInstalled();
-  const dir = resolve(opts.dir);
+  const dir = labDirOf(opts.dir);
   const existing = readLab(dir);
   if (existing === undefined) return build(dir, opts);
   assertSameLab(existing, opts);
@@ -167,7 +176,7 @@ export async function labUp(opts: LabOptions): Promise<Lab> {
  * runbook.yaml); the directory itself stays. Does nothing where no lab is.
  */
 export async function labDown(dir: string): Promise<void> {
-  const labDir = resolve(dir);
+  const labDir = labDirOf(dir);
   if (!existsSync(join(labDir, MARKER))) return;
   await killLabProcesses(labDir);
   const lab = readLab(labDir);
@@ -178,11 +187,11 @@ export async function labDown(dir: string): Promise<void> {
 
 /** The lab up in dir, or undefined. Hosts are not probed: see labUp to restart dead ones. */
 export async function labStatus(dir: string): Promise<Lab | undefined> {
-  return readLab(resolve(dir));
+  return readLab(labDirOf(dir));
 }
 
 function requireLab(dir: string): Lab {
-  const lab = readLab(resolve(dir));
+  const lab = readLab(labDirOf(dir));
   if (lab === undefined) throw new Error(`no lab is up in ${dir}`);
   return lab;
 }
