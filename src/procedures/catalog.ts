@@ -52,19 +52,26 @@ function words(text: string): { word: string; start: number; end: number }[] {
   return words;
 }
 
-function describeShape(shape: z.ZodType): 'boolean' | 'array' | 'number' | 'string' {
-  let t: z.ZodType = shape;
+const WRAPPERS = ['optional', 'default', 'nullable', 'prefault', 'pipe', 'readonly'];
+
+/**
+ * An argument's schema inside zod's wrappers (optional, default, …), and the first description
+ * met on the way in: what the parser and the chat adapters read to know an argument's type.
+ */
+export function unwrapSchema(schema: z.ZodType): { inner: z.ZodType; description?: string } {
+  let t = schema;
+  let description = t.description;
   for (;;) {
     const def = (t as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
-    if ((def.type === 'optional' || def.type === 'default' || def.type === 'nullable' || def.type === 'pipe' || def.type === 'prefault') && def.innerType) {
-      t = def.innerType;
-      continue;
-    }
-    if (def.type === 'boolean') return 'boolean';
-    if (def.type === 'array') return 'array';
-    if (def.type === 'number') return 'number';
-    return 'string';
+    if (!def.innerType || !WRAPPERS.includes(def.type)) return { inner: t, ...(description ? { description } : {}) };
+    t = def.innerType;
+    description ??= t.description;
   }
+}
+
+function describeShape(shape: z.ZodType): 'boolean' | 'array' | 'number' | 'string' {
+  const type = (unwrapSchema(shape).inner as unknown as { def: { type: string } }).def.type;
+  return type === 'boolean' || type === 'array' || type === 'number' ? type : 'string';
 }
 
 export interface ParsedCommand {

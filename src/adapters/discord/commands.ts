@@ -17,7 +17,7 @@ import {
 } from 'discord.js';
 import type { z } from 'zod';
 import type { Inventory } from '../../inventory.js';
-import type { Catalog } from '../../procedures/catalog.js';
+import { unwrapSchema, type Catalog } from '../../procedures/catalog.js';
 import type { Procedure } from '../../procedures/dsl.js';
 
 /** Discord's limits on names, descriptions and choices. */
@@ -39,7 +39,7 @@ interface SchemaInfo {
 }
 
 interface ZodLike {
-  def: { type: string; innerType?: z.ZodType; element?: z.ZodType };
+  def: { type: string };
   description?: string;
   isInt?: boolean;
   minValue?: number | null;
@@ -53,14 +53,8 @@ interface ZodLike {
 /** What an argument's zod schema means for a Discord option. */
 export function describeSchema(schema: z.ZodType): SchemaInfo {
   const outer = schema as unknown as ZodLike;
-  let t = outer;
-  let description = outer.description;
-  for (;;) {
-    const inner = t.def.innerType as unknown as ZodLike | undefined;
-    if (!inner || !['optional', 'default', 'nullable', 'prefault', 'pipe', 'readonly'].includes(t.def.type)) break;
-    t = inner;
-    description ??= t.description;
-  }
+  const { inner, description } = unwrapSchema(schema);
+  const t = inner as unknown as ZodLike;
   const info: SchemaInfo = { kind: 'string', required: !outer.isOptional(), ...(description ? { description } : {}) };
   const finite = (n: number | null | undefined) => (typeof n === 'number' && Number.isFinite(n) && Math.abs(n) <= Number.MAX_SAFE_INTEGER ? n : undefined);
   switch (t.def.type) {
