@@ -35,6 +35,15 @@ export interface RuntimeOptions {
   workerId?: string;
 }
 
+/** What a worker thread needs to build a Runtime like another one, with connections of its own. */
+export interface RuntimeThreadData {
+  env: Record<string, string | undefined>;
+  config: RunbookConfig;
+  configPath: string | undefined;
+  prefix: string;
+  logLevel: string;
+}
+
 /** A worker process that has not beaten for this long is taken for dead. */
 const HEARTBEAT_TTL_MS = 15_000;
 
@@ -60,9 +69,12 @@ export class Runtime {
   private cancels: CancelWatcher | undefined;
   private readonly workers: Worker<RunJob, unknown, JobName>[] = [];
   private readonly workerRedis: Redis[] = [];
+  private readonly rawEnv: NodeJS.ProcessEnv;
+  private readonly queueRedis: Redis;
 
   constructor(private readonly opts: RuntimeOptions = {}) {
     const rawEnv = opts.env ?? process.env;
+    this.rawEnv = rawEnv;
     this.env = loadEnv(rawEnv);
     this.log = opts.log ?? createLogger(this.env.LOG_LEVEL);
     if (opts.config) {
@@ -83,7 +95,12 @@ export class Runtime {
     this.policy = new Policy(this.config);
     this.ssh = new SshPool(this.config.ssh, this.log);
     this.sql = new SqlExecutor(this.config.databases, rawEnv);
-    this.queue = new RunQueue({ connection: this.redis, prefix });
+    // BullMQ defines its ~40 Lua scripts on the connection it is given, and ioredis copies every
+    // defined script onto each MULTI and pipeline: on a connection of its own, the store's
+    // transactions do not pay for that (about 0.25 ms a command start, measured).
+    this.queueRedis = this.redis.duplicate();
+    this.queueRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
+    this.queue = new RunQueue({ connection: this.queueRedis, prefix });
     this.decisions = new Decisions(this.store, this.policy, this.queue);
     this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
     this.metrics = new Metrics(this);
@@ -112,6 +129,18 @@ export class Runtime {
 
   get prefix(): string {
     return this.store.prefix;
+  }
+
+  /**
+   * The same environment, configuration, Redis prefix and log level, for a worker thread that
+   * builds its own Runtime (`new Runtime(Runtime.optionsFrom(data, log))`). It stays in memory.
+   */
+  threadData(): RuntimeThreadData {
+    return { env: { ...this.rawEnv }, config: this.config, configPath: this.configPath, prefix: this.prefix, logLevel: this.log.level };
+  }
+
+  static optionsFrom(data: RuntimeThreadData, log: Logger): RuntimeOptions {
+    return { env: data.env, config: data.config, ...(data.configPath ? { configPath: data.configPath } : {}), prefix: data.prefix, log };
   }
 
   /** Starts a BullMQ worker in this process. */
@@ -174,6 +203,7 @@ export class Runtime {
     await this.ssh.close();
     await this.sql.close();
     await Promise.all(this.workerRedis.map((r) => r.quit().catch(() => undefined)));
+    await this.queueRedis.quit().catch(() => undefined);
     await this.redis.quit().catch(() => undefined);
   }
 }
