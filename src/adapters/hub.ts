@@ -72,7 +72,9 @@ export class ProgressHub {
     }
   }
 
+  /** Delivers a batch of entries in order, then acknowledges them with one XACK. */
   private async handle(adapter: ChatAdapter, conn: Redis, entries: [string, string[]][]): Promise<void> {
+    if (entries.length === 0) return;
     const runs = new Map<string, Run | undefined>();
     for (const [id, fields] of entries) {
       const i = fields.indexOf('e');
@@ -93,8 +95,9 @@ export class ProgressHub {
           }
         }
       }
-      await conn.xack(this.store.auditKey, this.group(adapter), id);
     }
+    // A crash before this delivers the batch again: deliveries are idempotent (stable message keys).
+    await conn.xack(this.store.auditKey, this.group(adapter), ...entries.map(([id]) => id));
   }
 
   async stop(): Promise<void> {
