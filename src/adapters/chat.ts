@@ -1,6 +1,6 @@
 import type { Decisions } from '../approvals/decisions.js';
 import type { Person, Policy } from '../approvals/policy.js';
-import type { Intake } from '../engine/intake.js';
+import type { Intake, IntakeRequest } from '../engine/intake.js';
 import type { RunStore } from '../engine/store.js';
 import { isTerminal, type Decision, type Origin, type Run } from '../engine/types.js';
 import { DecisionError, errorMessage, GuardError, NotAllowedError, NotFoundError, RunbookError, UsageError } from '../errors.js';
@@ -36,7 +36,7 @@ export class ChatService {
   }
 
   /** `/ovs flush node-3` arrives as pack `ovs`, text `flush node-3`. */
-  async command(platform: Platform, userId: string, pack: string, text: string, origin: Origin): Promise<Reply> {
+  async command(platform: Platform, userId: string, pack: string, text: string, origin: Origin, record?: IntakeRequest['record']): Promise<Reply> {
     const words = tokenize(text.trim());
     const verb = words[0];
     if (!verb || verb === 'help') return { ephemeral: true, text: this.help(pack, words[1]) };
@@ -49,7 +49,7 @@ export class ChatService {
         await this.deps.decisions.cancel(words[1], person.id);
         return { ephemeral: false, text: `${person.id} asked to cancel run ${words[1]}: the running step is stopped, then its finally steps run.` };
       }
-      const run = await this.deps.intake.request({ text: `${pack} ${text.trim()}`, person: person.id, origin });
+      const run = await this.deps.intake.request({ text: `${pack} ${text.trim()}`, person: person.id, origin, ...(record ? { record } : {}) });
       return { ephemeral: true, text: `Run ${run.id} started: ${run.procedure}. The plan and every step follow in the thread.`, run };
     } catch (err) {
       return { ephemeral: true, text: this.explain(err) };

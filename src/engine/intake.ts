@@ -16,6 +16,11 @@ export interface IntakeRequest {
   person: string;
   origin: Origin;
   dryRun?: boolean;
+  /**
+   * Stored with the run, in the same transaction: `value(runId)` under `key` for `ttlSeconds`.
+   * A chat adapter records there that its request started this run, and so never starts it twice.
+   */
+  record?: { key: string; ttlSeconds: number; value(runId: string): string };
 }
 
 export interface Starter {
@@ -76,10 +81,11 @@ export class Intake {
   async request(req: IntakeRequest): Promise<Run> {
     const { run } = await this.prepare(req);
     if (req.dryRun) return run;
-    await this.deps.store.create(run, [
-      { type: 'run.requested', by: req.person, command: req.text.trim(), origin: req.origin },
-      { type: 'run.planned', plan: run.plan, notes: run.notes },
-    ]);
+    const events = [
+      { type: 'run.requested' as const, by: req.person, command: req.text.trim(), origin: req.origin },
+      { type: 'run.planned' as const, plan: run.plan, notes: run.notes },
+    ];
+    await this.deps.store.create(run, events, req.record && { key: req.record.key, value: req.record.value(run.id), ttlSeconds: req.record.ttlSeconds });
     await this.deps.queue.advance(run.id, 'start');
     return run;
   }

@@ -93,12 +93,21 @@ export class RunStore {
     return `${this.prefix}:audit`;
   }
 
-  async create(run: Run, firstEvents: RunEvent[]): Promise<void> {
+  /**
+   * Stores a new run, its first events and, when given, `record` (what started it, e.g. a chat
+   * request's dedupe key), in one transaction: a process dying midway leaves all of it or none.
+   */
+  async create(run: Run, firstEvents: RunEvent[], record?: { key: string; value: string; ttlSeconds: number }): Promise<void> {
     const m = this.redis.multi();
     m.set(this.k(run.id), JSON.stringify(run), 'NX');
     m.zadd(`${this.prefix}:runs`, Date.parse(run.createdAt), run.id);
+    for (const event of firstEvents) {
+      const body = JSON.stringify({ ...event, runId: run.id, at: new Date().toISOString() } satisfies StampedEvent);
+      m.xadd(this.k(run.id, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', body);
+      m.xadd(this.auditKey, '*', 'e', body);
+    }
+    if (record) m.set(record.key, record.value, 'EX', record.ttlSeconds);
     await m.exec();
-    for (const e of firstEvents) await this.emit(run.id, e);
   }
 
   async load(runId: string): Promise<Run> {
