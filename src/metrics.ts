@@ -7,7 +7,7 @@ export interface Observer {
   runFinished(procedure: string, status: string): void;
   stepFinished(kind: string, status: string, ms: number): void;
   gateDecided(kind: string, decision: string, ms: number): void;
-  chatCall(platform: string, method: string, outcome: 'ok' | 'rate_limited' | 'error'): void;
+  chatCall(platform: string, method: string, outcome: 'ok' | 'rate_limited' | 'error', count?: number): void;
 }
 
 export const noObserver: Observer = { runFinished() {}, stepFinished() {}, gateDecided() {}, chatCall() {} };
@@ -75,8 +75,8 @@ export class Metrics implements Observer {
   gateDecided(kind: string, decision: string, ms: number): void {
     this.gates.observe({ kind, decision }, ms / 1000);
   }
-  chatCall(platform: string, method: string, outcome: 'ok' | 'rate_limited' | 'error'): void {
-    this.chat.inc({ platform, method, outcome });
+  chatCall(platform: string, method: string, outcome: 'ok' | 'rate_limited' | 'error', count = 1): void {
+    this.chat.inc({ platform, method, outcome }, count);
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

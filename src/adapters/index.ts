@@ -5,9 +5,13 @@ import { startDiscord } from './discord/index.js';
 import { ProgressHub, type ChatAdapter } from './hub.js';
 import { startSlack } from './slack/index.js';
 
-/** A chat adapter as `runbook start` runs it: its progress delivery, its HTTP routes, its shutdown. */
+/**
+ * A chat adapter as `runbook start` runs it: its progress delivery (fed by the hub here, unless
+ * the adapter runs its own, as Slack does in its work thread), its HTTP routes, its shutdown.
+ */
 export interface StartedAdapter {
-  adapter: ChatAdapter;
+  name: string;
+  adapter?: ChatAdapter;
   routes: Route[];
   stop(): Promise<void>;
 }
@@ -21,14 +25,16 @@ const starters: AdapterStarter[] = [startConsole, (rt) => startSlack(rt), (rt) =
 export async function startAdapters(rt: Runtime, list: AdapterStarter[] = starters): Promise<{ names: string[]; routes: Route[]; stop(): Promise<void> }> {
   const hub = new ProgressHub(rt.store, rt.log);
   const started: StartedAdapter[] = [];
+  const names: string[] = [];
   for (const start of list) {
     const a = await start(rt);
     if (!a) continue;
     started.push(a);
-    await hub.start(a.adapter);
+    names.push(a.name);
+    if (a.adapter) await hub.start(a.adapter);
   }
   return {
-    names: started.map((a) => a.adapter.name),
+    names,
     routes: started.flatMap((a) => a.routes),
     async stop() {
       await hub.stop();

@@ -17,7 +17,9 @@ let fake: FakeSlack;
 let lab: Awaited<ReturnType<typeof startTestLab>>;
 let rt: ReturnType<typeof testRuntime>;
 let adapters: Awaited<ReturnType<typeof startAdapters>>;
+/** A second Slack adapter on the test's runtime, for the tests that feed it events directly. */
 let bot: SlackBot;
+let slack: NonNullable<Awaited<ReturnType<typeof startSlack>>>;
 let http: { port: number; close(): Promise<void> };
 
 beforeAll(async () => {
@@ -27,17 +29,18 @@ beforeAll(async () => {
   rt.startWorker(4);
   adapters = await startAdapters(rt, [
     async (r) => {
-      const a = await startSlack(r);
-      bot = a!.adapter as SlackBot;
-      return a;
+      slack = (await startSlack(r))!;
+      return slack;
     },
   ]);
+  bot = new SlackBot(rt, { botToken: 'xoxb-test', apiUrl: fake.apiUrl });
   http = await startHttp(rt, adapters.routes);
 }, 120_000);
 
 afterAll(async () => {
   await http?.close();
   await adapters?.stop();
+  await bot?.stop();
   await rt?.cleanup();
   await lab?.down();
   await fake?.stop();
@@ -332,7 +335,7 @@ describe('slack: long output and restarts', () => {
 
     const posts = () => fake.callsOf('chat.postMessage').filter((c) => c.args.channel === 'C0FILE').length;
     const before = { posts: posts(), uploads: fake.callsOf('files.completeUploadExternal').length };
-    const restarted = new SlackBot(rt, { botToken: 'xoxb-test', signingSecret: SECRET, apiUrl: fake.apiUrl });
+    const restarted = new SlackBot(rt, { botToken: 'xoxb-test', apiUrl: fake.apiUrl });
     try {
       await restarted.deliver(run, done);
       await restarted.deliver(run, ev({ type: 'run.finished', status: 'succeeded', durationMs: 1000 }));
@@ -343,6 +346,54 @@ describe('slack: long output and restarts', () => {
     expect(fake.callsOf('files.completeUploadExternal')).toHaveLength(before.uploads);
     expect(fake.callsOf('chat.update').some((c) => c.args.ts === stepMsg!.ts)).toBe(true);
     expect(fake.thread(card.ts).at(-1)!.text).toContain(`Run ${run.id} succeeded`);
+  }, 60_000);
+});
+
+describe('slack: the work thread', () => {
+  it('keeps acking while its work thread is down, and hands what came meanwhile to the next one', async () => {
+    const old = slack.thread.current!;
+    await old.terminate();
+    // Slack still gets its acks: the work waits for the next thread.
+    expect((await post(command('/ovs', 'flush node-3', 'U0ALICE', 'C0DOWN', 'trig-down-1'))).status).toBe(200);
+    expect((await post(command('/ovs', 'help flush', 'U0BOB', 'C0DOWN', 'trig-down-2'))).status).toBe(200);
+    const run = await runIn('C0DOWN');
+    expect(slack.thread.current).toBeDefined();
+    expect(slack.thread.current).not.toBe(old);
+    const done = await finished(rt, run.id);
+    expect(done.status).toBe('succeeded');
+    await delivered(done);
+    expect(await until('the help answer', () => ephemerals('C0DOWN', 'U0BOB')[0])).toContain('ovs flush <node>');
+    await until('nothing pending', () => slack.thread.pending === 0);
+    await sleep(300);
+    expect(await runsIn('C0DOWN')).toHaveLength(1);
+    expect(ephemerals('C0DOWN', 'U0BOB')).toHaveLength(1);
+  }, 120_000);
+
+  it('works on a request handed over again under its delivery, and never on a retry by Slack', async () => {
+    const req = (key: string) => ({ kind: 'command' as const, key, pack: 'ovs', text: 'help', user: 'U0BOB', channel: 'C0AGAIN' });
+    const answers = () => ephemerals('C0AGAIN', 'U0BOB').length;
+    await bot.handle(req('cmd:again-1'), 'd1');
+    expect(answers()).toBe(1);
+    // Done under d1: handing it over again under d1, or under another delivery, does nothing.
+    await bot.handle(req('cmd:again-1'), 'd1');
+    await bot.handle(req('cmd:again-1'), 'd2');
+    expect(answers()).toBe(1);
+    // Taken under d3 by a thread that died before it was done: d3 again works on it, d4 does not.
+    await rt.redis.set(`${rt.prefix}:slack:seen:cmd:again-2`, 'd3', 'EX', 60);
+    await bot.handle(req('cmd:again-2'), 'd4');
+    expect(answers()).toBe(1);
+    await bot.handle(req('cmd:again-2'), 'd3');
+    expect(answers()).toBe(2);
+    // A run started under d5, its thread dying before the request was marked done: d5 again only
+    // makes sure the run is queued, and starts no second one.
+    const flush = { kind: 'command' as const, key: 'cmd:again-3', pack: 'ovs', text: 'flush node-3', user: 'U0ALICE', channel: 'C0AGAIN' };
+    await bot.handle(flush, 'd5');
+    const run = await runIn('C0AGAIN');
+    await rt.redis.set(`${rt.prefix}:slack:seen:cmd:again-3`, `run:${run.id}:d5`, 'EX', 60);
+    await bot.handle(flush, 'd5');
+    expect(await rt.redis.get(`${rt.prefix}:slack:seen:cmd:again-3`)).toBe('done');
+    expect((await finished(rt, run.id)).status).toBe('succeeded');
+    expect(await runsIn('C0AGAIN')).toHaveLength(1);
   }, 60_000);
 });
 

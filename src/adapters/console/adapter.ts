@@ -171,5 +171,5 @@ export async function startConsole(rt: Runtime): Promise<StartedAdapter | undefi
   }
   const adapter = new ConsoleAdapter(rt, token);
   const { queuesBoard } = await import('../../http/queues-board.js');
-  return { adapter, routes: [adapter.route(), queuesBoard(rt, (req, url) => adapter.authorized(req, url))], stop: () => adapter.stop() };
+  return { name: adapter.name, adapter, routes: [adapter.route(), queuesBoard(rt, (req, url) => adapter.authorized(req, url))], stop: () => adapter.stop() };
 }

@@ -57,6 +57,7 @@ export async function startDiscord(rt: Runtime, opts: DiscordOptions = {}): Prom
   const adapter = new DiscordProgress({ rest: client.rest, redis: rt.store.redis, prefix: rt.prefix, style: discordStyle(rt.policy), log, ...(opts.planEditIntervalMs !== undefined ? { planEditIntervalMs: opts.planEditIntervalMs } : {}) });
   log.info({ guild: guildId ?? '(global)', commands: rt.catalog.packs(), http: Boolean(publicKey) }, 'discord adapter started');
   return {
+    name: adapter.name,
     adapter,
     routes,
     async stop() {

@@ -1,152 +1,174 @@
-import { createHash } from 'node:crypto';
-import { App, LogLevel, SocketModeReceiver, webApi, type Logger as BoltLogger, type Receiver, type RespondArguments } from '@slack/bolt';
+import { randomUUID } from 'node:crypto';
+import { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { Run, StampedEvent } from '../../engine/types.js';
-import { ConfigError } from '../../errors.js';
-import type { Route } from '../../http/server.js';
 import type { Runtime } from '../../runtime.js';
 import type { Reply } from '../chat.js';
 import type { ChatAdapter } from '../hub.js';
-import { messagesFor, planCard, type ButtonAction, type Message, type Style } from '../messages.js';
-import { ACTION_PREFIX, REJECT_VIEW, slackStyle, toSlack, type ButtonValue } from './block-kit.js';
+import { messagesFor, planCard, type Message, type Style } from '../messages.js';
+import { REJECT_VIEW, slackStyle, toSlack, type ButtonValue } from './block-kit.js';
+import { boltLogger } from './logger.js';
 import { SlackOutbox } from './outbox.js';
-import { RouteReceiver } from './receiver.js';
+import type { SlackRequest } from './requests.js';
 
-export interface SlackOptions {
+export interface SlackBotOptions {
   botToken: string;
-  /** HTTP mode: requests to POST /slack/events are verified with it. */
-  signingSecret?: string;
-  /** Socket Mode, when set (an `xapp-` token); then no HTTP route is added. */
-  appToken?: string;
   /** Web API base. Default https://slack.com/api/. */
   apiUrl?: string;
   /** Least time between two writes to one channel. Default 1000 ms. */
   intervalMs?: number;
+  /** Told of every Web API call of the outbox and how it went. Default: this runtime's metrics. */
+  observe?: (method: string, outcome: 'ok' | 'rate_limited' | 'error') => void;
 }
 
-/** How long a request id is remembered so that a retry or a double submit does nothing. */
+/** How long a request key is remembered so that a retry or a double submit does nothing. */
 const DEDUPE_SECONDS = 3_600;
 /**
- * Commands and clicks handled at once after their ack: one. Measured at 200 commands/s, a
- * second one in parallel doubles the p99 of the acks (`npm run bench`).
+ * Requests worked on at once. Work here never holds up an ack (acks are answered by another
+ * thread), so this only bounds the Redis and database load a burst of commands makes.
  */
-const AFTER_ACK_CONCURRENCY = 1;
-/** A job running longer than this (a slow database look-up) stops holding up the ones behind it. */
-const SLOW_JOB_MS = 250;
+const CONCURRENCY = 8;
 
-/**
- * Work that follows an ack (starting a run, recording a decision), one at a time: every await in
- * it lets the event loop read and ack the next request, so a burst of commands delays plan cards,
- * never acks. Work queued here when the process dies is lost; the person saw no plan card and types
- * the command again.
- */
-class AfterAck {
-  private counted = 0;
+/** Runs jobs `limit` at a time, in arrival order, and knows when it has nothing left. */
+class Lanes {
   private active = 0;
   private readonly queue: (() => Promise<void>)[] = [];
+  private readonly idlers: (() => void)[] = [];
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly limit: number,
+    private readonly log: Logger,
+  ) {}
 
-  push(job: () => Promise<void>): void {
-    this.queue.push(job);
-    this.next();
+  run(job: () => Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      this.queue.push(() =>
+        job()
+          .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'a slack request failed after its ack'))
+          .finally(resolve),
+      );
+      this.next();
+    });
   }
 
   private next(): void {
-    while (this.counted < AFTER_ACK_CONCURRENCY && this.queue.length) {
+    while (this.active < this.limit && this.queue.length) {
       const job = this.queue.shift()!;
-      this.counted++;
       this.active++;
-      let holding = true;
-      const release = () => {
-        if (!holding) return;
-        holding = false;
-        this.counted--;
+      void job().finally(() => {
+        this.active--;
         this.next();
-      };
-      const slow = setTimeout(release, SLOW_JOB_MS);
-      // setImmediate: the job starts after pending I/O, i.e. after the requests already waiting are acked.
-      setImmediate(() => {
-        job()
-          .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'slack request failed after its ack'))
-          .finally(() => {
-            clearTimeout(slow);
-            this.active--;
-            release();
-          });
+        if (!this.active && !this.queue.length) for (const f of this.idlers.splice(0)) f();
       });
     }
   }
 
-  async idle(): Promise<void> {
-    while (this.active || this.queue.length) await new Promise((r) => setTimeout(r, 20));
+  idle(): Promise<void> {
+    return !this.active && !this.queue.length ? Promise.resolve() : new Promise((r) => this.idlers.push(r));
   }
 }
 
-function boltLogger(log: Logger): BoltLogger {
-  const child = log.child({ adapter: 'slack' });
-  // Bolt logs at debug on every request: build nothing unless the level is on.
-  const say = (level: 'debug' | 'info' | 'warn' | 'error') => (...msg: unknown[]) => {
-    if (child.isLevelEnabled(level)) child[level](msg.map(String).join(' '));
-  };
-  return { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error'), setLevel: () => undefined, getLevel: () => LogLevel.INFO, setName: () => undefined };
-}
-
-const BUTTON_ACTIONS: ReadonlySet<string> = new Set<ButtonAction>(['approve', 'reject', 'retry', 'skip', 'abort', 'done']);
-
 /**
- * The Slack adapter: a Bolt app whose listeners ack first and then hand the command or click to
- * the ChatService, and a ChatAdapter that turns run events into Block Kit through the outbox.
+ * The Slack adapter's work, after Slack has its ack: it starts runs and records decisions for
+ * the requests the acking side (./front.ts) hands over, answers the person, and is the
+ * ChatAdapter that turns run events into Block Kit through the outbox. In `runbook start` it runs
+ * in its own worker thread (./thread.ts, ./worker.ts), away from the event loop that acks.
  */
 export class SlackBot implements ChatAdapter {
   readonly name = 'slack';
-  readonly app: App;
-  readonly routes: Route[] = [];
   readonly outbox: SlackOutbox;
+  /** For answers to one person: retries a 429 itself, unlike the outbox's client. */
+  private readonly client: webApi.WebClient;
   private readonly style: Style;
   private readonly log: Logger;
-  private readonly afterAck: AfterAck;
+  private readonly lanes: Lanes;
 
   constructor(
     private readonly rt: Runtime,
-    o: SlackOptions,
+    o: SlackBotOptions,
   ) {
     this.log = rt.log.child({ adapter: 'slack' });
-    this.afterAck = new AfterAck(this.log);
+    this.lanes = new Lanes(CONCURRENCY, this.log);
     const logger = boltLogger(rt.log);
     const slackApiUrl = o.apiUrl ?? 'https://slack.com/api/';
-    let receiver: Receiver;
-    if (o.appToken) {
-      receiver = new SocketModeReceiver({ appToken: o.appToken, logger, installerOptions: { clientOptions: { slackApiUrl } } });
-    } else {
-      if (!o.signingSecret) throw new ConfigError('environment', [{ path: 'SLACK_SIGNING_SECRET', message: 'required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)' }]);
-      const http = new RouteReceiver({ signingSecret: o.signingSecret, logger });
-      this.routes.push(http.route);
-      receiver = http;
-    }
-    // No conversation store: nothing here reads it, and it costs every request a lookup.
-    this.app = new App({ token: o.botToken, receiver, logger, convoStore: false, clientOptions: { slackApiUrl } });
+    this.client = new webApi.WebClient(o.botToken, { slackApiUrl, logger });
     // The outbox retries rate-limited calls itself, at the head of its channel, so order holds.
-    const client = new webApi.WebClient(o.botToken, { slackApiUrl, logger, rejectRateLimitedCalls: true, retryConfig: { retries: 2, minTimeout: 200, maxTimeout: 2_000 } });
-    this.outbox = new SlackOutbox({ client, redis: rt.redis, prefix: rt.prefix, log: this.log, observe: (method, outcome) => rt.metrics.chatCall('slack', method, outcome), ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}) });
+    const outboxClient = new webApi.WebClient(o.botToken, { slackApiUrl, logger, rejectRateLimitedCalls: true, retryConfig: { retries: 2, minTimeout: 200, maxTimeout: 2_000 } });
+    const observe = o.observe ?? ((method: string, outcome: 'ok' | 'rate_limited' | 'error') => rt.metrics.chatCall('slack', method, outcome));
+    this.outbox = new SlackOutbox({ client: outboxClient, redis: rt.redis, prefix: rt.prefix, log: this.log, observe, ...(o.intervalMs !== undefined ? { intervalMs: o.intervalMs } : {}) });
     this.style = slackStyle((p) => rt.config.people[p]?.slack);
-    this.listen();
   }
 
-  async start(): Promise<void> {
-    await this.app.start();
-  }
-
+  /** Waits for the requests in hand and the messages queued, then stops posting. */
   async stop(): Promise<void> {
-    await this.afterAck.idle();
+    await this.lanes.idle();
     await this.outbox.drain();
     this.outbox.close();
-    await this.app.stop();
   }
 
-  /** True the first time `id` is seen: a retried request or a second submit finds it taken. */
-  private async first(id: string): Promise<boolean> {
-    return (await this.rt.redis.set(`${this.rt.prefix}:slack:seen:${id}`, '1', 'EX', DEDUPE_SECONDS, 'NX')) === 'OK';
+  /**
+   * Works on one acked request; resolves when it is done. `delivery` names this hand-over: the
+   * same request handed over again under the same delivery (its thread died midway) is worked on,
+   * while a retry from Slack or a double submit, handed over under a new one, does nothing.
+   */
+  handle(req: SlackRequest, delivery: string = randomUUID()): Promise<void> {
+    // The reject modal opens at once, while the click's trigger_id is valid (3 s): not queued.
+    if (req.kind === 'action' && req.choice === 'reject') return this.reject(req, delivery).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'opening the reject modal failed'));
+    return this.lanes.run(async () => {
+      const claim = await this.claim(req.key, delivery);
+      if (claim === 'seen') return;
+      if (typeof claim === 'object') {
+        // This delivery started a run before its thread died: make sure it is queued, nothing more.
+        await this.rt.queue.advance(claim.runId, 'start');
+      } else if (req.kind === 'command') {
+        const origin = { adapter: this.name, channel: req.channel, user: req.user, ...(req.team ? { team: req.team } : {}) };
+        const record = { key: this.seenKey(req.key), ttlSeconds: DEDUPE_SECONDS, value: (runId: string) => `run:${runId}:${delivery}` };
+        const reply = await this.rt.chat.command('slack', req.user, req.pack, req.text, origin, record);
+        // A started run answers with its plan card in the channel; anything else only to the person.
+        if (!reply.run) await this.answer(req, reply);
+      } else if (req.kind === 'action') {
+        await this.answer(req, await this.rt.chat.decide('slack', req.user, req.runId, req.gateId, req.choice));
+      } else {
+        await this.answer(req, await this.rt.chat.decide('slack', req.user, req.runId, req.gateId, 'reject', req.reason?.trim() || undefined));
+      }
+      await this.done(req.key);
+    });
+  }
+
+  private async reject(req: Extract<SlackRequest, { kind: 'action' }>, delivery: string): Promise<void> {
+    // Someone who may not reject gets the refusal from the decision itself, which audits it.
+    if (!(await this.mayDecide(req.user, req.runId, req.gateId))) return this.lanes.run(async () => {
+      if ((await this.claim(req.key, delivery)) !== 'mine') return;
+      await this.answer(req, await this.rt.chat.decide('slack', req.user, req.runId, req.gateId, 'reject'));
+      await this.done(req.key);
+    });
+    if ((await this.claim(req.key, delivery)) !== 'mine') return;
+    await this.client.views.open({ trigger_id: req.triggerId, view: rejectView({ runId: req.runId, gateId: req.gateId, channel: req.channel }) });
+    await this.done(req.key);
+  }
+
+  private seenKey(key: string): string {
+    return `${this.rt.prefix}:slack:seen:${key}`;
+  }
+
+  /**
+   * Whether this delivery may work on the request: `mine` the first time its key is seen, or when
+   * the same delivery took it and did not finish; `{ runId }` when the same delivery already
+   * started that run (recorded with the run, atomically); `seen` for a retry by Slack, a double
+   * submit, or a request done.
+   */
+  private async claim(key: string, delivery: string): Promise<'mine' | 'seen' | { runId: string }> {
+    const k = this.seenKey(key);
+    if ((await this.rt.redis.set(k, delivery, 'EX', DEDUPE_SECONDS, 'NX')) === 'OK') return 'mine';
+    const value = (await this.rt.redis.get(k)) ?? '';
+    if (value === delivery) return 'mine';
+    const started = /^run:([^:]+):(.+)$/.exec(value);
+    return started && started[2] === delivery ? { runId: started[1]! } : 'seen';
+  }
+
+  /** The request is done: handing it over again, under any delivery, does nothing. */
+  private async done(key: string): Promise<void> {
+    await this.rt.redis.set(this.seenKey(key), 'done', 'EX', DEDUPE_SECONDS, 'XX');
   }
 
   /** Whether the Slack user may decide the gate now; the decision itself checks again, and audits a refusal. */
@@ -159,62 +181,23 @@ export class SlackBot implements ChatAdapter {
 
   /**
    * What only the person sees goes by chat.postEphemeral; where the bot cannot post (a private
-   * channel it was not invited to, a DM), by the command's response_url.
+   * channel it was not invited to, a DM), by the request's response_url.
    */
-  private async answer(channel: string | undefined, user: string, reply: Reply, respond?: (m: RespondArguments) => Promise<unknown>): Promise<void> {
+  private async answer(req: SlackRequest, reply: Reply): Promise<void> {
+    const { channel, user } = req;
     try {
       if (!channel) throw new Error('no channel');
-      if (reply.ephemeral) await this.app.client.chat.postEphemeral({ channel, user, text: reply.text });
-      else await this.app.client.chat.postMessage({ channel, text: reply.text });
+      if (reply.ephemeral) await this.client.chat.postEphemeral({ channel, user, text: reply.text });
+      else await this.client.chat.postMessage({ channel, text: reply.text });
     } catch (err) {
-      if (respond) await respond({ response_type: reply.ephemeral ? 'ephemeral' : 'in_channel', text: reply.text }).catch((e: unknown) => this.log.warn({ err: (e as Error).message, user }, 'could not answer in slack'));
-      else this.log.warn({ err: (err as Error).message, user }, 'could not answer in slack');
-    }
-  }
-
-  private listen(): void {
-    this.app.command(/^\/[\w-]+$/, async ({ command, ack, respond }) => {
-      await ack();
-      this.afterAck.push(async () => {
-        if (!(await this.first(`cmd:${command.trigger_id || hash(command)}`))) return;
-        const pack = command.command.slice(1);
-        const origin = { adapter: this.name, channel: command.channel_id, user: command.user_id, team: command.team_id };
-        const reply = await this.rt.chat.command('slack', command.user_id, pack, command.text ?? '', origin);
-        // A started run answers with its plan card in the channel; anything else only to the person.
-        if (!reply.run) await this.answer(command.channel_id, command.user_id, reply, respond);
-      });
-    });
-
-    this.app.action(new RegExp(`^${ACTION_PREFIX.replace('.', '\\.')}`), async ({ action, body, ack, client }) => {
-      await ack();
-      if (action.type !== 'button' || body.type !== 'block_actions') return;
-      const button = action as { action_id: string; value?: string };
-      const choice = button.action_id.slice(ACTION_PREFIX.length) as ButtonAction;
-      const { runId, gateId } = JSON.parse(button.value ?? '{}') as ButtonValue;
-      const channel = body.channel?.id;
-      if (!BUTTON_ACTIONS.has(choice) || !runId) return;
-      const user = body.user.id;
-      // The reason modal opens only for someone who may reject (others get the refusal at once),
-      // and within 3 s of the click, while its trigger_id is valid: not queued.
-      if (choice === 'reject' && (await this.mayDecide(user, runId, gateId))) {
-        if (await this.first(`act:${body.trigger_id || hash(body)}`)) await client.views.open({ trigger_id: body.trigger_id, view: rejectView({ runId, gateId, channel }) });
-        return;
+      if (!req.responseUrl) return void this.log.warn({ err: (err as Error).message, user }, 'could not answer in slack');
+      try {
+        const res = await fetch(req.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ response_type: reply.ephemeral ? 'ephemeral' : 'in_channel', text: reply.text }) });
+        if (!res.ok) throw new Error(`response_url answered ${res.status}`);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message, user }, 'could not answer in slack');
       }
-      this.afterAck.push(async () => {
-        if (!(await this.first(`act:${body.trigger_id || hash(body)}`))) return;
-        await this.answer(channel, user, await this.rt.chat.decide('slack', user, runId, gateId, choice));
-      });
-    });
-
-    this.app.view(REJECT_VIEW, async ({ ack, view, body }) => {
-      await ack();
-      this.afterAck.push(async () => {
-        if (!(await this.first(`view:${view.id}:${view.hash}`))) return;
-        const meta = JSON.parse(view.private_metadata) as ButtonValue & { channel?: string };
-        const reason = view.state.values.reason?.reason?.value ?? '';
-        await this.answer(meta.channel, body.user.id, await this.rt.chat.decide('slack', body.user.id, meta.runId, meta.gateId, 'reject', reason.trim() || undefined));
-      });
-    });
+    }
   }
 
   /**
@@ -235,10 +218,6 @@ export class SlackBot implements ChatAdapter {
       this.outbox.forget(run.id);
     }
   }
-}
-
-function hash(v: unknown): string {
-  return createHash('sha256').update(JSON.stringify(v)).digest('hex');
 }
 
 function rejectView(meta: ButtonValue & { channel: string | undefined }) {

@@ -1,16 +1,29 @@
 import type { Runtime } from '../../runtime.js';
 import type { StartedAdapter } from '../index.js';
-import { SlackBot, type SlackOptions } from './bot.js';
+import type { SlackBotOptions } from './bot.js';
+import { SlackFront } from './front.js';
+import { SlackThread } from './thread.js';
 
-export { SlackBot, type SlackOptions } from './bot.js';
+export { SlackBot, type SlackBotOptions } from './bot.js';
+export { SlackFront } from './front.js';
+export { SlackThread } from './thread.js';
 export { RouteReceiver } from './receiver.js';
 export { SlackOutbox } from './outbox.js';
+export type { SlackRequest } from './requests.js';
+
+export interface SlackOptions extends Omit<SlackBotOptions, 'observe'> {
+  signingSecret?: string;
+  appToken?: string;
+}
 
 /**
  * Starts the Slack adapter when SLACK_BOT_TOKEN and either SLACK_SIGNING_SECRET (HTTP mode on
  * POST /slack/events) or SLACK_APP_TOKEN (Socket Mode) are set; else returns undefined.
+ *
+ * Two halves: the Bolt app that verifies and acks runs here, on the event loop of the HTTP server;
+ * everything after the ack (runs, decisions, answers, progress messages) runs in a worker thread.
  */
-export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> = {}): Promise<StartedAdapter | undefined> {
+export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> = {}): Promise<(StartedAdapter & { thread: SlackThread }) | undefined> {
   const e = rt.env;
   const botToken = overrides.botToken ?? e.SLACK_BOT_TOKEN;
   const signingSecret = overrides.signingSecret ?? e.SLACK_SIGNING_SECRET;
@@ -21,8 +34,24 @@ export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> =
     return undefined;
   }
   const apiUrl = overrides.apiUrl ?? e.SLACK_API_URL;
-  const bot = new SlackBot(rt, { ...overrides, botToken, ...(signingSecret ? { signingSecret } : {}), ...(appToken ? { appToken } : {}), ...(apiUrl ? { apiUrl } : {}) });
-  await bot.start();
+  const thread = new SlackThread(rt, { botToken, ...(apiUrl ? { apiUrl } : {}), ...(overrides.intervalMs !== undefined ? { intervalMs: overrides.intervalMs } : {}) });
+  await thread.start();
+  let front: SlackFront;
+  try {
+    front = new SlackFront({ botToken, ...(signingSecret ? { signingSecret } : {}), ...(appToken ? { appToken } : {}), ...(apiUrl ? { apiUrl } : {}), log: rt.log, forward: thread.forward });
+    await front.start();
+  } catch (err) {
+    await thread.stop();
+    throw err;
+  }
   rt.log.info({ mode: appToken ? 'socket' : 'http' }, 'slack adapter started');
-  return { adapter: bot, routes: bot.routes, stop: () => bot.stop() };
+  return {
+    name: 'slack',
+    routes: front.routes,
+    thread,
+    async stop() {
+      await front.stop();
+      await thread.stop();
+    },
+  };
 }
