@@ -3,7 +3,7 @@
  * beside a bare Bolt app answering the same requests on the same machine, and how long a command
  * takes to become a plan card in the channel. Needs only Redis: the Web API is a local sink.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { performance as perfHooks } from 'node:perf_hooks';
@@ -22,7 +22,7 @@ import { runStandalone } from './util.js';
 const RATE = 200;
 const SECONDS = 10;
 const WARMUP = 200;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const IDLE_CARDS = 10;
 const SECRET = 'bench-signing-secret';
 
@@ -40,24 +40,82 @@ const pct = (xs: number[], p: number) => {
 const ms = (x: number) => Math.round(x * 100) / 100;
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
-/** A Web API that answers every call at once and notes when each channel got its first message. */
-async function webApiSink(): Promise<{ url: string; firstPost: Map<string, number>; close(): Promise<void> }> {
-  const firstPost = new Map<string, number>();
-  let seq = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const method = (req.url ?? '').replace(/^\/api\//, '');
-      const args = new URLSearchParams(Buffer.concat(chunks).toString());
-      const channel = args.get('channel') ?? '';
-      if (method === 'chat.postMessage' && !firstPost.has(channel)) firstPost.set(channel, performance.timeOrigin + performance.now());
-      const body = method === 'auth.test' ? { ok: true, user_id: 'U0BOT', bot_id: 'B0BOT', team_id: 'T0BENCH' } : { ok: true, channel, ts: `1700000000.${String(++seq).padStart(6, '0')}` };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    });
+/**
+ * A Web API that answers every call at once and notes when each channel got its first message.
+ * It stands for Slack's servers, so it runs in a thread of its own, off the event loop measured.
+ */
+const SINK = `
+const { parentPort } = require('node:worker_threads');
+// Slack's servers are not on the bot's machine: this thread yields the CPU to the bot's (Linux
+// keeps a nice value per thread).
+if (process.platform === 'linux') try { require('node:os').setPriority(19); } catch {}
+const http = require('node:http');
+const firstPost = new Map();
+const waiting = [];
+let seq = 0;
+function settle() {
+  for (let i = waiting.length - 1; i >= 0; i--) {
+    const w = waiting[i];
+    if (w.channels.every((c) => firstPost.has(c)) || Date.now() > w.deadline) {
+      waiting.splice(i, 1);
+      parentPort.postMessage({ id: w.id, posted: w.channels.filter((c) => firstPost.has(c)).map((c) => [c, firstPost.get(c)]) });
+    }
+  }
+}
+setInterval(settle, 5).unref();
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const method = (req.url || '').replace(/^\\/api\\//, '');
+    const args = new URLSearchParams(Buffer.concat(chunks).toString());
+    const channel = args.get('channel') || '';
+    if (method === 'chat.postMessage' && !firstPost.has(channel)) firstPost.set(channel, performance.timeOrigin + performance.now());
+    const body = method === 'auth.test' ? { ok: true, user_id: 'U0BOT', bot_id: 'B0BOT', team_id: 'T0BENCH' } : { ok: true, channel, ts: '1700000000.' + String(++seq).padStart(6, '0') };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/`, firstPost, close: () => new Promise((r) => server.close(() => r())) };
+});
+server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }));
+parentPort.on('message', (m) => {
+  if (m.close) return server.close(() => process.exit(0));
+  waiting.push({ id: m.id, channels: m.channels, deadline: Date.now() + m.timeoutMs });
+  settle();
+});
+`;
+
+interface Sink {
+  url: string;
+  /** When each of `channels` got its first message (epoch ms), waiting at most `timeoutMs` for them all. */
+  firstPosts(channels: string[], timeoutMs: number): Promise<Map<string, number>>;
+  close(): Promise<void>;
+}
+
+async function webApiSink(): Promise<Sink> {
+  const worker = new Worker(SINK, { eval: true });
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', (m: { port: number }) => resolve(m.port));
+    worker.once('error', reject);
+  });
+  let ids = 0;
+  const answers = new Map<number, (posted: Map<string, number>) => void>();
+  worker.on('message', (m: { id?: number; posted?: [string, number][] }) => {
+    if (m.id !== undefined) answers.get(m.id)?.(new Map(m.posted));
+    if (m.id !== undefined) answers.delete(m.id);
+  });
+  return {
+    url: `http://127.0.0.1:${port}/api/`,
+    firstPosts: (channels, timeoutMs) =>
+      new Promise((resolve) => {
+        const id = ++ids;
+        answers.set(id, resolve);
+        worker.postMessage({ id, channels, timeoutMs });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        worker.once('exit', () => resolve());
+        worker.postMessage({ close: true });
+      }),
+  };
 }
 
 /**
@@ -117,8 +175,6 @@ function load(url: string, count: number, channel: string, texts: string[]): Pro
   });
 }
 
-const now = () => performance.timeOrigin + performance.now();
-
 export interface SlackBenchResult {
   results: Record<string, unknown>;
   lines: string[];
@@ -126,7 +182,7 @@ export interface SlackBenchResult {
 
 interface Round {
   bare: { p50: number; p99: number; busyMs: number };
-  ours: { p50: number; p99: number; busyMs: number };
+  ours: { p50: number; p99: number; busyMs: number; workMs: number };
   /** Command to plan card posted, under the load. */
   card: { p50: number; p99: number; posted: number };
 }
@@ -149,7 +205,9 @@ export async function benchSlack(): Promise<SlackBenchResult> {
   // (no worker here: the run stays queued) and its plan card is posted to its own channel.
   const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_SIGNING_SECRET: SECRET, SLACK_APP_TOKEN: '', SLACK_API_URL: sink.url };
   const rt = new Runtime({ env, config: parseRunbookConfig(CONFIG, '/bench/runbook.yaml', env), configPath: '/bench/runbook.yaml', prefix: `benchslack${process.pid}`, log });
-  const adapters = await startAdapters(rt, [(r) => startSlack(r)]);
+  let slack: Awaited<ReturnType<typeof startSlack>>;
+  const adapters = await startAdapters(rt, [async (r) => (slack = await startSlack(r))]);
+  const workLoop = () => slack!.thread.current!.performance;
   const http = await startHttp(rt, adapters.routes);
   const ourUrl = `http://127.0.0.1:${http.port}/slack/events`;
   try {
@@ -157,20 +215,25 @@ export async function benchSlack(): Promise<SlackBenchResult> {
     await load(ourUrl, WARMUP, 'CWARMO', texts);
     // Rounds alternate the two apps, so that a change in the machine's load hits both alike.
     const rounds: Round[] = [];
+    const all = { bare: [] as number[], ours: [] as number[], cards: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       let elu = eventLoopUtilization();
       const b = (await load(bareUrl, n, `CBARE${r}-`, texts)).latencies;
       const bareBusy = eventLoopUtilization(elu).active;
       elu = eventLoopUtilization();
+      let work = workLoop().eventLoopUtilization();
       const ours = await load(ourUrl, n, `CLOAD${r}-`, texts);
       const channels = ours.sentAt.map((_, i) => `CLOAD${r}-${i}`);
-      const deadline = now() + 120_000;
-      while (channels.some((c) => !sink.firstPost.has(c)) && now() < deadline) await sleep(100);
+      const posted = await sink.firstPosts(channels, 120_000);
       const ourBusy = eventLoopUtilization(elu).active;
-      const cards = channels.flatMap((c, i) => (sink.firstPost.has(c) ? [sink.firstPost.get(c)! - ours.sentAt[i]!] : []));
+      work = workLoop().eventLoopUtilization(work);
+      const cards = channels.flatMap((c, i) => (posted.has(c) ? [posted.get(c)! - ours.sentAt[i]!] : []));
+      all.bare.push(...b);
+      all.ours.push(...ours.latencies);
+      all.cards.push(...cards);
       rounds.push({
         bare: { p50: ms(pct(b, 50)), p99: ms(pct(b, 99)), busyMs: ms(bareBusy / n) },
-        ours: { p50: ms(pct(ours.latencies, 50)), p99: ms(pct(ours.latencies, 99)), busyMs: ms(ourBusy / n) },
+        ours: { p50: ms(pct(ours.latencies, 50)), p99: ms(pct(ours.latencies, 99)), busyMs: ms(ourBusy / n), workMs: ms(work.active / n) },
         card: { p50: ms(pct(cards, 50)), p99: ms(pct(cards, 99)), posted: cards.length },
       });
     }
@@ -178,20 +241,27 @@ export async function benchSlack(): Promise<SlackBenchResult> {
     for (let i = 0; i < IDLE_CARDS; i++) {
       const one = await load(ourUrl, 1, `CIDLE${i}-`, texts);
       const channel = `CIDLE${i}-0`;
-      while (!sink.firstPost.has(channel) && now() - one.sentAt[0]! < 30_000) await sleep(1);
-      idle.push(sink.firstPost.get(channel)! - one.sentAt[0]!);
+      const at = (await sink.firstPosts([channel], 30_000)).get(channel);
+      if (at === undefined) throw new Error(`no plan card was posted for ${channel} within 30 s`);
+      idle.push(at - one.sentAt[0]!);
       await sleep(200);
     }
-    // The round whose ratio of p99s is the median stands for the run; every round is listed.
-    const ratio = (x: Round) => x.ours.p99 / x.bare.p99;
-    const median = [...rounds].sort((a, b) => ratio(a) - ratio(b))[Math.floor(rounds.length / 2)]!;
-    const met = median.ours.p99 <= 25 && median.ours.p99 <= 1.3 * median.bare.p99;
+    // Judged on every request of every round, per app: a round's p99 is its 20th slowest ack, and
+    // moves with the machine (the bare app's alone ranged 1.3 to 4.4 ms between rounds of a run).
+    const pooled = {
+      bare: { p50: ms(pct(all.bare, 50)), p99: ms(pct(all.bare, 99)) },
+      ours: { p50: ms(pct(all.ours, 50)), p99: ms(pct(all.ours, 99)) },
+      card: { p50: ms(pct(all.cards, 50)), p99: ms(pct(all.cards, 99)), posted: all.cards.length },
+    };
+    const ratioP99 = ms(pooled.ours.p99 / pooled.bare.p99);
+    const ratio = (x: Round) => ms(x.ours.p99 / x.bare.p99);
+    const met = pooled.ours.p99 <= 25 && ratioP99 <= 1.3;
     const results = {
       rate: RATE,
       seconds: SECONDS,
       requestsPerRound: n,
       rounds,
-      median: { bareBolt: median.bare, ours: median.ours, ratioP99: ms(ratio(median)), planCardUnderLoad: median.card },
+      pooled: { bareBolt: pooled.bare, ours: pooled.ours, ratioP99, planCardUnderLoad: pooled.card },
       target: 'p99 ack ≤ 25 ms and ≤ 1.3× the bare Bolt app',
       met,
       planCardIdle: { p50: ms(pct(idle, 50)), max: ms(Math.max(...idle)) },
@@ -199,13 +269,14 @@ export async function benchSlack(): Promise<SlackBenchResult> {
     const lines = [
       '## Slack: slash command ack',
       '',
-      `${n} signed slash commands (\`/ovs flush node-N\`, HMAC-SHA256 as Slack signs them) at ${RATE} requests/s for ${SECONDS} s, open loop, to a bare Bolt app (HTTPReceiver, a listener that only acks) and to the bot (our \`POST /slack/events\` route, Bolt listeners that ack and then start a run: intake, Redis, queue, and its plan card posted, all in the process that acks), in ${ROUNDS} alternating rounds after ${WARMUP} warm-up requests each. Latency from sending to the end of the response, measured by a client in a worker thread. "busy" is the serving event loop's active time per command.`,
+      `${n} signed slash commands (\`/ovs flush node-N\`, HMAC-SHA256 as Slack signs them) at ${RATE} requests/s for ${SECONDS} s, open loop, to a bare Bolt app (HTTPReceiver, a listener that only acks) and to the bot (our \`POST /slack/events\` route, Bolt listeners that ack and hand the command to the Slack work thread, which starts a run: intake, Redis, queue, and posts its plan card), in ${ROUNDS} alternating rounds after ${WARMUP} warm-up requests each. Latency from sending to the end of the response, measured by a client in a worker thread; the fake Web API runs in another. "busy" is the acking event loop's active time per command, "work" the Slack work thread's.`,
       '',
-      '| round | bare p50 ms | bare p99 ms | bot p50 ms | bot p99 ms | p99 ratio | busy bare / bot ms | command → plan card p50 / p99 ms |',
-      '|---|---|---|---|---|---|---|---|',
-      ...rounds.map((x, i) => `| ${i + 1}${x === median ? ' (median)' : ''} | ${x.bare.p50} | ${x.bare.p99} | ${x.ours.p50} | ${x.ours.p99} | ${ms(ratio(x))}× | ${x.bare.busyMs} / ${x.ours.busyMs} | ${x.card.p50} / ${x.card.p99} |`),
+      '| round | bare p50 ms | bare p99 ms | bot p50 ms | bot p99 ms | p99 ratio | busy bare / bot ms | work ms | command → plan card p50 / p99 ms |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...rounds.map((x, i) => `| ${i + 1} | ${x.bare.p50} | ${x.bare.p99} | ${x.ours.p50} | ${x.ours.p99} | ${ratio(x)}× | ${x.bare.busyMs} / ${x.ours.busyMs} | ${x.ours.workMs} | ${x.card.p50} / ${x.card.p99} |`),
+      `| all ${ROUNDS * n} | ${pooled.bare.p50} | ${pooled.bare.p99} | ${pooled.ours.p50} | ${pooled.ours.p99} | ${ratioP99}× | | | ${pooled.card.p50} / ${pooled.card.p99} |`,
       '',
-      `Target: p99 ≤ 25 ms and ≤ 1.3× the bare app (median round): ${met ? 'met' : 'NOT met'}. Command to plan card when idle: p50 ${ms(pct(idle, 50))} ms over ${IDLE_CARDS} commands.`,
+      `Target: p99 ≤ 25 ms and ≤ 1.3× the bare app, over all ${ROUNDS * n} requests of each: ${met ? 'met' : 'NOT met'} (${pooled.ours.p99} ms, ${ratioP99}×). Command to plan card when idle: p50 ${ms(pct(idle, 50))} ms over ${IDLE_CARDS} commands.`,
       '',
     ];
     return { results, lines };
