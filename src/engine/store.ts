@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
 import type { DecisionRecord, Run, RunEvent, StampedEvent } from './types.js';
 
@@ -101,11 +101,7 @@ export class RunStore {
     const m = this.redis.multi();
     m.set(this.k(run.id), JSON.stringify(run), 'NX');
     m.zadd(`${this.prefix}:runs`, Date.parse(run.createdAt), run.id);
-    for (const event of firstEvents) {
-      const body = JSON.stringify({ ...event, runId: run.id, at: new Date().toISOString() } satisfies StampedEvent);
-      m.xadd(this.k(run.id, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', body);
-      m.xadd(this.auditKey, '*', 'e', body);
-    }
+    for (const event of firstEvents) this.append(m, run.id, event);
     if (record) m.set(record.key, record.value, 'EX', record.ttlSeconds);
     await m.exec();
   }
@@ -151,13 +147,17 @@ export class RunStore {
 
   /** Appends to the run's progress stream and to the audit trail. Output chunks stay out of the audit. */
   async emit(runId: string, event: RunEvent): Promise<string> {
-    const stamped: StampedEvent = { ...event, runId, at: new Date().toISOString() };
-    const body = JSON.stringify(stamped);
     const m = this.redis.multi();
-    m.xadd(this.k(runId, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', body);
-    if (event.type !== 'step.output') m.xadd(this.auditKey, '*', 'e', body);
+    this.append(m, runId, event);
     const res = await m.exec();
     return String(res?.[0]?.[1] ?? '');
+  }
+
+  /** Queues `emit`'s writes on a transaction: the run's stream entry first, then the audit entry. */
+  private append(m: ChainableCommander, runId: string, event: RunEvent): void {
+    const body = JSON.stringify({ ...event, runId, at: new Date().toISOString() } satisfies StampedEvent);
+    m.xadd(this.k(runId, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', body);
+    if (event.type !== 'step.output') m.xadd(this.auditKey, '*', 'e', body);
   }
 
   /** Events after `afterId` ('0' for all); waits up to `blockMs` for new ones when given. */

@@ -114,6 +114,11 @@ export class SlackBot implements ChatAdapter {
   handle(req: SlackRequest, delivery: string = randomUUID()): Promise<void> {
     // The reject modal opens at once, while the click's trigger_id is valid (3 s): not queued.
     if (req.kind === 'action' && req.choice === 'reject') return this.reject(req, delivery).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'opening the reject modal failed'));
+    return this.work(req, delivery);
+  }
+
+  /** The request's work, queued behind the others: start a run, or record a decision, and answer. */
+  private work(req: SlackRequest, delivery: string): Promise<void> {
     return this.lanes.run(async () => {
       const claim = await this.claim(req.key, delivery);
       if (claim === 'seen') return;
@@ -137,11 +142,7 @@ export class SlackBot implements ChatAdapter {
 
   private async reject(req: Extract<SlackRequest, { kind: 'action' }>, delivery: string): Promise<void> {
     // Someone who may not reject gets the refusal from the decision itself, which audits it.
-    if (!(await this.mayDecide(req.user, req.runId, req.gateId))) return this.lanes.run(async () => {
-      if ((await this.claim(req.key, delivery)) !== 'mine') return;
-      await this.answer(req, await this.rt.chat.decide('slack', req.user, req.runId, req.gateId, 'reject'));
-      await this.done(req.key);
-    });
+    if (!(await this.mayDecide(req.user, req.runId, req.gateId))) return this.work(req, delivery);
     if ((await this.claim(req.key, delivery)) !== 'mine') return;
     await this.client.views.open({ trigger_id: req.triggerId, view: rejectView({ runId: req.runId, gateId: req.gateId, channel: req.channel }) });
     await this.done(req.key);

@@ -118,13 +118,19 @@ export class SlackThread {
     });
   }
 
+  /** The wait before the next start: doubling with each failure in a row, up to RESTART_MS[1]. */
+  private backoffMs(): number {
+    return Math.min(RESTART_MS[1], RESTART_MS[0] * 2 ** this.failures);
+  }
+
   private restart(): void {
-    const wait = Math.min(RESTART_MS[1], RESTART_MS[0] * 2 ** this.failures++);
+    const wait = this.backoffMs();
+    this.failures++;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;
       this.spawn().catch((err: unknown) => {
-        this.log.error({ err: (err as Error).message, pending: this.inflight.size, retryInMs: Math.min(RESTART_MS[1], RESTART_MS[0] * 2 ** this.failures) }, 'the slack work thread could not start again');
+        this.log.error({ err: (err as Error).message, pending: this.inflight.size, retryInMs: this.backoffMs() }, 'the slack work thread could not start again');
         this.restart();
       });
     }, wait);
