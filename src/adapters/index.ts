@@ -7,7 +7,7 @@ import { startSlack } from './slack/index.js';
 
 /**
  * A chat adapter as `runbook start` runs it: its progress delivery (fed by the hub here, unless
- * the adapter runs its own, as Slack does in its work thread), its HTTP routes, its shutdown.
+ * the adapter runs its own, as Slack does in its work process), its HTTP routes, its shutdown.
  */
 export interface StartedAdapter {
   name: string;

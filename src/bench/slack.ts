@@ -182,7 +182,7 @@ export interface SlackBenchResult {
 
 interface Round {
   bare: { p50: number; p99: number; busyMs: number };
-  ours: { p50: number; p99: number; busyMs: number; workMs: number };
+  ours: { p50: number; p99: number; busyMs: number; workMs: number; workCpuMs: number };
   /** Command to plan card posted, under the load. */
   card: { p50: number; p99: number; posted: number };
 }
@@ -207,7 +207,6 @@ export async function benchSlack(): Promise<SlackBenchResult> {
   const rt = new Runtime({ env, config: parseRunbookConfig(CONFIG, '/bench/runbook.yaml', env), configPath: '/bench/runbook.yaml', prefix: `benchslack${process.pid}`, log });
   let slack: Awaited<ReturnType<typeof startSlack>>;
   const adapters = await startAdapters(rt, [async (r) => (slack = await startSlack(r))]);
-  const workLoop = () => slack!.thread.current!.performance;
   const http = await startHttp(rt, adapters.routes);
   const ourUrl = `http://127.0.0.1:${http.port}/slack/events`;
   try {
@@ -221,19 +220,21 @@ export async function benchSlack(): Promise<SlackBenchResult> {
       const b = (await load(bareUrl, n, `CBARE${r}-`, texts)).latencies;
       const bareBusy = eventLoopUtilization(elu).active;
       elu = eventLoopUtilization();
-      let work = workLoop().eventLoopUtilization();
+      const work0 = await slack!.work.usage();
       const ours = await load(ourUrl, n, `CLOAD${r}-`, texts);
       const channels = ours.sentAt.map((_, i) => `CLOAD${r}-${i}`);
       const posted = await sink.firstPosts(channels, 120_000);
       const ourBusy = eventLoopUtilization(elu).active;
-      work = workLoop().eventLoopUtilization(work);
+      const work1 = await slack!.work.usage();
+      const workLoopMs = work1.elu.active - work0.elu.active;
+      const workCpuMs = (work1.cpu.user + work1.cpu.system - work0.cpu.user - work0.cpu.system) / 1000;
       const cards = channels.flatMap((c, i) => (posted.has(c) ? [posted.get(c)! - ours.sentAt[i]!] : []));
       all.bare.push(...b);
       all.ours.push(...ours.latencies);
       all.cards.push(...cards);
       rounds.push({
         bare: { p50: ms(pct(b, 50)), p99: ms(pct(b, 99)), busyMs: ms(bareBusy / n) },
-        ours: { p50: ms(pct(ours.latencies, 50)), p99: ms(pct(ours.latencies, 99)), busyMs: ms(ourBusy / n), workMs: ms(work.active / n) },
+        ours: { p50: ms(pct(ours.latencies, 50)), p99: ms(pct(ours.latencies, 99)), busyMs: ms(ourBusy / n), workMs: ms(workLoopMs / n), workCpuMs: ms(workCpuMs / n) },
         card: { p50: ms(pct(cards, 50)), p99: ms(pct(cards, 99)), posted: cards.length },
       });
     }
@@ -269,11 +270,11 @@ export async function benchSlack(): Promise<SlackBenchResult> {
     const lines = [
       '## Slack: slash command ack',
       '',
-      `${n} signed slash commands (\`/ovs flush node-N\`, HMAC-SHA256 as Slack signs them) at ${RATE} requests/s for ${SECONDS} s, open loop, to a bare Bolt app (HTTPReceiver, a listener that only acks) and to the bot (our \`POST /slack/events\` route, Bolt listeners that ack and hand the command to the Slack work thread, which starts a run: intake, Redis, queue, and posts its plan card), in ${ROUNDS} alternating rounds after ${WARMUP} warm-up requests each. Latency from sending to the end of the response, measured by a client in a worker thread; the fake Web API runs in another. "busy" is the acking event loop's active time per command, "work" the Slack work thread's.`,
+      `${n} signed slash commands (\`/ovs flush node-N\`, HMAC-SHA256 as Slack signs them) at ${RATE} requests/s for ${SECONDS} s, open loop, to a bare Bolt app (HTTPReceiver, a listener that only acks) and to the bot (our \`POST /slack/events\` route, Bolt listeners that ack and hand the command to the Slack work process, which starts a run: intake, Redis, queue, and posts its plan card), in ${ROUNDS} alternating rounds after ${WARMUP} warm-up requests each. Latency from sending to the end of the response, measured by a client in a worker thread; the fake Web API runs in another. "busy" is the acking event loop's active time per command, "work" the Slack work process's: its event loop's active time / the CPU time of all its threads, per command.`,
       '',
-      '| round | bare p50 ms | bare p99 ms | bot p50 ms | bot p99 ms | p99 ratio | busy bare / bot ms | work ms | command → plan card p50 / p99 ms |',
+      '| round | bare p50 ms | bare p99 ms | bot p50 ms | bot p99 ms | p99 ratio | busy bare / bot ms | work loop / CPU ms | command → plan card p50 / p99 ms |',
       '|---|---|---|---|---|---|---|---|---|',
-      ...rounds.map((x, i) => `| ${i + 1} | ${x.bare.p50} | ${x.bare.p99} | ${x.ours.p50} | ${x.ours.p99} | ${ratio(x)}× | ${x.bare.busyMs} / ${x.ours.busyMs} | ${x.ours.workMs} | ${x.card.p50} / ${x.card.p99} |`),
+      ...rounds.map((x, i) => `| ${i + 1} | ${x.bare.p50} | ${x.bare.p99} | ${x.ours.p50} | ${x.ours.p99} | ${ratio(x)}× | ${x.bare.busyMs} / ${x.ours.busyMs} | ${x.ours.workMs} / ${x.ours.workCpuMs} | ${x.card.p50} / ${x.card.p99} |`),
       `| all ${ROUNDS * n} | ${pooled.bare.p50} | ${pooled.bare.p99} | ${pooled.ours.p50} | ${pooled.ours.p99} | ${ratioP99}× | | | ${pooled.card.p50} / ${pooled.card.p99} |`,
       '',
       `Target: p99 ≤ 25 ms and ≤ 1.3× the bare app, over all ${ROUNDS * n} requests of each: ${met ? 'met' : 'NOT met'} (${pooled.ours.p99} ms, ${ratioP99}×). Command to plan card when idle: p50 ${ms(pct(idle, 50))} ms over ${IDLE_CARDS} commands.`,

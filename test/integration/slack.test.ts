@@ -349,21 +349,25 @@ describe('slack: long output and restarts', () => {
   }, 60_000);
 });
 
-describe('slack: the work thread', () => {
-  it('keeps acking while its work thread is down, and hands what came meanwhile to the next one', async () => {
-    const old = slack.thread.current!;
-    await old.terminate();
-    // Slack still gets its acks: the work waits for the next thread.
+describe('slack: the work process', () => {
+  it('keeps acking while its work process is down, and hands what came meanwhile to the next one', async () => {
+    const old = slack.work.current!;
+    const gone = new Promise((r) => old.once('exit', r));
+    // A crash: no chance to finish anything.
+    old.kill('SIGKILL');
+    await gone;
+    expect(slack.work.current).toBeUndefined();
+    // Slack still gets its acks: the work waits for the next process.
     expect((await post(command('/ovs', 'flush node-3', 'U0ALICE', 'C0DOWN', 'trig-down-1'))).status).toBe(200);
     expect((await post(command('/ovs', 'help flush', 'U0BOB', 'C0DOWN', 'trig-down-2'))).status).toBe(200);
     const run = await runIn('C0DOWN');
-    expect(slack.thread.current).toBeDefined();
-    expect(slack.thread.current).not.toBe(old);
+    expect(slack.work.current).toBeDefined();
+    expect(slack.work.current!.pid).not.toBe(old.pid);
     const done = await finished(rt, run.id);
     expect(done.status).toBe('succeeded');
     await delivered(done);
     expect(await until('the help answer', () => ephemerals('C0DOWN', 'U0BOB')[0])).toContain('ovs flush <node>');
-    await until('nothing pending', () => slack.thread.pending === 0);
+    await until('nothing pending', () => slack.work.pending === 0);
     await sleep(300);
     expect(await runsIn('C0DOWN')).toHaveLength(1);
     expect(ephemerals('C0DOWN', 'U0BOB')).toHaveLength(1);
@@ -378,13 +382,13 @@ describe('slack: the work thread', () => {
     await bot.handle(req('cmd:again-1'), 'd1');
     await bot.handle(req('cmd:again-1'), 'd2');
     expect(answers()).toBe(1);
-    // Taken under d3 by a thread that died before it was done: d3 again works on it, d4 does not.
+    // Taken under d3 by a process that died before it was done: d3 again works on it, d4 does not.
     await rt.redis.set(`${rt.prefix}:slack:seen:cmd:again-2`, 'd3', 'EX', 60);
     await bot.handle(req('cmd:again-2'), 'd4');
     expect(answers()).toBe(1);
     await bot.handle(req('cmd:again-2'), 'd3');
     expect(answers()).toBe(2);
-    // A run started under d5, its thread dying before the request was marked done: d5 again only
+    // A run started under d5, its process dying before the request was marked done: d5 again only
     // makes sure the run is queued, and starts no second one.
     const flush = { kind: 'command' as const, key: 'cmd:again-3', pack: 'ovs', text: 'flush node-3', user: 'U0ALICE', channel: 'C0AGAIN' };
     await bot.handle(flush, 'd5');

@@ -25,7 +25,7 @@ export interface SlackBotOptions {
 const DEDUPE_SECONDS = 3_600;
 /**
  * Requests worked on at once. Work here never holds up an ack (acks are answered by another
- * thread), so this only bounds the Redis and database load a burst of commands makes.
+ * process), so this only bounds the Redis and database load a burst of commands makes.
  */
 const CONCURRENCY = 8;
 
@@ -72,7 +72,7 @@ class Lanes {
  * The Slack adapter's work, after Slack has its ack: it starts runs and records decisions for
  * the requests the acking side (./front.ts) hands over, answers the person, and is the
  * ChatAdapter that turns run events into Block Kit through the outbox. In `runbook start` it runs
- * in its own worker thread (./thread.ts, ./worker.ts), away from the event loop that acks.
+ * in a process of its own (./work.ts, ./worker.ts), away from the event loop that acks.
  */
 export class SlackBot implements ChatAdapter {
   readonly name = 'slack';
@@ -108,7 +108,7 @@ export class SlackBot implements ChatAdapter {
 
   /**
    * Works on one acked request; resolves when it is done. `delivery` names this hand-over: the
-   * same request handed over again under the same delivery (its thread died midway) is worked on,
+   * same request handed over again under the same delivery (its process died midway) is worked on,
    * while a retry from Slack or a double submit, handed over under a new one, does nothing.
    */
   handle(req: SlackRequest, delivery: string = randomUUID()): Promise<void> {
@@ -123,7 +123,7 @@ export class SlackBot implements ChatAdapter {
       const claim = await this.claim(req.key, delivery);
       if (claim === 'seen') return;
       if (typeof claim === 'object') {
-        // This delivery started a run before its thread died: make sure it is queued, nothing more.
+        // This delivery started a run before its process died: make sure it is queued, nothing more.
         await this.rt.queue.advance(claim.runId, 'start');
       } else if (req.kind === 'command') {
         const origin = { adapter: this.name, channel: req.channel, user: req.user, ...(req.team ? { team: req.team } : {}) };

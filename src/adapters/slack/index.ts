@@ -2,11 +2,11 @@ import type { Runtime } from '../../runtime.js';
 import type { StartedAdapter } from '../index.js';
 import type { SlackBotOptions } from './bot.js';
 import { SlackFront } from './front.js';
-import { SlackThread } from './thread.js';
+import { SlackWork } from './work.js';
 
 export { SlackBot, type SlackBotOptions } from './bot.js';
 export { SlackFront } from './front.js';
-export { SlackThread } from './thread.js';
+export { SlackWork } from './work.js';
 export { RouteReceiver } from './receiver.js';
 export { SlackOutbox } from './outbox.js';
 export type { SlackRequest } from './requests.js';
@@ -21,9 +21,10 @@ export interface SlackOptions extends Omit<SlackBotOptions, 'observe'> {
  * POST /slack/events) or SLACK_APP_TOKEN (Socket Mode) are set; else returns undefined.
  *
  * Two halves: the Bolt app that verifies and acks runs here, on the event loop of the HTTP server;
- * everything after the ack (runs, decisions, answers, progress messages) runs in a worker thread.
+ * everything after the ack (runs, decisions, answers, progress messages) runs in a child process
+ * started under `nice` (./work.ts).
  */
-export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> = {}): Promise<(StartedAdapter & { thread: SlackThread }) | undefined> {
+export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> = {}): Promise<(StartedAdapter & { work: SlackWork }) | undefined> {
   const e = rt.env;
   const botToken = overrides.botToken ?? e.SLACK_BOT_TOKEN;
   const signingSecret = overrides.signingSecret ?? e.SLACK_SIGNING_SECRET;
@@ -34,24 +35,24 @@ export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> =
     return undefined;
   }
   const apiUrl = overrides.apiUrl ?? e.SLACK_API_URL;
-  const thread = new SlackThread(rt, { botToken, ...(apiUrl ? { apiUrl } : {}), ...(overrides.intervalMs !== undefined ? { intervalMs: overrides.intervalMs } : {}) });
-  await thread.start();
+  const work = new SlackWork(rt, { botToken, ...(apiUrl ? { apiUrl } : {}), ...(overrides.intervalMs !== undefined ? { intervalMs: overrides.intervalMs } : {}) });
+  await work.start();
   let front: SlackFront;
   try {
-    front = new SlackFront({ botToken, ...(signingSecret ? { signingSecret } : {}), ...(appToken ? { appToken } : {}), ...(apiUrl ? { apiUrl } : {}), log: rt.log, forward: thread.forward });
+    front = new SlackFront({ botToken, ...(signingSecret ? { signingSecret } : {}), ...(appToken ? { appToken } : {}), ...(apiUrl ? { apiUrl } : {}), log: rt.log, forward: work.forward });
     await front.start();
   } catch (err) {
-    await thread.stop();
+    await work.stop();
     throw err;
   }
   rt.log.info({ mode: appToken ? 'socket' : 'http' }, 'slack adapter started');
   return {
     name: 'slack',
     routes: front.routes,
-    thread,
+    work,
     async stop() {
       await front.stop();
-      await thread.stop();
+      await work.stop();
     },
   };
 }

@@ -1,9 +1,9 @@
 import type { ButtonAction } from '../messages.js';
 
 /**
- * What the thread that acks hands to the thread that works, once Slack has its ack: the few fields
- * of a slash command, a button click or a submitted reject modal that the work needs. Plain data,
- * so that it crosses a worker-thread boundary by structured clone.
+ * What the process that acks hands to the process that works, once Slack has its ack: the few
+ * fields of a slash command, a button click or a submitted reject modal that the work needs. Plain
+ * data, so that it crosses the IPC channel between them.
  */
 export type SlackRequest = SlackCommand | SlackAction | SlackReason;
 
