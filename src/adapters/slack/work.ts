@@ -68,7 +68,10 @@ const NICE_BIN = process.platform === 'win32' ? undefined : ['/usr/bin/nice', '/
  * side uses to tell it from a retry by Slack (see SlackBot.handle).
  */
 export class SlackWork {
+  /** The process that is ready for requests. */
   private child: ChildProcess | undefined;
+  /** The last process started, ready or not yet. */
+  private latest: ChildProcess | undefined;
   private seq = 0;
   private readonly inflight = new Map<number, { req: SlackRequest; delivery: string }>();
   /** Delivery ids are `<this>:<seq>`: unique across processes and restarts of this one. */
@@ -128,9 +131,12 @@ export class SlackWork {
 
   private spawn(): Promise<void> {
     const data: SlackWorkData = { runtime: this.rt.threadData(), bot: this.bot, nice: NICE_BIN ? 0 : WORK_NICE };
-    const node = [process.execPath, entry()];
+    const file = entry();
+    if (!existsSync(file)) return Promise.reject(new Error(`the Slack work process's code is missing (${file}): run \`npm run build\``));
+    const node = [process.execPath, file];
     const [cmd, ...args] = NICE_BIN ? [NICE_BIN, '-n', String(WORK_NICE), ...node] : node;
     const child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', env: process.env });
+    this.latest = child;
     return new Promise((resolve, reject) => {
       let ready = false;
       let failure: string | undefined;
@@ -157,21 +163,26 @@ export class SlackWork {
           failure = m.error;
         }
       });
-      child.on('error', (err) => {
-        failure ??= err.message;
-      });
-      child.on('exit', (code, signal) => {
+      let ended = false;
+      const end = (why: string) => {
+        if (ended) return;
+        ended = true;
         clearTimeout(startTimer);
         if (this.child === child) this.child = undefined;
-        const why = failure ?? (signal ? `killed by ${signal}` : `exit code ${code}`);
         if (!ready) {
-          reject(new Error(`the Slack work process did not start: ${why}${/Cannot find module|ERR_MODULE_NOT_FOUND/.test(why) ? ' (run `npm run build`)' : ''}`));
+          reject(new Error(`the Slack work process did not start: ${why}`));
           return;
         }
         if (this.stopping) return;
         this.log.error({ err: why, pending: this.inflight.size }, 'the slack work process died; starting another (requests in hand are handed to it)');
         this.restart();
+      };
+      child.on('error', (err) => {
+        failure ??= err.message;
+        // It could not be started at all: no 'exit' follows.
+        if (child.pid === undefined) end(failure);
       });
+      child.on('exit', (code, signal) => end(failure ?? (signal ? `killed by ${signal}` : `exit code ${code}`)));
       this.send(child, { type: 'init', data });
     });
   }
@@ -198,8 +209,8 @@ export class SlackWork {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (!child) return;
+    const child = this.latest;
+    if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     this.send(child, { type: 'stop' });
     const timer = setTimeout(() => {
