@@ -281,6 +281,8 @@ describe('slack: rate limits', () => {
       const newest = outbox.send(item('v4'));
       await Promise.all([updated, newest]);
       await outbox.drain();
+      // An idle channel is forgotten once its pacing interval has passed.
+      await until('the idle channel to be forgotten', () => outbox.channelCount === 0, 5_000);
     } finally {
       fake.delay(0);
       outbox.close();

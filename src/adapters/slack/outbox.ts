@@ -175,7 +175,26 @@ export class SlackOutbox {
     void this.run(channel, lane).finally(() => {
       lane.running = false;
       if (lane.pending.length && !this.closed) this.kick(channel, lane);
+      else this.retire(channel, lane);
     });
+  }
+
+  /**
+   * Forgets an idle channel once its pacing no longer matters (a bot in many incident channels
+   * over months would otherwise keep one lane per channel it ever wrote to).
+   */
+  private retire(channel: string, lane: Lane): void {
+    setTimeout(
+      () => {
+        if (!lane.running && !lane.pending.length && this.lanes.get(channel) === lane) this.lanes.delete(channel);
+      },
+      Math.max(0, lane.nextAt - Date.now()),
+    ).unref();
+  }
+
+  /** Channels with a lane in memory (for tests). */
+  get channelCount(): number {
+    return this.lanes.size;
   }
 
   private async run(channel: string, lane: Lane): Promise<void> {
