@@ -31,7 +31,7 @@ const keys = generateKeyPairSync('ed25519');
 const publicKeyHex = keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex');
 
 // Warnings and errors logged for the adapter (its own and the hub's): a failed answer or delivery must not pass unnoticed.
-const logged: { level: number; msg: string; adapter?: string; err?: string }[] = [];
+const logged: { level: number; msg: string; adapter?: string; err?: string; skewSeconds?: number }[] = [];
 const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) });
 
 const start = () => startAdapters(rt, [(r) => startDiscord(r, { planEditIntervalMs: 100 })]);
@@ -248,6 +248,25 @@ describe('Discord adapter', () => {
       const timestamp = String(Math.floor(Date.now() / 1000));
       const sig = sign(null, Buffer.from(timestamp + body), keys.privateKey).toString('hex');
       expect((await post(body.replace('"3"', '"4"'), { 'x-signature-ed25519': sig, 'x-signature-timestamp': timestamp })).status).toBe(401);
+    });
+
+    it('refuses a correctly signed request replayed more than 5 minutes later, or dated ahead, with 401', async () => {
+      const body = JSON.stringify({ id: '5', type: 1, application_id: fake.applicationId, token: 'x', version: 1 });
+      const at = (offsetS: number) => {
+        const timestamp = String(Math.floor(Date.now() / 1000) + offsetS);
+        return post(body, { 'x-signature-ed25519': sign(null, Buffer.from(timestamp + body), keys.privateKey).toString('hex'), 'x-signature-timestamp': timestamp });
+      };
+      const stale = await at(-330);
+      expect(stale.status).toBe(401);
+      expect(await stale.json()).toEqual({ error: "request timestamp is more than 5 minutes from the server's clock" });
+      expect((await at(330)).status).toBe(401);
+      // Within the window either way, it is answered.
+      expect((await at(-240)).status).toBe(200);
+      expect((await at(60)).status).toBe(200);
+      // The operator is told, once per refusal, with how far off the timestamp was.
+      const refusals = logged.filter((l) => l.adapter === 'discord' && typeof l.skewSeconds === 'number');
+      expect(refusals.map((l) => Math.sign(l.skewSeconds!))).toEqual([1, -1]);
+      logged.splice(0, logged.length, ...logged.filter((l) => !refusals.includes(l)));
     });
   });
 

@@ -26,6 +26,18 @@ export function isSignedByDiscord(key: KeyObject, signature: string | undefined,
   return verify(null, Buffer.concat([Buffer.from(timestamp), body]), key, Buffer.from(signature, 'hex'));
 }
 
+/**
+ * How far a request's signed timestamp may be from this server's clock, either way: a signed
+ * request captured on its way is refused once this has passed (as Slack's requests are, by Bolt).
+ */
+export const TIMESTAMP_WINDOW_S = 300;
+
+/** Seconds between the signed timestamp (unix seconds) and now, or undefined when it is not one. */
+export function timestampSkew(timestamp: string, now = Date.now()): number | undefined {
+  if (!/^\d{1,12}$/.test(timestamp)) return undefined;
+  return Math.round(now / 1000 - Number(timestamp));
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -39,7 +51,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 
 /**
  * `POST /discord/interactions`: the interactions endpoint for deployments that prefer HTTP to the
- * gateway. 401 unless signed with the application's key (Discord checks this when the URL is set);
+ * gateway. 401 unless signed with the application's key (Discord checks this when the URL is set)
+ * within TIMESTAMP_WINDOW_S of this server's clock;
  * PONG to PING; everything else goes to the same handler as gateway interactions.
  */
 export function interactionsRoute(publicKeyHex: string, handler: InteractionHandler, log: Logger): Route {
@@ -52,6 +65,13 @@ export function interactionsRoute(publicKeyHex: string, handler: InteractionHand
     if (!body || !isSignedByDiscord(key, typeof signature === 'string' ? signature : undefined, typeof timestamp === 'string' ? timestamp : undefined, body)) {
       res.writeHead(401, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'invalid request signature' }));
+      return true;
+    }
+    const skew = timestampSkew(timestamp as string);
+    if (skew === undefined || Math.abs(skew) > TIMESTAMP_WINDOW_S) {
+      log.warn({ skewSeconds: skew, timestamp }, `refused a signed discord interaction whose timestamp is more than ${TIMESTAMP_WINDOW_S} s from this server's clock (a replay, or this clock is wrong)`);
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `request timestamp is more than ${TIMESTAMP_WINDOW_S / 60} minutes from the server's clock` }));
       return true;
     }
     let interaction: APIInteraction;
