@@ -467,8 +467,18 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
 async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const prepared = kind === 'start' ? await firstRun() : undefined;
   const rt = new Runtime(prepared ? { env: prepared.env } : {});
-  const worker = rt.startWorker();
   let server: { close(): Promise<void> } | undefined;
+  if (kind === 'worker' && rt.env.WORKER_METRICS_PORT !== undefined) {
+    // Before the worker takes jobs: a port in use ends the command with nothing started.
+    const { startHttp } = await import('./http/server.js');
+    const http = await startHttp(rt, [], { port: rt.env.WORKER_METRICS_PORT, variable: 'WORKER_METRICS_PORT' }).catch(async (e: unknown) => {
+      await rt.close();
+      throw e;
+    });
+    server = http;
+    out(`worker metrics: http://${rt.env.HOST}:${http.port}/metrics`);
+  }
+  const worker = rt.startWorker();
   let adapters: { names: string[]; stop(): Promise<void> } | undefined;
   if (kind === 'start') {
     const { startHttp } = await import('./http/server.js');

@@ -32,6 +32,8 @@ export const envSchema = z.object({
   MYSQL_URL: z.string().default('mysql://root@127.0.0.1:3306'),
   /** How long a worker's hold on a run lasts unrenewed: a killed worker's run is taken over after it. Default 30000 ms. */
   RUNBOOK_LEASE_MS: z.coerce.number().int().min(500).default(30_000),
+  /** `runbook worker` serves GET /metrics and GET /healthz on HOST at this port. Unset: no HTTP server in a worker. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Runs a worker advances at once. Default 16. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
 });

@@ -10,12 +10,12 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The bot's HTTP server on HOST:PORT. `/healthz` answers 200 when Redis answers and some worker process
- * (here or on another machine) beat recently;
- * `/metrics` is Prometheus text.
- * Adapters add their routes (`/slack/events`, `/discord/interactions`, the console) through `routes`.
+ * The bot's HTTP server on HOST:PORT (a worker's, with no routes, on HOST:WORKER_METRICS_PORT).
+ * `/healthz` answers 200 when Redis answers and some worker process (here or on another machine)
+ * beat recently; `/metrics` is Prometheus text. Adapters add their routes (`/slack/events`,
+ * `/discord/interactions`, the console) through `routes`.
  */
-export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ port: number; close(): Promise<void> }> {
+export async function startHttp(rt: Runtime, routes: Route[] = [], listen: { port: number; variable: string } = { port: rt.env.PORT, variable: 'PORT' }): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     void (async () => {
       try {
@@ -43,9 +43,9 @@ export async function startHttp(rt: Runtime, routes: Route[] = []): Promise<{ po
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? Object.assign(new Error(`port ${rt.env.PORT} on ${rt.env.HOST} is in use: stop what holds it, or set PORT to a free port`), { name: 'SetupError' }) : e),
+      reject(e.code === 'EADDRINUSE' ? Object.assign(new Error(`port ${listen.port} on ${rt.env.HOST} is in use: stop what holds it, or set ${listen.variable} to a free port`), { name: 'SetupError' }) : e),
     );
-    server.listen(rt.env.PORT, rt.env.HOST, () => resolve());
+    server.listen(listen.port, rt.env.HOST, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   rt.log.info({ url: `http://${rt.env.HOST}:${port}` }, 'http listening');

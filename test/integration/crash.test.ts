@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clearFaults, readCalls, readHostState, setFault, type Vdisk } from '../../src/lab/index.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, testRuntime, waitForEvent, watch } from '../helpers/runtime.js';
 
@@ -20,10 +21,10 @@ function newRuntime() {
 }
 
 /** A worker in its own process, as `runbook worker` runs in production. */
-function spawnWorker(rt: ReturnType<typeof testRuntime>): ChildProcess {
+function spawnWorker(rt: ReturnType<typeof testRuntime>, env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, [CLI, 'worker'], {
-    env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: rt.prefix, RUNBOOK_LEASE_MS: '2000', LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '4' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: rt.prefix, RUNBOOK_LEASE_MS: '2000', LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '4', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
   return child;
@@ -109,4 +110,40 @@ describe('a worker killed mid-step', () => {
     expect(run.steps[`flush[${first!.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });
   });
+});
+
+describe('a worker process', () => {
+  it('serves its own /metrics and /healthz on WORKER_METRICS_PORT, counting the runs and steps it did', async () => {
+    const rt = newRuntime();
+    const child = spawnWorker(rt, { WORKER_METRICS_PORT: '0' });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const end = Date.now() + 30_000;
+    let url: string | undefined;
+    while (!(url = /worker metrics: (http:\/\/\S+)\/metrics/.exec(stdout)?.[1])) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`the worker did not say where its metrics are: ${stdout}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const req = await rt.intake.request({ text: 'ovs flush node-5', person: 'alice', origin: { adapter: 'test' } });
+    const run = await finished(rt, req.id);
+    expect(run.status).toBe('succeeded');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`runbook_runs_total\\{procedure="${run.procedure}",status="succeeded"\\} 1\\b`));
+    const steps = Object.values(run.steps).filter((x) => x.status === 'succeeded' && x.kind !== 'forEach' && x.kind !== 'group').length;
+    const counted = [...metrics.matchAll(/runbook_step_duration_seconds_count\{[^}]*status="succeeded"[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(counted).toBe(steps);
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, redis: true });
+    // A worker serves no chat routes.
+    expect((await fetch(`${url}/slack/events`, { method: 'POST' })).status).toBe(404);
+    await kill9(child);
+  }, 120_000);
+
+  it('refuses a WORKER_METRICS_PORT that is not a port, saying which variable and why', async () => {
+    const rt = newRuntime();
+    const r = await runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: rt.prefix, WORKER_METRICS_PORT: 'ninety' }, 'worker');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/WORKER_METRICS_PORT/);
+  }, 60_000);
 });
