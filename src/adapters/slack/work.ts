@@ -133,7 +133,10 @@ export class SlackWork {
     const data: SlackWorkData = { runtime: this.rt.threadData(), bot: this.bot, nice: NICE_BIN ? 0 : WORK_NICE };
     const file = entry();
     if (!existsSync(file)) return Promise.reject(new Error(`the Slack work process's code is missing (${file}): run \`npm run build\``));
-    const node = [process.execPath, file];
+    // Flags of this process that matter to the work too (readable stacks, its heap limit); not
+    // the rest (a test runner's loaders, an inspector port).
+    const flags = process.execArgv.filter((a) => a === '--enable-source-maps' || a.startsWith('--max-old-space-size='));
+    const node = [process.execPath, ...flags, file];
     const [cmd, ...args] = NICE_BIN ? [NICE_BIN, '-n', String(WORK_NICE), ...node] : node;
     const child = spawn(cmd!, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', env: process.env });
     this.latest = child;

@@ -5,7 +5,8 @@
  *
  * It is started by that process with an IPC channel, and ends when told to stop or when the
  * channel closes (the acking process has gone). Signals sent to the whole process group (Ctrl-C,
- * a service manager's SIGTERM) are left to the acking process, which stops this one in order.
+ * a service manager's SIGTERM) are left to the acking process, which stops this one in order; with
+ * that process gone, a signal stops this one.
  */
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -25,7 +26,9 @@ const post = (m: FromWork, then?: () => void) => {
   else then?.();
 };
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+// While the acking process is there, it stops this one in order (it sends 'stop' once it has
+// stopped handing requests over); on its own, this process stops at once.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void (process.connected || stop()));
 
 /**
  * What is done, and the Web API calls made, go to the acking process in one message at most every
