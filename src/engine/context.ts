@@ -1,5 +1,5 @@
 import type { Inventory, InventoryHost } from '../inventory.js';
-import type { StepContext, StepStatus, V } from '../procedures/dsl.js';
+import { KnownAtRunTime, type StepContext, type StepStatus, type V } from '../procedures/dsl.js';
 import type { Run } from './types.js';
 
 /** Where a step sits: `''` at the top, `flush[vd-3-01].` inside a forEach item, `inspect.` inside a group. */
@@ -16,7 +16,7 @@ export function childScope(parent: Scope, prefix: string, item: unknown = parent
 }
 
 /** Thrown by `ctx.capture` when the step has not captured anything yet (planning before the run). */
-export class NotYetKnown extends Error {
+export class NotYetKnown extends KnownAtRunTime {
   constructor(readonly stepId: string) {
     super(`known after step "${stepId}"`);
   }

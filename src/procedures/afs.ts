@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { InventoryHost } from '../inventory.js';
-import { parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { KnownAtRunTime, parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 const SOURCE = 'runbooks/afs-fileserver-reboot.txt';
 
@@ -18,11 +18,11 @@ type Args = { host: string };
 const server = (ctx: StepContext<Args>) => ctx.args.host;
 /** The service of a forEach item; undefined while planning, where the step then shows as known at run time. */
 const service = (ctx: StepContext): string => {
-  if (typeof ctx.item !== 'string') throw new Error('known at run time');
+  if (typeof ctx.item !== 'string') throw new KnownAtRunTime();
   return ctx.item;
 };
 const other = (ctx: StepContext): Other => {
-  if (ctx.item === undefined) throw new Error('known at run time');
+  if (ctx.item === undefined) throw new KnownAtRunTime();
   return ctx.item as Other;
 };
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory } from '../inventory.js';
-import { parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
+import { KnownAtRunTime, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
 import { controller, type Server } from './nova.js';
 
 const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
@@ -274,7 +274,7 @@ function tierSteps(t: Tier): Step[] {
       key: (h: string) => h,
       concurrency: 4,
       steps: startAndCheck(s, s, (ctx) => {
-        if (ctx.item === undefined) throw new Error('known for each compute node at run time');
+        if (ctx.item === undefined) throw new KnownAtRunTime('known for each compute node at run time');
         return String(ctx.item);
       }),
     });

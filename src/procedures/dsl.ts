@@ -6,6 +6,22 @@ import type { ShellCommand } from './shell.js';
 export type { Risk };
 export { sh, raw, secret, quote, ShellCommand } from './shell.js';
 
+/**
+ * Thrown by a step's function for a value the plan cannot know before the run (a forEach item, a
+ * capture): the plan then shows the step as known at run time. Planning throws it for every such
+ * step of every command, so it is made without a stack trace, which would cost more than the rest
+ * of the step's rendering and which nobody reads.
+ */
+export class KnownAtRunTime extends Error {
+  constructor(message = 'known at run time') {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+    this.name = 'KnownAtRunTime';
+  }
+}
+
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'waiting' | 'interrupted';
 
 /** What a step's functions see: the run's arguments, the inventory, and what earlier steps captured. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { parse, procedure, sh, type ShellCommand, type Step, type StepContext, type StepStatus } from './dsl.js';
+import { KnownAtRunTime, parse, procedure, sh, type ShellCommand, type Step, type StepContext, type StepStatus } from './dsl.js';
 
 const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
 const RECOVERY = 'runbooks/openstack-compute-node-recovery.rst';
@@ -647,7 +647,7 @@ const oldIdsParser = parse.map(parse.text(), (s): OldIds => {
   return { novaUid: nova[1]!, novaGid: nova[2]!, qemuUid: qemu[1]!, libvirtdGid: libvirtd[1]! };
 });
 const nodeOf = (ctx: StepContext): string => {
-  if (ctx.item === undefined) throw new Error('known for each host at run time');
+  if (ctx.item === undefined) throw new KnownAtRunTime('known for each host at run time');
   return String(ctx.item);
 };
 const old = (ctx: StepContext) => ctx.capture<OldIds>('ids');

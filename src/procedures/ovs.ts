@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { KnownAtRunTime, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 /** A vDisk as `ovs vdisk list` gives it: the fields the runbook's flush script reads. */
 interface VDisk {
@@ -18,7 +18,7 @@ const TROUBLESHOOTING = 'runbooks/ovs-troubleshooting.md';
 const node = (ctx: StepContext<{ node: string }>) => ctx.args.node;
 /** The forEach item; undefined while planning, where the step then shows as known at run time. */
 function item<T>(ctx: StepContext): T {
-  if (ctx.item === undefined) throw new Error('known at run time');
+  if (ctx.item === undefined) throw new KnownAtRunTime();
   return ctx.item as T;
 }
 const vdisk = (ctx: StepContext) => item<VDiskOn>(ctx);

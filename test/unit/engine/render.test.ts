@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Policy } from '../../../src/approvals/policy.js';
+import { NotYetKnown } from '../../../src/engine/context.js';
 import { bindingHash, buildPlan } from '../../../src/engine/render.js';
 import type { RenderedStep } from '../../../src/engine/types.js';
 import { Inventory } from '../../../src/inventory.js';
+import { KnownAtRunTime } from '../../../src/procedures/dsl.js';
 import { defaultCatalog } from '../../../src/procedures/index.js';
 import { fixtureConfig } from '../../helpers/fixtures.js';
 
@@ -17,6 +19,20 @@ describe('plans', () => {
     expect(plan[0]).toMatchObject({ path: 'vdisks', risk: 'read', host: 'node-3', command: 'ovs vdisk list', gated: false });
     expect(plan[1]).toMatchObject({ path: 'flush', kind: 'forEach', risk: 'write', after: 'after "vdisks"' });
     expect(plan[1]!.children!.map((c) => c.path)).toEqual(['flush[*].snapshot', 'flush[*].in-backend', 'flush[*].delete-snapshot']);
+    // A forEach item's command is known only at run time.
+    expect(plan[1]!.children![0]).toMatchObject({ after: 'at run time' });
+    expect(plan[1]!.children![0]!.command).toBeUndefined();
+  });
+
+  it('marks what is known only at run time with an error that carries no stack, and leaves the stack limit as it was', () => {
+    const limit = Error.stackTraceLimit;
+    const e = new KnownAtRunTime();
+    expect(e).toBeInstanceOf(Error);
+    expect(e.message).toBe('known at run time');
+    expect(e.stack!.split('\n')).toEqual(['KnownAtRunTime: known at run time']);
+    expect(new NotYetKnown('vdisks')).toBeInstanceOf(KnownAtRunTime);
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new Error('x').stack!.split('\n').length).toBeGreaterThan(1);
   });
 
   it('gates the inspection once, as a group, and never gates finally steps', () => {
