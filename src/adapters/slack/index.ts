@@ -22,7 +22,7 @@ export interface SlackOptions extends Omit<SlackBotOptions, 'observe'> {
  *
  * Two halves: the Bolt app that verifies and acks runs here, on the event loop of the HTTP server;
  * everything after the ack (runs, decisions, answers, progress messages) runs in a child process
- * started under `nice` (./work.ts).
+ * started at the lowest priority (./work.ts).
  */
 export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> = {}): Promise<(StartedAdapter & { work: SlackWork }) | undefined> {
   const e = rt.env;

@@ -51,7 +51,7 @@ let started: { bot: SlackBot; log: Logger; stop(): Promise<void> } | undefined;
 let stopping: Promise<void> | undefined;
 
 async function start(data: SlackWorkData): Promise<void> {
-  // Started without `nice` (a system without it): lower this thread at least.
+  // Started without chrt or nice (a system without them): lower this thread at least.
   if (data.nice) {
     try {
       setPriority(data.nice);
