@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { InventoryHost } from '../inventory.js';
-import { KnownAtRunTime, parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { forEachItem, KnownAtRunTime, parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 const SOURCE = 'runbooks/afs-fileserver-reboot.txt';
 
@@ -21,10 +21,7 @@ const service = (ctx: StepContext): string => {
   if (typeof ctx.item !== 'string') throw new KnownAtRunTime();
   return ctx.item;
 };
-const other = (ctx: StepContext): Other => {
-  if (ctx.item === undefined) throw new KnownAtRunTime();
-  return ctx.item as Other;
-};
+const other = (ctx: StepContext) => forEachItem<Other>(ctx);
 
 /** Services the host runs under runit (`vars.runit`); the others are init.d scripts. */
 function runit(h: InventoryHost): string[] {

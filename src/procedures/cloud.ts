@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory } from '../inventory.js';
-import { KnownAtRunTime, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
+import { forEachItem, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
 import { controller, type Server } from './nova.js';
 
 const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
@@ -176,12 +176,12 @@ export const recoverVolumes = procedure({
         {
           kind: 'ssh',
           id: 'server-reboot',
-          title: (ctx) => `openstack server reboot ${(ctx.item as Server).name}`,
+          title: (ctx) => `openstack server reboot ${forEachItem<Server>(ctx).name}`,
           risk: 'write',
           // Never again after a crash without a person's word: a second reboot is what the page forbids.
           idempotent: false,
           host: controller,
-          command: (ctx) => sh`openstack server reboot ${(ctx.item as Server).id}`,
+          command: (ctx) => sh`openstack server reboot ${forEachItem<Server>(ctx).id}`,
         },
       ],
     },
@@ -198,11 +198,11 @@ export const recoverVolumes = procedure({
         {
           kind: 'ssh',
           id: 'add-volume',
-          title: (ctx) => `ATTACHING VOLUME FOR INSTANCE - ${(ctx.item as SavedVolume).instance}`,
+          title: (ctx) => `ATTACHING VOLUME FOR INSTANCE - ${forEachItem<SavedVolume>(ctx).instance}`,
           risk: 'write',
           host: controller,
           command: (ctx) => {
-            const v = ctx.item as SavedVolume;
+            const v = forEachItem<SavedVolume>(ctx);
             return sh`openstack server add volume ${v.instance} ${v.volume} --device ${v.mount_point}`;
           },
         },
@@ -273,10 +273,7 @@ function tierSteps(t: Tier): Step[] {
       items: computes,
       key: (h: string) => h,
       concurrency: 4,
-      steps: startAndCheck(s, s, (ctx) => {
-        if (ctx.item === undefined) throw new KnownAtRunTime('known for each compute node at run time');
-        return String(ctx.item);
-      }),
+      steps: startAndCheck(s, s, (ctx) => String(forEachItem(ctx))),
     });
   }
   if (t.check) steps.push({ kind: 'manual', id: 'check', title: t.check, risk: 'read', instructions: `${t.check} Press Done when it is checked.` });

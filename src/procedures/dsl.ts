@@ -22,6 +22,12 @@ export class KnownAtRunTime extends Error {
   }
 }
 
+/** The forEach item a step runs for; while planning there is none yet, and the step shows as known at run time. */
+export function forEachItem<T = unknown>(ctx: StepContext): T {
+  if (ctx.item === undefined) throw new KnownAtRunTime();
+  return ctx.item as T;
+}
+
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'waiting' | 'interrupted';
 
 /** What a step's functions see: the run's arguments, the inventory, and what earlier steps captured. */

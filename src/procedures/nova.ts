@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { KnownAtRunTime, parse, procedure, sh, type ShellCommand, type Step, type StepContext, type StepStatus } from './dsl.js';
+import { forEachItem, parse, procedure, sh, type ShellCommand, type Step, type StepContext, type StepStatus } from './dsl.js';
 
 const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
 const RECOVERY = 'runbooks/openstack-compute-node-recovery.rst';
@@ -116,7 +116,7 @@ export function controller(ctx: StepContext): string {
   return c.name;
 }
 
-const server = (ctx: StepContext) => ctx.item as Server;
+const server = (ctx: StepContext) => forEachItem<Server>(ctx);
 const noneLeft = (servers: Server[], host: string) =>
   servers.length === 0 ? undefined : `${servers.length} instance${servers.length > 1 ? 's are' : ' is'} still on ${host}: ${servers.map((s) => `${s.name} (${s.id})`).join(', ')}`;
 
@@ -367,7 +367,7 @@ function volumesQuery(ctx: StepContext, uuids?: string[]): string {
   );
 }
 
-const volume = (ctx: StepContext) => ctx.item as AttachedVolume;
+const volume = (ctx: StepContext) => forEachItem<AttachedVolume>(ctx);
 
 /** "Volumes": the instances' volumes on a host, then detach and reattach each at its mount point. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- shared by procedures with different arguments
@@ -646,10 +646,7 @@ const oldIdsParser = parse.map(parse.text(), (s): OldIds => {
   if (!nova || !qemu || !libvirtd) throw new Error('missing the nova or libvirt-qemu user, or the libvirtd group');
   return { novaUid: nova[1]!, novaGid: nova[2]!, qemuUid: qemu[1]!, libvirtdGid: libvirtd[1]! };
 });
-const nodeOf = (ctx: StepContext): string => {
-  if (ctx.item === undefined) throw new KnownAtRunTime('known for each host at run time');
-  return String(ctx.item);
-};
+const nodeOf = (ctx: StepContext) => String(forEachItem(ctx));
 const old = (ctx: StepContext) => ctx.capture<OldIds>('ids');
 type FixCtx = StepContext<FixIdsArgs>;
 const noFiles = (what: string) =>

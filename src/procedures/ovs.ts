@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { KnownAtRunTime, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { forEachItem, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
 
 /** A vDisk as `ovs vdisk list` gives it: the fields the runbook's flush script reads. */
 interface VDisk {
@@ -16,14 +16,9 @@ type VDiskOn = VDisk & { node: string };
 const SOURCE = 'runbooks/ovs-shutdown-and-restart.md';
 const TROUBLESHOOTING = 'runbooks/ovs-troubleshooting.md';
 const node = (ctx: StepContext<{ node: string }>) => ctx.args.node;
-/** The forEach item; undefined while planning, where the step then shows as known at run time. */
-function item<T>(ctx: StepContext): T {
-  if (ctx.item === undefined) throw new KnownAtRunTime();
-  return ctx.item as T;
-}
-const vdisk = (ctx: StepContext) => item<VDiskOn>(ctx);
+const vdisk = (ctx: StepContext) => forEachItem<VDiskOn>(ctx);
 /** The forEach item as a node name (forEach over nodes). */
-const itemNode = (ctx: StepContext) => item<string>(ctx);
+const itemNode = (ctx: StepContext) => forEachItem<string>(ctx);
 
 /**
  * The runbook's OVS-shell flush script for one Storage Router, step for step: for every vDisk,
@@ -582,10 +577,10 @@ export const restart = procedure({
         {
           kind: 'ssh',
           id: 'who-master',
-          title: (ctx) => `arakoon --who-master of ${item<string>(ctx)}`,
+          title: (ctx) => `arakoon --who-master of ${forEachItem<string>(ctx)}`,
           risk: 'read',
           host: (ctx) => masters(ctx.inventory)[0]!.name,
-          command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(item<string>(ctx))}`, ADVICE_ARAKOON),
+          command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(forEachItem<string>(ctx))}`, ADVICE_ARAKOON),
           capture: parse.text(),
         },
       ],
@@ -603,18 +598,18 @@ export const restart = procedure({
         {
           kind: 'ssh',
           id: 'truncate',
-          title: (ctx) => `truncate -s 10G /mnt/${item<{ vpool: string }>(ctx).vpool}/test.raw`,
+          title: (ctx) => `truncate -s 10G /mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/test.raw`,
           risk: 'write',
-          host: (ctx) => item<{ node: string }>(ctx).node,
-          command: (ctx) => withAdvice(sh`truncate -s 10G ${`/mnt/${item<{ vpool: string }>(ctx).vpool}/test.raw`}`, ADVICE_VPOOL),
+          host: (ctx) => forEachItem<{ node: string }>(ctx).node,
+          command: (ctx) => withAdvice(sh`truncate -s 10G ${`/mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/test.raw`}`, ADVICE_VPOOL),
         },
         {
           kind: 'ssh',
           id: 'touch',
-          title: (ctx) => `touch /mnt/${item<{ vpool: string }>(ctx).vpool}/myvm.xml`,
+          title: (ctx) => `touch /mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/myvm.xml`,
           risk: 'write',
-          host: (ctx) => item<{ node: string }>(ctx).node,
-          command: (ctx) => withAdvice(sh`touch ${`/mnt/${item<{ vpool: string }>(ctx).vpool}/myvm.xml`}`, ADVICE_VPOOL),
+          host: (ctx) => forEachItem<{ node: string }>(ctx).node,
+          command: (ctx) => withAdvice(sh`touch ${`/mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/myvm.xml`}`, ADVICE_VPOOL),
         },
       ],
     },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { KnownAtRunTime, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
+import { forEachItem, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
 
 const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
 
@@ -35,11 +35,7 @@ async function resolveNode<A extends NodeArgs>(args: A, { inventory }: { invento
 }
 
 const nodeIp = (ctx: StepContext<NodeArgs>) => ipOf(ctx.host(ctx.args.host ?? ctx.args.node));
-/** The forEach item; unknown while planning (the plan then says the step is known at run time). */
-const itemOf = (ctx: StepContext): string => {
-  if (ctx.item === undefined) throw new KnownAtRunTime('known for each item at run time');
-  return String(ctx.item);
-};
+const itemOf = (ctx: StepContext) => String(forEachItem(ctx));
 /** The rings are changed on the proxy: one run at a time there. */
 const proxyLock = (ctx: StepContext): LockSpec[] => [{ host: proxy(ctx), mode: 'write' }];
 
