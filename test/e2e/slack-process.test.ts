@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workPriority } from '../../src/adapters/slack/work.js';
 import { FakeSlack } from '../helpers/fake-slack.js';
 import { uniquePrefix } from '../helpers/runtime.js';
+import { until } from '../helpers/until.js';
 
 const CLI = resolve('dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'runbook-slack-process-'));
@@ -35,15 +36,6 @@ function threads(pid: number): { policy: number; nice: number }[] {
 }
 const SCHED_IDLE = 5;
 
-async function until<T>(what: string, get: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** `runbook start` with Slack configured against the fake; resolves once it is up, with its work process's pid. */
 async function startBot(): Promise<{ bot: ChildProcess; work: number; stderr: () => string }> {
@@ -53,7 +45,7 @@ async function startBot(): Promise<{ bot: ChildProcess; work: number; stderr: ()
   let stderr = '';
   bot.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   bot.stdout!.resume();
-  await until('the bot to start', () => stderr.includes('"bot started"') || bot.exitCode !== null);
+  await until('the bot to start', () => stderr.includes('"bot started"') || bot.exitCode !== null, 30_000);
   expect(bot.exitCode, stderr).toBeNull();
   const children = readFileSync(`/proc/${bot.pid}/task/${bot.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
   const work = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('adapters/slack/worker.js'));
@@ -90,12 +82,12 @@ describe.runIf(process.platform === 'linux')('slack: the work process', () => {
     const exit = new Promise<number | null>((r) => bot.once('exit', (code) => r(code)));
     bot.kill('SIGTERM');
     expect(await exit, stderr()).toBe(0);
-    await until('the work process to end', () => ended(work));
+    await until('the work process to end', () => ended(work), 30_000);
   }, 60_000);
 
   it('ends the work process when the bot is killed, leaving nothing behind', async () => {
     const { bot, work } = await startBot();
     bot.kill('SIGKILL');
-    await until('the work process to end', () => ended(work));
+    await until('the work process to end', () => ended(work), 30_000);
   }, 60_000);
 });

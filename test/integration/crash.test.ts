@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clearFaults, readCalls, readHostState, setFault, type Vdisk } from '../../src/lab/index.js';
 import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
+import { until } from '../helpers/until.js';
 import { finished, testRuntime, waitForEvent, watch } from '../helpers/runtime.js';
 
 const CLI = resolve('dist/cli.js');
@@ -118,12 +119,14 @@ describe('a worker process', () => {
     const child = spawnWorker(rt, { WORKER_METRICS_PORT: '0' });
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const end = Date.now() + 30_000;
-    let url: string | undefined;
-    while (!(url = /worker metrics: (http:\/\/\S+)\/metrics/.exec(stdout)?.[1])) {
-      if (Date.now() > end || child.exitCode !== null) throw new Error(`the worker did not say where its metrics are: ${stdout}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const url = await until(
+      'the worker to say where its metrics are',
+      () => {
+        if (child.exitCode !== null) throw new Error(`the worker exited before saying where its metrics are: ${stdout}`);
+        return /worker metrics: (http:\/\/\S+)\/metrics/.exec(stdout)?.[1];
+      },
+      30_000,
+    );
     const req = await rt.intake.request({ text: 'ovs flush node-5', person: 'alice', origin: { adapter: 'test' } });
     const run = await finished(rt, req.id);
     expect(run.status).toBe('succeeded');

@@ -9,6 +9,7 @@ import { startHttp } from '../../src/http/server.js';
 import { buttonClick, FakeSlack, interactionBody, slackSignature, slashCommandBody, type FakeMessage } from '../helpers/fake-slack.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, silent, testRuntime } from '../helpers/runtime.js';
+import { until } from '../helpers/until.js';
 
 const SECRET = 'test-signing-secret';
 const env = (fake: FakeSlack, extra: Record<string, string> = {}) => ({ ...process.env, PORT: '0', HOST: '127.0.0.1', SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SECRET, SLACK_APP_TOKEN: '', SLACK_API_URL: fake.apiUrl, ...extra });
@@ -48,15 +49,6 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, get: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function post(body: string, headers: Record<string, string> = slackSignature(SECRET, body), contentType = 'application/x-www-form-urlencoded'): Promise<{ status: number; text: string }> {
   const res = await fetch(`http://127.0.0.1:${http.port}/slack/events`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
