@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 
 /** A simulated host: its inventory groups and vars, and the state its tools start with. */
-
 export interface SiteHost {
   name: string;
   groups: string[];
