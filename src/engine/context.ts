@@ -1,5 +1,5 @@
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { KnownAtRunTime, type StepContext, type StepStatus, type V } from '../procedures/dsl.js';
+import { KnownAtRunTime, type HostFacts, type StepContext, type StepStatus, type V } from '../procedures/dsl.js';
 import type { Run } from './types.js';
 
 /** Where a step sits: `''` at the top, `flush[vd-3-01].` inside a forEach item, `inspect.` inside a group. */
@@ -22,7 +22,14 @@ export class NotYetKnown extends KnownAtRunTime {
   }
 }
 
-export function makeContext<A = any>(run: Pick<Run, 'args' | 'captures' | 'steps'>, inventory: Inventory, scope: Scope): StepContext<A> {
+/** Thrown by `ctx.facts` for a host nobody has detected yet (planning, or before its detect step ran). */
+export class FactsNotYetKnown extends KnownAtRunTime {
+  constructor(readonly host: string) {
+    super(`known after detecting ${host}`);
+  }
+}
+
+export function makeContext<A = any>(run: Pick<Run, 'args' | 'captures' | 'steps'> & Partial<Pick<Run, 'facts'>>, inventory: Inventory, scope: Scope): StepContext<A> {
   const lookup = <T>(id: string, table: Record<string, T>): T | undefined => {
     for (let s: Scope | undefined = scope; s; s = s.parent) {
       const key = s.prefix + id;
@@ -41,6 +48,11 @@ export function makeContext<A = any>(run: Pick<Run, 'args' | 'captures' | 'steps
     },
     status(id: string): StepStatus {
       return lookup(id, run.steps)?.status ?? 'pending';
+    },
+    facts(host: string): HostFacts {
+      const f = run.facts?.[host];
+      if (f === undefined) throw new FactsNotYetKnown(host);
+      return f;
     },
     host(name: string): InventoryHost {
       const h = inventory.get(name);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Inventory } from '../inventory.js';
 import type { Procedure, Step, StepContext } from '../procedures/dsl.js';
-import { NotYetKnown, childScope, makeContext, value, type Scope } from './context.js';
+import { FactsNotYetKnown, NotYetKnown, childScope, makeContext, value, type Scope } from './context.js';
 import type { PlanStep, RenderedStep, Run } from './types.js';
 
 export type LeafStep = Exclude<Step, { kind: 'forEach' } | { kind: 'group' }>;
@@ -83,6 +83,7 @@ export function renderTree(step: Step, run: Pick<Run, 'args' | 'captures' | 'ste
 
 function describeUnknown(err: unknown): string {
   if (err instanceof NotYetKnown) return `after "${err.stepId}"`;
+  if (err instanceof FactsNotYetKnown) return `after detecting ${err.host}`;
   return 'at run time';
 }
 

@@ -1,4 +1,4 @@
-import type { Risk, StepStatus } from '../procedures/dsl.js';
+import type { KnownFacts, Risk, StepStatus } from '../procedures/dsl.js';
 
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'rejected' | 'cancelled' | 'expired';
 export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'rejected', 'cancelled', 'expired'];
@@ -120,6 +120,11 @@ export interface Run {
   locks: { host: string; mode: 'read' | 'write' }[];
   steps: Record<string, StepState>;
   captures: Record<string, unknown>;
+  /**
+   * What is known of the hosts (service manager, Python), by host name: from the facts cache when
+   * the run was planned, then from the run's own `detectFacts` steps.
+   */
+  facts?: Record<string, KnownFacts>;
   /** forEach items, fixed the first time the step runs so a resumed run sees the same list. */
   expansions: Record<string, { key: string; label: string; item: unknown }[]>;
   gates: Record<string, Gate>;

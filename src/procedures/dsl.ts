@@ -1,10 +1,12 @@
 import type { z } from 'zod';
 import type { PolicyConfig, Risk } from '../config/runbook-config.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
+import { FACTS_PROBE, parseFacts, type HostFacts } from './facts.js';
 import type { ShellCommand } from './shell.js';
 
 export type { Risk };
 export { sh, raw, secret, quote, ShellCommand } from './shell.js';
+export { describeFacts, type HostFacts, type InitSystem, type KnownFacts } from './facts.js';
 
 /**
  * Thrown by a step's function for a value the plan cannot know before the run (a forEach item, a
@@ -42,6 +44,12 @@ export interface StepContext<A = Record<string, unknown>> {
   status(stepId: string): StepStatus;
   /** Inventory host by name; throws if unknown. */
   host(name: string): InventoryHost;
+  /**
+   * What a `detectFacts` step learnt of a host (service manager, Python), or what an earlier run
+   * learnt of it (the plan then shows the variant at once). Until then the step that asks is known
+   * at run time, "after detecting <host>".
+   */
+  facts(host: string): HostFacts;
   /**
    * The schema a configured database points at, backquoted for SQL (`\`nova\``): the runbooks join
    * across databases (`cinder.volumes … nova.instances`), and a deployment may name them otherwise.
@@ -107,6 +115,17 @@ interface StepBase<A> {
   idempotent?: boolean;
 }
 
+/** What runs where a real host and the runbook page differ: shown beside the command that runs. */
+interface Variant<A> {
+  /**
+   * The page's own command (or SQL) when what runs differs from it: the plan, the thread and the
+   * approval show it as the reference the step stands for. Never run.
+   */
+  reference?: V<string, A>;
+  /** Which variant runs (`systemd`, `cinder ≥ Kilo`), said in the plan and the thread. */
+  variant?: V<string, A>;
+}
+
 /** What `keepOutput` keeps of an ssh step, whatever its outcome: `ctx.capture(id)` reads it. */
 export interface KeptOutput {
   exitCode: number | null;
@@ -119,10 +138,26 @@ export interface KeptOutput {
   truncated: boolean;
 }
 
-export interface SshStep<A = any> extends StepBase<A> {
+export interface SshStep<A = any> extends StepBase<A>, Variant<A> {
   kind: 'ssh';
   host: V<string, A>;
   command: V<ShellCommand, A>;
+  /**
+   * A script body sent on the command's standard input, then end-of-file: for `python3 -` or
+   * `bash -s`. A literal of the procedure, never built from input (values go in the command's
+   * arguments, through \`sh\`). Shown whole in the plan, the approval and the audit, and covered by
+   * the approval's hash. Without it the command's input is closed at once, as \`ssh host cmd
+   * </dev/null\`: a program that waits for input reads end-of-file instead of hanging.
+   */
+  stdin?: V<string, A>;
+  /**
+   * A file on the host to fetch once the command succeeded (over the same connection) and attach
+   * to the step's message in the thread; may read this step's own capture. Bounded in size: a
+   * larger file is not fetched and the step says so.
+   */
+  attach?: V<string, A>;
+  /** Set by `detectFacts`: the capture is the host's facts, kept for `ctx.facts(host)`. */
+  detects?: boolean;
   capture?: Parser;
   /**
    * Keep stdout, stderr and the exit code as the step's capture even when it fails (ad-hoc commands
@@ -135,7 +170,7 @@ export interface SshStep<A = any> extends StepBase<A> {
   okExitCodes?: number[];
 }
 
-export interface SqlStep<A = any> extends StepBase<A> {
+export interface SqlStep<A = any> extends StepBase<A>, Variant<A> {
   kind: 'sql';
   database: V<string, A>;
   /** With `?` placeholders; values only ever go in `params` (a function only to name schemas: `ctx.db('nova')`). */
@@ -149,10 +184,12 @@ export interface SqlStep<A = any> extends StepBase<A> {
   capture?: boolean;
 }
 
-export interface PollStep<A = any> extends StepBase<A> {
+export interface PollStep<A = any> extends StepBase<A>, Variant<A> {
   kind: 'poll';
   host: V<string, A>;
   command: V<ShellCommand, A>;
+  /** As for an ssh step: a script body on standard input, sent again at every check. */
+  stdin?: V<string, A>;
   capture: Parser;
   until: (value: any, ctx: StepContext<A>) => boolean;
   intervalMs: number;
@@ -205,6 +242,24 @@ export interface GroupStep<A = any> extends StepBase<A> {
 }
 
 export type Step<A = any> = SshStep<A> | SqlStep<A> | PollStep<A> | ManualStep<A> | ReportStep<A> | ForEachStep<A> | GroupStep<A>;
+
+/**
+ * A read-only step that asks `host` what differs between real hosts (service manager, Python) and
+ * keeps the answer for `ctx.facts(host)` (see facts.ts). Runs again after a crash.
+ */
+export function detectFacts<A = any>(o: { host: V<string, A>; id?: string; title?: V<string, A>; when?: StepBase<A>['when'] }): SshStep<A> {
+  return {
+    kind: 'ssh',
+    id: o.id ?? 'detect',
+    title: o.title ?? ((ctx: StepContext<A>) => `Detect the service manager and Python on ${typeof o.host === 'function' ? o.host(ctx) : o.host}`),
+    risk: 'read',
+    host: o.host,
+    command: FACTS_PROBE,
+    capture: { name: 'host facts', parse: parseFacts },
+    detects: true,
+    ...(o.when ? { when: o.when } : {}),
+  };
+}
 
 export interface HostArg {
   /** The host must be in one of these inventory groups. */
