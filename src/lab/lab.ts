@@ -10,7 +10,7 @@ import { renderRunbookConfig } from './runbook-yaml.js';
 import { seedHost } from './seed.js';
 import { labHosts, type PlacedHost } from './site.js';
 import { assertOpenSshInstalled, choosePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
-import { toolNames, toolsDir } from './tool-runtime.js';
+import { runtime, toolNames, toolsDir } from './tool-runtime.js';
 import type { Lab, LabHost, LabOptions } from './types.js';
 import { assertReachable, resolveLabUser, type LabUser } from './user.js';
 
@@ -69,6 +69,11 @@ function installTools(dir: string): void {
   for (const tool of toolNames) symlinkSync(join('..', 'tools', 'labtool.cjs'), join(p.bin, tool));
 }
 
+/** The host's path vars (SiteHost.rootPaths), pointing into its fake root. */
+function rootVars(dir: string, host: PlacedHost): Record<string, string> {
+  return Object.fromEntries(Object.entries(host.rootPaths ?? {}).map(([name, p]) => [name, join(runtime.hostFile(dir, host.name, 'root'), p)]));
+}
+
 /** Seeds the host's directory, makes its host key and sshd_config; returns its known_hosts line. */
 async function prepareHost(dir: string, host: LabHost & PlacedHost, user: LabUser): Promise<string> {
   const p = labPaths(dir);
@@ -95,7 +100,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
   const lab: Lab = {
     dir,
     configPath: p.config,
-    hosts: hosts.map(({ name, address, groups, vars }) => ({ name, address, port, groups, vars })),
+    hosts: hosts.map((h) => ({ name: h.name, address: h.address, port, groups: h.groups, vars: { ...h.vars, ...rootVars(dir, h) } })),
     user: user.name,
     databases,
     mysqlUrl: opts.mysqlUrl ?? defaultMysqlUrl(),

@@ -1,4 +1,4 @@
-import { mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { instanceName, libvirtXml, type SiteHost, type SiteInstance } from './site.js';
 import { runtime } from './tool-runtime.js';
@@ -64,6 +64,11 @@ async function seedFile(labDir: string, host: string, p: string, text: string): 
   await writeFile(real, text);
 }
 
+/** A directory of the lab's tools (its own copy, `<lab>/tools/`) installed at path p of the fake root. */
+async function seedTree(labDir: string, host: string, p: string, source: string): Promise<void> {
+  await cp(join(labDir, 'tools', source), join(runtime.hostFile(labDir, host, 'root'), p), { recursive: true });
+}
+
 /** Writes a host's directory as its tools expect it on first use (see tools/runtime.cjs). */
 export async function seedHost(labDir: string, host: SiteHost): Promise<void> {
   await mkdir(join(runtime.hostDir(labDir, host.name), 'state'), { recursive: true });
@@ -75,5 +80,6 @@ export async function seedHost(labDir: string, host: SiteHost): Promise<void> {
     writeFile(runtime.hostFile(labDir, host.name, 'calls.log'), ''),
     ...host.instances.map((inst) => seedInstance(labDir, host.name, inst)),
     ...Object.entries(host.files ?? {}).map(([p, text]) => seedFile(labDir, host.name, p, text)),
+    ...Object.entries(host.trees ?? {}).map(([p, source]) => seedTree(labDir, host.name, p, source)),
   ]);
 }

@@ -69,23 +69,27 @@ export interface LabCall {
 
 /** Shapes of the simulated tools' state files, for `readHostState<T>(dir, host, name)`. */
 export interface VdiskSnapshot {
+  /** The snapshot id the volumedriver knows it by (`flush_snapshot`, or a uuid the framework chose). */
   name: string;
-  guid: string;
+  uuid: string;
   timestamp: number;
-  /** info-snapshot calls so far. */
-  checks: number;
+  metadata: string;
+  /** How many more `info_snapshot` calls see it not yet in the backend; 0: in the backend. */
+  pending: number;
 }
 
-/** `readHostState<Vdisk[]>(dir, host, 'vdisks')`. */
+/** `readHostState<Vdisk[]>(dir, host, 'vdisks')`: the vDisks the Storage Router serves. */
 export interface Vdisk {
   guid: string;
   name: string;
   volume_id: string;
+  devicename: string;
+  vpool: string;
   snapshots: VdiskSnapshot[];
 }
 
 /** `readHostState<ServicesState>(dir, host, 'services')`. */
-export type ServicesState = Record<string, 'running' | 'halted'>;
+export type ServicesState = Record<string, 'running' | 'halted' | 'failed'>;
 
 export interface Domain {
   id: number;

@@ -11,6 +11,16 @@ export interface SiteHost {
   instances: SiteInstance[];
   /** Files of the fake root, by absolute path (a path ending in "/" is a directory). */
   files?: Record<string, string>;
+  /**
+   * Directories of the fake root copied from the lab's tools (src/lab/tools/<source>), by absolute
+   * path: programs the host has installed that the lab doubles in Python (the OVS framework).
+   */
+  trees?: Record<string, string>;
+  /**
+   * Inventory vars that name a path on the host (`ovsFramework: /opt/OpenvStorage`): the lab's
+   * runbook.yaml points them into the host's fake root, where the lab installed what they name.
+   */
+  rootPaths?: Record<string, string>;
 }
 
 export interface SiteInstance {

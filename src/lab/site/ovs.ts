@@ -1,70 +1,159 @@
-/** The Open vStorage site: Storage Routers node-1 to node-6 (masters node-1..3). */
+/**
+ * The Open vStorage site: Storage Routers node-1 to node-6 (masters node-1..3), each as a host of its
+ * release line is after `ovs setup`: the framework (the lab's Python doubles of its data-access layer
+ * and of the volumedriver binding, tools/python) under /opt/OpenvStorage, its machine id, its
+ * configuration store, the services its role and vPools give it, and its logs where that release
+ * writes them. The routers are deliberately on different release lines, so one lab exercises each; a
+ * real cluster runs one release.
+ *
+ * - `fargo` (node-3, node-6): Open vStorage 2.7 "Fargo" (framework tag 2.7.4-fargo.1) on Ubuntu 14.04
+ *   with upstart; the configuration in etcd (the runbook page's `etcd://127.0.0.1:2379/…`).
+ * - `2.9` (node-1, node-2, node-4): the 2.9.x line (2.9.30, 2019) on Ubuntu 16.04 with systemd; the
+ *   configuration in the Arakoon cluster `cacc` (`arakoon://cacc/…?ini=…arakoon_cacc.ini`).
+ * - `develop` (node-5): the 2019 development line with the click CLI, as 2.9 otherwise; its logging
+ *   target is `file` (/var/log/ovs/…, the troubleshooting page's layout), the others log to the
+ *   service manager (the framework's default `{"type": "console"}`).
+ */
 import type { ServicesState, Vdisk } from '../types.js';
 import { stableUuid, type SiteHost } from './host.js';
 
-/** The services of "The Open vStorage services" (ovs-troubleshooting.md), by node type. */
-export const OVS_MASTER_SERVICES = [
-  'ovs-arakoon-ovsdb',
-  'ovs-arakoon-voldrv',
-  'ovs-elasticsearch',
-  'ovs-memcached',
-  'ovs-nginx',
-  'ovs-rabbitmq',
-  'ovs-scheduled-tasks',
-  'ovs-snmp',
-  'ovs-volumerouter-consumer',
-  'ovs-watcher',
-  'ovs-webapp-api',
-  'ovs-workers',
-];
-export const OVS_EXTRA_SERVICES = ['ovs-volumerouter-consumer', 'ovs-watcher', 'ovs-workers'];
-export const VPOOL_SERVICES = (vpool: string) => [`ovs-volumedriver_${vpool}`, `ovs-failovercache_${vpool}`];
-/** What "Restart an environment" checks with `service <name> status` on a master. */
-const MASTER_SYSTEM_SERVICES = ['memcached', 'nginx', 'rabbitmq-server'];
-/** The Framework's logs under /var/log/ovs/ (ovs-troubleshooting.md, "Open vStorage Logs"). */
-export const OVS_LOGS = ['api.log', 'arakoon.log', 'celery.log', 'dal.log', 'django.log', 'extensions.log', 'lib.log'];
+export type OvsRelease = 'fargo' | '2.9' | 'develop';
 
-function ovsLogs(node: string, vpools: string[]): Record<string, string> {
-  const line = (i: number, component: string) => `2026-11-22 04:0${i}:1${i} 50${i}00 +0000 - ${node} - 123${i}/140${i} - ${component} - ${i} - INFO - lab log line ${i}`;
-  const logs: Record<string, string> = {};
-  for (const log of OVS_LOGS) logs[`/var/log/ovs/${log}`] = `${[1, 2, 3, 4, 5].map((i) => line(i, log.replace('.log', ''))).join('\n')}\n`;
-  for (const v of vpools) {
-    logs[`/var/log/ovs/volumedriver/${v}.log`] = `${[1, 2, 3].map((i) => line(i, `volumedriver_${v}`)).join('\n')}\n`;
-    logs[`/var/log/ovs/volumedriver/foc_${v}.log`] = `${[1, 2].map((i) => line(i, `failovercache_${v}`)).join('\n')}\n`;
+const RELEASE: Record<number, OvsRelease> = { 1: '2.9', 2: '2.9', 3: 'fargo', 4: '2.9', 5: 'develop', 6: 'fargo' };
+const MASTERS = [1, 2, 3];
+
+/** A Storage Router's machine id: 16 letters and digits (/etc/openvstorage_id), stable per node. */
+export function machineId(n: number): string {
+  return stableUuid(`machine node-${n}`).replace(/-/g, '').slice(0, 16);
+}
+
+/**
+ * The services `ovs setup` and the vPool's storage driver leave on the node, by release line (the
+ * framework's own lists: ovs/lib/setup.py `_add_services` and ovs/lib/storagerouter.py @
+ * 2.7.4-fargo.1; ovs/lib/noderemoval.py, nodeinstallation.py and storagerouter.py @ 2.9.30), with the
+ * distribution's memcached, rabbitmq-server and nginx on masters.
+ */
+function installedServices(release: OvsRelease, master: boolean, vpools: string[]): string[] {
+  const fargo = release === 'fargo';
+  const every = ['ovs-workers', 'ovs-watcher-framework', 'ovs-support-agent', ...(fargo ? ['ovs-watcher-config', 'ovs-etcd-config'] : [])];
+  const onMasters = master
+    ? ['ovs-scheduled-tasks', 'ovs-webapp-api', 'ovs-volumerouter-consumer', ...(fargo ? [] : ['ovs-arakoon-cacc']), 'ovs-arakoon-ovsdb', 'ovs-arakoon-voldrv', 'memcached', 'rabbitmq-server', 'nginx']
+    : [];
+  const perVpool = vpools.flatMap((v) => [`ovs-volumedriver_${v}`, `ovs-dtl_${v}`, fargo ? `ovs-albaproxy_${v}` : `ovs-albaproxy_${v}_0`]);
+  return [...every, ...onMasters, ...(vpools.length > 0 ? ['ovs-watcher-volumedriver'] : []), ...perVpool];
+}
+
+/** A few lines a unit logs, in the framework's log format. */
+function logLines(node: string, unit: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `2026-11-22 04:0${i}:1${i} 50${i}00 +0000 - ${node} - 123${i}/140${i} - ${unit.replace(/^ovs-/, '')} - ${i} - INFO - lab log line ${i + 1}`);
+}
+
+/** The Framework's logs of the troubleshooting page, files under /var/log/ovs/ with the `file` target. */
+const FRAMEWORK_LOGS = ['api.log', 'arakoon.log', 'celery.log', 'dal.log', 'django.log', 'extensions.log', 'lib.log'];
+
+/**
+ * Where the node's logs are: files of the fake root (/var/log/upstart/<unit>.log under upstart,
+ * /var/log/ovs/… with the `file` target, and what every host has under /var/log), and the journal of
+ * each unit on systemd hosts.
+ */
+function logs(node: string, release: OvsRelease, units: string[], vpools: string[]): { files: Record<string, string>; journal?: Record<string, string[]> } {
+  const text = (lines: string[]) => `${lines.join('\n')}\n`;
+  const files: Record<string, string> = {
+    '/var/log/syslog': text([`Nov 22 04:00:01 ${node} CRON[4242]: (root) CMD (lab)`]),
+    '/var/log/dmesg': text(['[    0.000000] Linux version 4.4.0-lab']),
+  };
+  const ovsUnits = units.filter((u) => u.startsWith('ovs-'));
+  if (units.includes('nginx')) files['/var/log/nginx/error.log'] = text([`2026/11/22 04:00:00 [notice] 1234#0: ${node}: lab`]);
+  if (units.includes('rabbitmq-server')) files[`/var/log/rabbitmq/rabbit@${node}.log`] = text([`=INFO REPORT==== 22-Nov-2026::04:00:00 ===`, 'lab']);
+  if (release === 'develop') {
+    for (const log of FRAMEWORK_LOGS) files[`/var/log/ovs/${log}`] = text(logLines(node, log.replace('.log', ''), 5));
+    for (const v of vpools) {
+      files[`/var/log/ovs/volumedriver/${v}.log`] = text(logLines(node, `volumedriver_${v}`, 3));
+      files[`/var/log/ovs/volumedriver/foc_${v}.log`] = text(logLines(node, `dtl_${v}`, 2));
+    }
+    return { files, journal: {} };
   }
-  return logs;
+  if (release === 'fargo') {
+    for (const u of ovsUnits) files[`/var/log/upstart/${u}.log`] = text(logLines(node, u, 4));
+    return { files };
+  }
+  return { files, journal: Object.fromEntries(ovsUnits.map((u) => [u, logLines(node, u, 4)])) };
+}
+
+/** The configuration store's files: framework.json, and the `cacc` cluster's client ini after Fargo. */
+function configFiles(release: OvsRelease): Record<string, string> {
+  if (release === 'fargo') return { '/opt/OpenvStorage/config/framework.json': `${JSON.stringify({ configuration_store: 'etcd' }, null, 4)}\n` };
+  const nodes = MASTERS.map(machineId);
+  return {
+    '/opt/OpenvStorage/config/framework.json': `${JSON.stringify({ configuration_store: 'arakoon' }, null, 4)}\n`,
+    '/opt/OpenvStorage/config/arakoon_cacc.ini': [
+      '[global]',
+      'cluster_id = cacc',
+      `cluster = ${nodes.join(',')}`,
+      '',
+      ...nodes.flatMap((id, i) => [`[${id}]`, `ip = 10.100.1.${MASTERS[i]}`, 'client_port = 26400', '']),
+    ].join('\n'),
+  };
 }
 
 export function storageRouter(n: number): SiteHost {
-  const role = n <= 3 ? 'master' : 'extra';
+  const name = `node-${n}`;
+  const release = RELEASE[n]!;
+  const master = MASTERS.includes(n);
+  const role = master ? 'master' : 'extra';
   const vpools = ['vpool1'];
-  const services: ServicesState = {};
-  for (const s of [...(role === 'master' ? [...OVS_MASTER_SERVICES, ...MASTER_SYSTEM_SERVICES] : OVS_EXTRA_SERVICES), ...vpools.flatMap(VPOOL_SERVICES)]) {
-    services[s] = 'running';
-  }
-  // node-n serves 3 + n vDisks, so routers differ and a fan-out over them is not uniform.
+  const units = installedServices(release, master, vpools);
+  const services: ServicesState = Object.fromEntries(units.map((u) => [u, 'running']));
+  // node-n serves 3 + n vDisks, so routers differ and a fan-out over them is not uniform. Each has
+  // the hourly snapshot the framework's scheduled task took, long in the backend.
   const vdisks: Vdisk[] = Array.from({ length: 3 + n }, (_, i) => {
-    const name = `vd-${n}-${String(i + 1).padStart(2, '0')}`;
-    return { guid: stableUuid(`vdisk ${name}`), name, volume_id: stableUuid(`volume ${name}`), snapshots: [] };
+    const vdisk = `vd-${n}-${String(i + 1).padStart(2, '0')}`;
+    return {
+      guid: stableUuid(`vdisk ${vdisk}`),
+      name: vdisk,
+      volume_id: stableUuid(`volume ${vdisk}`),
+      devicename: `/${vdisk}.raw`,
+      vpool: vpools[0]!,
+      snapshots: [{ name: stableUuid(`snapshot ${vdisk}`), uuid: stableUuid(`snapshot uuid ${vdisk}`), timestamp: 1795838400, metadata: '{"label": "", "is_automatic": true}', pending: 0 }],
+    };
   });
-  const masters = [1, 2, 3].map((m) => `rabbit@node-${m}`);
+  const { files, journal } = logs(name, release, units, vpools);
   const state: Record<string, unknown> = {
+    framework: { release, guid: stableUuid(`storagerouter ${name}`) },
+    config: { '/ovs/framework/logging': { type: release === 'develop' ? 'file' : 'console' } },
     vdisks,
     services,
     vpools,
-    // etcd answers on every node: each Arakoon database has a master.
-    arakoon: { ovsdb: { master: 'node-1' }, voldrv: { master: 'node-2' } },
-    logs: ovsLogs(`node-${n}`, vpools),
+    // Each Arakoon cluster has a master: node-1 for ovsdb, node-2 for voldrv (by machine id).
+    arakoon: {
+      ovsdb: { master: machineId(1), nodes: MASTERS.map(machineId) },
+      voldrv: { master: machineId(2), nodes: MASTERS.map(machineId) },
+    },
+    ...(journal ? { journal } : {}),
   };
-  if (role === 'master') {
-    state.rabbitmq = { nodes: masters, queues: [{ name: 'ovs_generic', messages: 0 }, { name: `ovs_node-${n}`, messages: 0 }, { name: 'ovs_masters', messages: 0 }] };
+  if (master) {
+    state.rabbitmq = {
+      nodes: MASTERS.map((m) => `rabbit@node-${m}`),
+      queues: [
+        { name: 'ovs_generic', messages: 0 },
+        { name: `ovs_${machineId(n)}`, messages: 0 },
+        { name: 'ovs_masters', messages: 0 },
+      ],
+    };
   }
   return {
-    name: `node-${n}`,
-    groups: ['ovs', role === 'master' ? 'ovs-master' : 'ovs-extra'],
-    vars: { ip: `10.100.1.${n}`, vpools, role },
+    name,
+    groups: ['ovs', master ? 'ovs-master' : 'ovs-extra'],
+    vars: { ip: `10.100.1.${n}`, vpools, role, ovsRelease: release },
+    rootPaths: { ovsFramework: '/opt/OpenvStorage' },
+    trees: { '/opt/OpenvStorage/ovs': 'python/ovs', '/usr/lib/python2.7/dist-packages': 'python/dist-packages' },
     state,
     instances: [],
+    files: {
+      ...files,
+      ...configFiles(release),
+      '/etc/openvstorage_id': `${machineId(n)}\n`,
+      '/opt/OpenvStorage/webapps/': '',
+    },
   };
 }
-

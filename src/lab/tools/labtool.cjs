@@ -6,7 +6,9 @@
  * say which simulated host's state to use.
  *
  * To add a tool: write `sims/<name>.cjs` exporting `{ '<tool name>': handler }` and add it to
- * `handlers` below; `runbook lab up` links every name found here into the lab's bin/.
+ * `handlers` below; `runbook lab up` links every name found here into the lab's bin/. Tools no real
+ * host has under that name (the server side of the lab's Python doubles) go in `internal`: they are
+ * run as `node labtool.cjs <tool> <args>`, never from a session's PATH.
  * A handler is `(ctx: HostContext, args: string[]) => number | Promise<number>` (the exit code);
  * it throws ToolError to end with a message on stderr.
  *
@@ -37,6 +39,11 @@ const handlers = {
   ...require('./sims/swift.cjs'),
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
+  ...require('./sims/journal.cjs'),
+};
+
+const internal = {
+  ...require('./sims/ovs-dal.cjs'),
 };
 
 /** What a handler may touch: the state of the host it runs on, nothing else. */
@@ -115,7 +122,7 @@ async function applyFault(fault, tool) {
 }
 
 async function run(tool, args, labDir, host) {
-  const handler = handlers[tool];
+  const handler = handlers[tool] ?? internal[tool];
   if (handler === undefined) throw new runtime.ToolError(`labtool: no simulated tool named ${tool}`, 127);
   const fault = takeFault(labDir, host, [tool, ...args]);
   if (fault !== undefined) {
@@ -126,8 +133,9 @@ async function run(tool, args, labDir, host) {
 }
 
 async function main() {
-  const tool = path.basename(process.argv[1]);
-  const args = process.argv.slice(2);
+  const direct = path.basename(process.argv[1]) === 'labtool.cjs';
+  const tool = direct ? (process.argv[2] ?? '') : path.basename(process.argv[1]);
+  const args = process.argv.slice(direct ? 3 : 2);
   const { LAB_DIR: labDir, LAB_HOST: host } = process.env;
   if (!labDir || !host) {
     process.stderr.write(`${tool}: LAB_DIR and LAB_HOST are not set; lab tools run only on a lab host\n`);

@@ -1,14 +1,16 @@
 'use strict';
 /**
  * The checks of "Restart an environment" and the troubleshooting page on an Open vStorage node:
- * `rabbitmqctl cluster_status|list_queues`, `arakoon --who-master -config etcd://…/<DB>/config`,
- * `tail [-n N] <log>` (files of the fake root; a pipe goes to the real tail), and the vPool test `truncate -s <size> <file>` / `touch <file>`.
+ * `rabbitmqctl cluster_status|list_queues`, `arakoon --who-master -config <url>` (the etcd era's
+ * `etcd://127.0.0.1:2379/ovs/arakoon/<cluster>/config` and the later
+ * `arakoon://<cacc cluster id>/ovs/arakoon/<cluster>/config?ini=…`), `tail [-n N] <file>` (files of the
+ * fake root; a pipe goes to the real tail), and the vPool test `truncate -s <size> <file>` / `touch <file>`.
  *
  * State: `services` (shared with `service`: rabbitmq-server must run for rabbitmqctl; the vPool's
  * `ovs-volumedriver_<vpool>` for files under /mnt/<vpool>/), `rabbitmq` = { nodes: [], queues:
- * [{ name, messages }] }, `arakoon` = { "<DB>": { master: "<node>" | null } }, `vpools` = ["<vpool>"],
- * `logs` = { "<path>": "<text>" } (what tail reads; otherwise the file in the host's fake root),
- * `files-written` = { "<path>": <size> } (what truncate and touch made on a vPool, a volumedriver FUSE
+ * [{ name, messages }] }, `arakoon` = { "<cluster>": { master: "<machine id>" | null, nodes: [] } } (the
+ * configuration store's /ovs/arakoon; which store the host uses is its framework.json),
+ * `vpools` = ["<vpool>"], `files-written` = { "<path>": <size> } (what truncate and touch made on a vPool, a volumedriver FUSE
  * mount, where nothing real is written). Paths off a vPool go to the real /usr/bin/truncate and
  * /usr/bin/touch with the same arguments, as they did before these were simulated (the lab user may
  * write nowhere outside the lab).
@@ -45,17 +47,76 @@ function rabbitmqctl(ctx, args) {
   return 0;
 }
 
-const ARAKOON_CONFIG = /^etcd:\/\/127\.0\.0\.1:2379\/ovs\/arakoon\/([A-Za-z0-9_-]+)\/config$/;
+/** OCaml's end for an exception nothing catches: the runtime prints it and exits 2. */
+function fatal(exception) {
+  return new ToolError(`Fatal error: exception ${exception}`, 2);
+}
 
-function arakoon(ctx, args) {
-  if (args.length !== 3 || args[0] !== '--who-master' || args[1] !== '-config') {
-    throw new ToolError('usage: arakoon --who-master -config etcd://127.0.0.1:2379/ovs/arakoon/<DB_name>/config (the lab simulates only this form)', 2);
+/** The Arakoon cluster configuration a `-config` URL names (Arakoon_config_url.make and .retrieve). */
+function arakoonCluster(ctx, url) {
+  const clusters = ctx.read('arakoon', {});
+  const scheme = /^([a-z]+):\/\//.exec(url)?.[1];
+  const store = readStore(ctx);
+  if (scheme === 'etcd') {
+    // retrieve_value runs `etcdctl --peers=<host:port> get --quorum <path>` (Arakoon_etcd).
+    const m = /^etcd:\/\/([^/:]+)(?::(\d+))?(\/.*)$/.exec(url);
+    if (m === null) throw fatal('Failure("host is required")');
+    // Only the etcd era's hosts have etcdctl (and an etcd proxy on 127.0.0.1:2379): the shell's 127.
+    if (store !== 'etcd') throw fatal('Arakoon_etcd.ProcessFailure(_)');
+    const cluster = /^\/ovs\/arakoon\/([^/]+)\/config$/.exec(m[3])?.[1];
+    if (m[1] !== '127.0.0.1' || (m[2] ?? '6379') !== '2379') {
+      process.stderr.write(`Error:  client: etcd cluster is unavailable or misconfigured; error #0: dial tcp ${m[1]}:${m[2] ?? '6379'}: getsockopt: connection refused\n\n`);
+      throw fatal('Arakoon_etcd.ProcessFailure(_)');
+    }
+    if (cluster === undefined || clusters[cluster] === undefined) {
+      process.stderr.write(`Error:  100: Key not found (${m[3]}) [42]\n`);
+      throw fatal('Arakoon_etcd.ProcessFailure(_)');
+    }
+    return clusters[cluster];
   }
-  const m = ARAKOON_CONFIG.exec(args[2]);
-  if (m === null) throw new ToolError(`arakoon: cannot read the configuration at ${args[2]}`, 1);
-  const cluster = ctx.read('arakoon', {})[m[1]];
-  if (cluster === undefined) throw new ToolError(`arakoon: Key not found: /ovs/arakoon/${m[1]}/config`, 1);
-  if (!cluster.master) throw new ToolError('No Master', 1);
+  if (scheme === 'arakoon') {
+    const u = new URL(url);
+    const ini = u.searchParams.get('ini');
+    if (ini === null) throw fatal('Failure("ini location was not specified")');
+    let text;
+    try {
+      text = fs.readFileSync(ctx.realPath(ini), 'utf8');
+    } catch {
+      throw fatal(`Unix.Unix_error(Unix.ENOENT, "open", "${ini}")`);
+    }
+    const clusterId = /^\s*cluster_id\s*=\s*(\S+)/m.exec(text)?.[1];
+    if (clusterId !== u.hostname) throw fatal('Assert_failure("src/tools/arakoon_config_url.ml", 96, 5)');
+    const key = decodeURIComponent(u.pathname.slice(1));
+    const cluster = /^ovs\/arakoon\/([^/]+)\/config$/.exec(key)?.[1];
+    if (cluster === undefined || clusters[cluster] === undefined) throw fatal(`Arakoon_exc.Exception(4, "${key}")`);
+    return clusters[cluster];
+  }
+  throw fatal(`Failure("unknown protocol:${scheme ?? 'file'}")`);
+}
+
+/** The configuration store the host's framework uses: `configuration_store` of framework.json. */
+function readStore(ctx) {
+  try {
+    return JSON.parse(fs.readFileSync(ctx.realPath('/opt/OpenvStorage/config/framework.json'), 'utf8')).configuration_store;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `arakoon --who-master -config <url>` (openvstorage/arakoon @ 18439814: src/main/arakoon.ml
+ * `--who-master`, `-config`; src/client/client_main.ml `who_master` prints the master's node name;
+ * `find_master` fails with Failure "No Master", which nothing catches, so OCaml prints
+ * `Fatal error: exception Failure("No Master")` and exits 2). Node names are the Storage Routers'
+ * machine ids. Other arakoon actions are not simulated.
+ */
+function arakoon(ctx, args) {
+  const config = args.indexOf('-config');
+  if (args.length !== 3 || !args.includes('--who-master') || config < 0 || config === args.length - 1) {
+    throw new ToolError('usage: arakoon --who-master -config <url> (the lab simulates only this action)', 2);
+  }
+  const cluster = arakoonCluster(ctx, args[config + 1]);
+  if (!cluster.master) throw fatal('Failure("No Master")');
   process.stdout.write(`${cluster.master}\n`);
   return 0;
 }
@@ -73,14 +134,11 @@ function tail(ctx, args) {
   // Reading a pipe (`… | tail -n 1`) is the real tail's business: it touches no file.
   if (rest.length === 0 && Number.isInteger(lines) && lines >= 0) return real('tail', args);
   if (rest.length !== 1 || !Number.isInteger(lines) || lines < 0) throw new ToolError('tail: the lab simulates only "tail [-n N] FILE" (and tail of a pipe)', 1);
-  const file = virtualPath(rest[0]);
-  let text = ctx.read('logs', {})[file];
-  if (text === undefined) {
-    try {
-      text = fs.readFileSync(ctx.realPath(file), 'utf8');
-    } catch {
-      throw new ToolError(`tail: cannot open '${rest[0]}' for reading: No such file or directory`, 1);
-    }
+  let text;
+  try {
+    text = fs.readFileSync(ctx.realPath(rest[0]), 'utf8');
+  } catch {
+    throw new ToolError(`tail: cannot open '${rest[0]}' for reading: No such file or directory`, 1);
   }
   const all = text.split('\n');
   if (all.at(-1) === '') all.pop();

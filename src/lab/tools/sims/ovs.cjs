@@ -1,132 +1,287 @@
 'use strict';
 /**
- * `ovs`: stands in for the Open vStorage calls an operator makes on a storage router: the Python of
- * "Shutdown an environment" (list the router's vDisks; per vDisk create a snapshot, poll
- * `info_snapshot(...).in_backend`, delete the snapshot), `ovs monitor services` (the `ovs-*` services
- * of the host) and `ovs collect logs` (the troubleshooting page's archive in /var/tmp of the fake root).
+ * `ovs`: the Open vStorage CLI launcher of a storage router, as the host's release line has it (state
+ * `framework.release`, from the inventory var `ovsRelease`). Nothing in any release has the
+ * `ovs vdisk …` commands the runbook pages were once automated with; the page's flush is Python
+ * through the framework's data-access layer (tools/python).
  *
- * State: `vdisks` = [{ guid, name, volume_id, snapshots: [{ name, guid, timestamp, checks }] }],
- * `services` = { "<service>": "running" | "halted" }, `logs` = { "<path>": "<text>" } (what the archive
- * holds), `collected` = [{ archive, logs, at }]. Setting `pendingChecks` (default 1): how many
- * info-snapshot calls see `in_backend: false` before the snapshot reports itself flushed.
+ * - `fargo`: openvstorage/framework scripts/system/ovs @ 2.7.4-fargo.1 (d3a24231, 2016-11-04), a
+ *   bash launcher. `ovs` alone runs `ipython` (IPython 1.2.1 on Ubuntu 14.04); `help`, and every
+ *   subcommand it does not know (`ovs vdisk list`, looked up as /opt/OpenvStorage/scripts/vdisk.sh
+ *   since fe5c4658), print the help and exit 0; `monitor services` is the endless loop of
+ *   ovs/extensions/services/upstart.py `monitor_services` (`initctl list`, `start/running`);
+ *   `collect logs` tars /var/log/{arakoon,nginx,ovs,rabbitmq,upstart}*, /var/log/*log and
+ *   /var/log/dmesg* into /tmp/ovs-<hostname>-<%Y%m%d%H%M%S>-logs.tar, gzips it and echoes the .gz path.
+ * - `2.9`: the same launcher @ 2.9.30 (977f894d, 2019-07-03), IPython 2.4.1 on Ubuntu 16.04;
+ *   `collect logs` first writes `journalctl -u ovs-* -u asd-* -u alba-*` to /var/log/journald.log
+ *   (60f68fde); `monitor services` is framework-extensions @ dfa64392
+ *   src/services/interfaces/systemd.py `monitor_services` (`Running processes`, `<unit> active <pid>
+ *   <version>`; `Non-running processes`, `<unit> inactive|failed`).
+ * - `develop`: the click CLI of the 2019 development line (ovs/cli @ 6e985c34, run as
+ *   `python /opt/OpenvStorage/ovs/cli/entry.py "$@"`, never tagged): `ovs` alone is IPython's
+ *   `embed()` (IPython 5.8.0); an unknown command is click's UsageError, exit 2 (click 7.0
+ *   `MultiCommand.resolve_command` → `ctx.fail('No such command "%s".')`, `UsageError.show`);
+ *   `collect <anything>` (ovs/cli/misc/misc.py) runs `tar czfP` into /tmp/ovs-<storage router>-
+ *   <%Y-%m-%d-%H-%M-%S>-logs.tar (gzipped, named .tar) and prints `Files stored in <path>`.
+ *
+ * What every line shares: the monitor loop reprints only when the states change (after '\x1b[2J\x1b[H',
+ * the screen clear) and sleeps a second, until killed; Python 2 block-buffers stdout on a pipe (glibc
+ * stdio, a st_blksize buffer: 4096 bytes for a pipe), so nothing reaches a caller without a terminal
+ * until 4096 bytes have piled up, and one screen of states is less. IPython reads its input from
+ * stdin: at end of input it asks "Do you really want to exit ([y]/n)?", takes the default on the next
+ * end of input and exits 0 (IPython/terminal/interactiveshell.py `interact` and `exit`, and
+ * IPython/utils/io.py `ask_yes_no`, rel-1.2.1 and rel-2.4.1; 5.8.0 `interact` asks the same without the
+ * newline first). The lab does not run the lines typed into it: each advances the prompt only.
+ *
+ * A host without the framework (no `framework` state) has no `ovs`: the shell answers 127.
+ * State: `framework` = { release, guid }, `services` = { "<unit>": "running" | "halted" | "failed" },
+ * `journal` (see journalctl), `collected` = [{ archive, at }]. The log files are the fake root's.
  */
 const fs = require('node:fs');
 const path = require('node:path');
-const { randomUUID } = require('node:crypto');
+const { spawnSync } = require('node:child_process');
+const { setTimeout: sleep } = require('node:timers/promises');
 const { ToolError } = require('../runtime.cjs');
+const { journalText } = require('./journal.cjs');
+const { unitPid, unitState } = require('./units.cjs');
 
-const USAGE = `usage: ovs vdisk list
-       ovs vdisk create-snapshot|info-snapshot|delete-snapshot <volume_id> <snapshot name>
-       ovs monitor services
-       ovs collect logs`;
-
-function usage() {
-  return new ToolError(USAGE, 2);
-}
-
-function findVdisk(vdisks, volumeId) {
-  const vdisk = vdisks.find((v) => v.volume_id === volumeId);
-  if (vdisk === undefined) throw new ToolError(`ovs: volume ${volumeId} not found on this storage router`);
-  return vdisk;
-}
-
-function findSnapshot(vdisk, name) {
-  const snapshot = vdisk.snapshots.find((s) => s.name === name);
-  if (snapshot === undefined) throw new ToolError(`ovs: snapshot ${name} not found for volume ${vdisk.volume_id}`);
-  return snapshot;
-}
-
-/** Each subcommand takes exactly a volume id and a snapshot name. */
-function snapshotArgs(rest) {
-  if (rest.length !== 2) throw usage();
-  return rest;
-}
-
-const vdiskCommands = {
-  list(ctx, rest) {
-    if (rest.length !== 0) throw usage();
-    const vdisks = ctx.read('vdisks', []);
-    process.stdout.write(`${JSON.stringify(vdisks.map(({ guid, name, volume_id }) => ({ guid, name, volume_id })))}\n`);
-    return 0;
-  },
-  'create-snapshot'(ctx, rest) {
-    const [volumeId, name] = snapshotArgs(rest);
-    const guid = ctx.update('vdisks', [], (vdisks) => {
-      const vdisk = findVdisk(vdisks, volumeId);
-      if (vdisk.snapshots.some((s) => s.name === name)) {
-        throw new ToolError(`ovs: snapshot ${name} already exists for volume ${volumeId}`);
-      }
-      const snapshot = { name, guid: randomUUID(), timestamp: Math.floor(Date.now() / 1000), checks: 0 };
-      vdisk.snapshots.push(snapshot);
-      return snapshot.guid;
-    });
-    process.stdout.write(`${guid}\n`);
-    return 0;
-  },
-  'info-snapshot'(ctx, rest) {
-    const [volumeId, name] = snapshotArgs(rest);
-    const pendingChecks = ctx.setting('pendingChecks', 1);
-    const info = ctx.update('vdisks', [], (vdisks) => {
-      const snapshot = findSnapshot(findVdisk(vdisks, volumeId), name);
-      snapshot.checks += 1;
-      return {
-        name: snapshot.name,
-        guid: snapshot.guid,
-        timestamp: snapshot.timestamp,
-        in_backend: snapshot.checks > pendingChecks,
-        stored: 0,
-      };
-    });
-    process.stdout.write(`${JSON.stringify(info)}\n`);
-    return 0;
-  },
-  'delete-snapshot'(ctx, rest) {
-    const [volumeId, name] = snapshotArgs(rest);
-    ctx.update('vdisks', [], (vdisks) => {
-      const vdisk = findVdisk(vdisks, volumeId);
-      vdisk.snapshots.splice(vdisk.snapshots.indexOf(findSnapshot(vdisk, name)), 1);
-    });
-    return 0;
-  },
+/** What each release line runs: interpreter banners and how the launcher behaves. */
+const RELEASES = {
+  fargo: { launcher: 'shell', python: '2.7.6 (default, Oct 26 2016, 20:30:19) ', ipython: '1.2.1', monitor: 'upstart', journal: false },
+  '2.9': { launcher: 'shell', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '2.4.1', monitor: 'systemd', journal: true },
+  develop: { launcher: 'click', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '5.8.0', monitor: 'systemd', journal: true },
 };
 
-/** The Open vStorage services (`ovs-*`) of the host; memcached, nginx and the like are not its own. */
-function monitorServices(ctx) {
-  const services = ctx.read('services', {});
-  process.stdout.write(
-    Object.entries(services)
-      .filter(([service]) => service.startsWith('ovs-'))
-      .map(([service, state]) => `${service}: ${state}\n`)
-      .join(''),
+/** The launcher's own help (show_help), shortened to the options the pages and the lab use. */
+const SHELL_HELP = [
+  'Open vStorage CLI launcher',
+  '--------------------------',
+  'Usage:',
+  '  * Miscellaneous options:',
+  '    - ovs                                        Launch Open vStorage shell (ipython)',
+  '    - ovs help                                   Show this help section',
+  '    - ovs collect logs                           Collect all Open vStorage logs to a tarball (for support purposes)',
+  '',
+  '  * Monitor options:',
+  '    - ovs monitor services                       Watch Open vStorage services',
+  '    - ovs monitor heartbeat                      Send an internal heartbeat',
+  '',
+  '  * Services options:',
+  '    - ovs stop framework [ip|all]                Stop Open vStorage Framework services on this node, on all nodes, or on the given ip',
+  '    - ovs start framework [ip|all]               Start Open vStorage Framework services on this node, on all nodes, or on the given ip',
+  '',
+  '  * Configuration editing:',
+  '    - ovs config list [some]                     Lists all keys [under \'some\']',
+  '    - ovs config get some/key                    Prints the contents of \'some/key\'',
+  '',
+  '  * Custom Open vStorage modules:',
+  '    - ovs <modulename> <arguments>               Execute a custom Open vStorage module in /opt/OpenvStorage/scripts/',
+  '',
+  '',
+].join('\n');
+
+/** Subcommands the real launcher has that the lab does not run (they change a cluster). */
+const NOT_SIMULATED = ['setup', 'rollback', 'update', 'remove', 'stop', 'start', 'unittest', 'config', 'local_update', 'version'];
+
+const PIPE_BUFFER = 4096;
+
+/**
+ * stdout as Python 2 has it: line by line on a terminal, in 4096-byte blocks on a pipe. `flush` is
+ * Python's at a normal exit.
+ */
+function pythonStdout() {
+  let pending = '';
+  return {
+    write(text) {
+      if (process.stdout.isTTY) return void process.stdout.write(text);
+      pending += text;
+      while (Buffer.byteLength(pending) >= PIPE_BUFFER) {
+        const block = Buffer.from(pending).subarray(0, PIPE_BUFFER);
+        process.stdout.write(block);
+        pending = Buffer.from(pending).subarray(PIPE_BUFFER).toString();
+      }
+    },
+    flush() {
+      process.stdout.write(pending);
+      pending = '';
+    },
+  };
+}
+
+/** Calls onLine for each line read from stdin; resolves at the end of input. */
+function readLines(onLine) {
+  return new Promise((resolve) => {
+    let buffered = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk) => {
+      buffered += chunk;
+      for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+        onLine();
+        buffered = buffered.slice(i + 1);
+      }
+    });
+    process.stdin.on('end', () => {
+      if (buffered) onLine();
+      resolve();
+    });
+    process.stdin.on('error', () => resolve());
+  });
+}
+
+/** IPython's interactive shell on a stdin that is not a terminal, until end of input. */
+async function ipython(release) {
+  const out = pythonStdout();
+  out.write(
+    `Python ${release.python}\nType "copyright", "credits" or "license" for more information.\n\nIPython ${release.ipython} -- An enhanced Interactive Python.\n` +
+      "?         -> Introduction and overview of IPython's features.\n%quickref -> Quick reference.\nhelp      -> Python's own help system.\nobject?   -> Details about 'object', use 'object??' for extra details.\n",
   );
+  out.write('\nIn [1]: ');
+  let prompt = 1;
+  await readLines(() => {
+    prompt += 1;
+    out.write(`\nIn [${prompt}]: `);
+  });
+  // 1.x and 2.x write a newline before asking; 5.x asks on the prompt's line.
+  out.write(`${release.ipython.startsWith('5.') ? '' : '\n'}Do you really want to exit ([y]/n)? \n`);
+  out.flush();
+  if (prompt > 1) process.stderr.write('lab: the simulated IPython shell does not run what it reads\n');
   return 0;
 }
 
-/**
- * `ovs collect logs`: gathers the logs into /var/tmp/ovs-{hostname}-logs.tar (in the host's fake
- * root; the archive lists the logs it holds) and says where it is.
- */
-function collectLogs(ctx) {
-  const archive = `/var/tmp/ovs-${ctx.host}-logs.tar`;
-  const logs = Object.keys(ctx.read('logs', {})).sort();
-  const real = ctx.realPath(archive);
-  fs.mkdirSync(path.dirname(real), { recursive: true });
-  fs.writeFileSync(real, `${logs.join('\n')}\n`);
+/** One screen of `monitor_services`: the framework's upstart or systemd layout. */
+function monitorScreen(ctx, kind) {
+  const services = Object.keys(ctx.read('services', {})).filter((s) => s.startsWith('ovs-')).sort();
+  const width = Math.max(0, ...services.map((s) => s.length));
+  const pad = (s) => `${s} ${' '.repeat(width - s.length)}`;
+  const running = services.filter((s) => unitState(ctx, s) === 'running');
+  const other = services.filter((s) => unitState(ctx, s) !== 'running');
+  if (kind === 'upstart') {
+    return [
+      'OVS running processes',
+      '=====================\n',
+      ...running.map((s) => `${pad(s)} start/running`),
+      '\n\nOVS non-running processes',
+      '=========================\n',
+      ...other.map((s) => `${pad(s)} stop/waiting`),
+    ];
+  }
+  const version = (s) => {
+    try {
+      return fs.readFileSync(ctx.realPath(`/opt/OpenvStorage/run/${s.slice(4)}.version`), 'utf8').split('\n')[0].trim();
+    } catch {
+      return '<unknown>';
+    }
+  };
+  return [
+    'Running processes',
+    '=================\n',
+    ...running.map((s) => `${pad(s)} active  ${String(unitPid(s)).padStart(10)} ${version(s)}`),
+    '\n\nNon-running processes',
+    '=====================\n',
+    ...other.map((s) => `${pad(s)} ${unitState(ctx, s) === 'failed' ? 'failed' : 'inactive'}`),
+  ];
+}
+
+/** `ovs monitor services`: prints the screen whenever it changes, checks every second, never ends. */
+async function monitorServices(ctx, release) {
+  const out = pythonStdout();
+  let previous;
+  for (;;) {
+    const screen = monitorScreen(ctx, release.monitor).join('\n');
+    if (screen !== previous) {
+      out.write(`\x1b[2J\x1b[H\n${screen}\n`);
+      previous = screen;
+    }
+    await sleep(1000);
+  }
+}
+
+const two = (n) => String(n).padStart(2, '0');
+
+/** The log paths the launcher archives: /var/log/<name>* for each name, /var/log/*log, /var/log/dmesg*. */
+function logPaths(ctx, names) {
+  const dir = ctx.realPath('/var/log');
+  const entries = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+  return entries.filter((e) => names.some((n) => e.startsWith(n)) || e.endsWith('log') || e.startsWith('dmesg')).map((e) => `var/log/${e}`);
+}
+
+/** Real tar and gzip over the fake root's files: what they write stays in the lab. */
+function run(program, args) {
+  const r = spawnSync(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new ToolError(`${program}: ${r.stderr?.toString().trim() || `exit ${r.status}`}`, r.status ?? 1);
+}
+
+function collectLogs(ctx, release) {
+  const now = new Date();
+  if (release.journal) fs.writeFileSync(ctx.realPath('/var/log/journald.log'), journalText(ctx, ['ovs-*', 'asd-*', 'alba-*']));
+  const names = ['arakoon', 'nginx', 'ovs', 'rabbitmq', 'upstart'];
+  let archive;
+  if (release.launcher === 'click') {
+    archive = `/tmp/ovs-${ctx.host}-${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}-${two(now.getHours())}-${two(now.getMinutes())}-${two(now.getSeconds())}-logs.tar`;
+    run('tar', ['-C', ctx.realPath('/'), '-czf', ctx.realPath(archive), '--exclude=var/log/syslog', ...logPaths(ctx, names)]);
+    process.stdout.write(`Files stored in ${archive}\n`);
+  } else {
+    const tar = `/tmp/ovs-${ctx.host}-${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}-logs.tar`;
+    fs.rmSync(ctx.realPath(tar), { force: true });
+    fs.rmSync(ctx.realPath(`${tar}.gz`), { force: true });
+    run('tar', ['-C', ctx.realPath('/'), '-cf', ctx.realPath(tar), ...logPaths(ctx, names)]);
+    run('gzip', [ctx.realPath(tar)]);
+    archive = `${tar}.gz`;
+    process.stdout.write(`${archive}\n`);
+  }
   ctx.update('collected', [], (c) => {
-    c.push({ archive, logs, at: Date.now() });
+    c.push({ archive, at: now.getTime() });
   });
-  process.stdout.write(`Collecting logs of ${logs.length} files...\nFiles saved to ${archive}\n`);
   return 0;
+}
+
+/** click's answer to a command line it cannot parse: usage, a hint, the error; exit 2. */
+function clickUsage(path, usage, message) {
+  const command = ['entry.py', ...path].join(' ');
+  process.stderr.write(`Usage: ${command} ${usage}\nTry "${command} --help" for help.\n\nError: ${message}\n`);
+  return 2;
+}
+
+async function click(ctx, release, args) {
+  const [group, sub] = args;
+  if (group === undefined) return ipython(release);
+  if (group === 'collect') return sub === undefined ? clickUsage(['collect'], '[OPTIONS] LOGS', 'Missing argument "LOGS".') : collectLogs(ctx, release);
+  if (group === 'monitor') {
+    if (sub === 'services') return monitorServices(ctx, release);
+    // A group without a subcommand shows its help (click's no_args_is_help for groups).
+    if (sub === undefined) {
+      process.stdout.write('Usage: entry.py monitor [OPTIONS] COMMAND [ARGS]...\n\n  Monitor several aspects of the framework\n\nCommands:\n  heartbeat  Send an internal heartbeat\n  mds        Watch Open vStorage MDS clusters for all vPools per StorageRouter\n  services   Watch Open vStorage services\n');
+      return 0;
+    }
+    return clickUsage(['monitor'], '[OPTIONS] COMMAND [ARGS]...', `No such command "${sub}".`);
+  }
+  if (NOT_SIMULATED.includes(group)) throw new ToolError(`ovs: the lab does not simulate "ovs ${group}"`, 1);
+  return clickUsage([], '[OPTIONS] COMMAND [ARGS]...', `No such command "${group}".`);
+}
+
+function help() {
+  process.stdout.write(SHELL_HELP);
+  return 0;
+}
+
+async function shell(ctx, release, args) {
+  const [first, second] = args;
+  if (first === undefined) return ipython(release);
+  if (first === 'collect') return second === 'logs' ? collectLogs(ctx, release) : help();
+  if (first === 'monitor') return second === 'services' ? monitorServices(ctx, release) : help();
+  if (first === 'help') return help();
+  if (NOT_SIMULATED.includes(first)) throw new ToolError(`ovs: the lab does not simulate "ovs ${first}"`, 1);
+  // `ovs <module>` runs /opt/OpenvStorage/scripts/<module>.sh when it exists; no release ships one.
+  if (fs.existsSync(ctx.realPath(`/opt/OpenvStorage/scripts/${first}.sh`))) throw new ToolError(`ovs: the lab does not run custom modules (/opt/OpenvStorage/scripts/${first}.sh)`, 1);
+  return help();
 }
 
 module.exports = {
   ovs(ctx, args) {
-    const [group, command, ...rest] = args;
-    if (group === 'vdisk' && command !== undefined && Object.hasOwn(vdiskCommands, command)) {
-      return vdiskCommands[command](ctx, rest);
-    }
-    if (group === 'monitor' && command === 'services' && rest.length === 0) return monitorServices(ctx);
-    if (group === 'collect' && command === 'logs' && rest.length === 0) return collectLogs(ctx);
-    throw usage();
+    const framework = ctx.read('framework', undefined);
+    if (framework === undefined) throw new ToolError('bash: line 1: ovs: command not found', 127);
+    const release = RELEASES[framework.release];
+    if (release === undefined) throw new ToolError(`ovs: the lab has no release line "${framework.release}" (it has ${Object.keys(RELEASES).join(', ')})`, 70);
+    return release.launcher === 'click' ? click(ctx, release, args) : shell(ctx, release, args);
   },
 };
