@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { labPaths } from './paths.js';
@@ -9,6 +9,8 @@ import type { LabHost } from './types.js';
 import type { LabUser } from './user.js';
 
 const SSHD = '/usr/sbin/sshd';
+/** Where a real storage router's Python 2.7 finds packages installed by Debian packages. */
+const PYTHON_SITE = 'usr/lib/python2.7/dist-packages';
 const START_TIMEOUT_MS = 15_000;
 const KILL_TIMEOUT_MS = 5_000;
 
@@ -55,8 +57,9 @@ export function renderSshdConfig(dir: string, host: LabHost, user: LabUser): str
     'MaxSessions 10',
     // A fan-out to 200 hosts opens many connections at once.
     'MaxStartups 200:30:400',
-    // No AcceptEnv: clients cannot change what the tools see.
-    `SetEnv ${q(`LAB_DIR=${dir}`)} ${q(`LAB_HOST=${host.name}`)} ${q(`PATH=${sessionPath(dir)}`)}`,
+    // No AcceptEnv: clients cannot change what the tools see. PYTHONPATH stands for the site
+    // directory a real host's Python 2.7 has on its path (the volumedriver's binding is there).
+    `SetEnv ${q(`LAB_DIR=${dir}`)} ${q(`LAB_HOST=${host.name}`)} ${q(`PATH=${sessionPath(dir)}`)} ${q(`PYTHONPATH=${join(labPaths(dir).hostDir(host.name), 'root', PYTHON_SITE)}`)}`,
     'AllowTcpForwarding no',
     'AllowAgentForwarding no',
     'X11Forwarding no',

@@ -100,8 +100,22 @@ interface Other {
   service: string;
 }
 
-/** `bos status` says so while the salvager runs. */
-const salvaging = (status: string) => /salvaging/i.test(status);
+/**
+ * What `bos status <host>` tells. OpenAFS's bos (src/bozo/bos.c `StatServer`) exits 0 even when the
+ * host's bosserver does not answer yet, right after a boot: it prints only "bos: failed to contact
+ * host's bosserver". So the salvager is judged only once the fileserver instance (`fs`, or `dafs`
+ * for the demand-attach fileserver) is listed; while it salvages, its auxiliary status says
+ * "salvaging file system" (src/bozo/fsbnodeops.c `fs_getstring`).
+ */
+interface BosStatus {
+  answered: boolean;
+  salvaging: boolean;
+}
+
+const bosStatus: Parser<BosStatus> = {
+  name: 'bos status',
+  parse: (s) => ({ answered: /^Instance d?fs,/m.test(s), salvaging: /Auxiliary status is: salvaging/i.test(s) }),
+};
 
 export const reboot = procedure({
   pack: 'afs',
@@ -195,12 +209,14 @@ export const reboot = procedure({
       risk: 'read',
       host: server,
       command: (ctx) => sh`bos status ${ctx.args.host}`,
-      capture: parse.text(),
-      until: (status: string) => !salvaging(status),
+      capture: bosStatus,
+      until: (status: BosStatus) => status.answered && !status.salvaging,
       intervalMs: 30_000,
       timeoutMs: 60 * 60_000,
       waiting: (ctx) =>
-        `The fileserver on ${ctx.args.host} is salvaging: all volumes of the partition are inaccessible until it is done. The salvager will take about 20 minutes; checking "bos status ${ctx.args.host}" again in 30 seconds.`,
+        ctx.capture<BosStatus>('salvager').answered
+          ? `The fileserver on ${ctx.args.host} is salvaging: all volumes of the partition are inaccessible until it is done. The salvager will take about 20 minutes; checking "bos status ${ctx.args.host}" again in 30 seconds.`
+          : `The bosserver on ${ctx.args.host} does not answer yet (it is still starting after the boot), so the salvager cannot be judged; checking "bos status ${ctx.args.host}" again in 30 seconds.`,
     },
     {
       kind: 'forEach',

@@ -40,10 +40,15 @@ export const DEFAULT_READ_ONLY_COMMANDS: readonly string[] = [
   'ps( -?[a-zA-Z]+)*',
   'service [\\w@.-]+ status',
   'systemctl (status|is-active|is-enabled|is-failed)( [\\w@.-]+)+',
-  'ovs monitor services',
+  // One-shot state queries of upstart, systemd and runit: what `ovs monitor services` loops over
+  // for ever (it is no command for a step: it never exits and block-buffers its output).
+  "systemctl list-units( '?[\\w@.*-]+'?| --(all|no-legend|no-pager|plain|type=service))*",
+  'initctl (list|status [\\w@.-]+)',
+  'sv status( [\\w@.-]+)+',
   'rabbitmqctl (cluster_status|list_queues( [\\w]+)*)',
   'virsh list( --all)?',
-  'nova-manage service list',
+  // `nova-manage service list` was removed in nova 14.0.0 (Newton).
+  'openstack compute service list',
 ];
 
 /** Commands refused outright when the config has no `policy.forbiddenCommands`. */

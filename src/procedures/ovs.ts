@@ -1,48 +1,99 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { forEachItem, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { detectFacts, forEachItem, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import {
+  ARAKOON_CLUSTERS,
+  CREATE_SNAPSHOT,
+  DELETE_SNAPSHOT,
+  LIST_VDISKS,
+  SNAPSHOT_IN_BACKEND,
+  frameworkPython,
+  needsPython,
+  pythonVariant,
+  scriptJson,
+  type ArakoonClusters,
+} from './ovs-framework.js';
 
-/** A vDisk as `ovs vdisk list` gives it: the fields the runbook's flush script reads. */
+/** A vDisk as the framework's data-access layer gives it: the fields the runbook's flush script reads. */
 interface VDisk {
   guid: string;
   name: string;
   volume_id: string;
 }
 
-/** A vDisk with the Storage Router it is on: flush steps read their host from the item. */
-type VDiskOn = VDisk & { node: string };
+/** What the listing script prints: the Storage Router, its vDisks, and the id that marks this flush's snapshots. */
+interface VDiskListing {
+  storagerouter: string;
+  ip: string;
+  flush_id: string;
+  vdisks: VDisk[];
+}
+
+/** A vDisk with the Storage Router it is on and the flush it belongs to: flush steps read them from the item. */
+type VDiskOn = VDisk & { node: string; flushId: string };
 
 const SOURCE = 'runbooks/ovs-shutdown-and-restart.md';
 const TROUBLESHOOTING = 'runbooks/ovs-troubleshooting.md';
+const SNAPSHOT = 'flush_snapshot';
 const node = (ctx: StepContext<{ node: string }>) => ctx.args.node;
 const vdisk = (ctx: StepContext) => forEachItem<VDiskOn>(ctx);
 /** The forEach item as a node name (forEach over nodes). */
 const itemNode = (ctx: StepContext) => forEachItem<string>(ctx);
 
+const listing = scriptJson<VDiskListing>('the vDisks of the Storage Router', (l) =>
+  typeof l?.flush_id === 'string' && Array.isArray(l.vdisks) && l.vdisks.every((d) => typeof d?.name === 'string' && typeof d.volume_id === 'string')
+    ? undefined
+    : "the script's answer has no flush_id and vdisks [{guid, name, volume_id}]",
+);
+
 /**
- * The runbook's OVS-shell flush script for one Storage Router, step for step: for every vDisk,
- * `create_snapshot(volume_id, "flush_snapshot")`, wait while `info_snapshot(...).in_backend` is false
- * (sleeping 5 s), then `delete_snapshot`. Each API call is made through the `ovs vdisk` CLI.
+ * The page's flush script for one Storage Router ("Start an OVS shell", then the script with
+ * `ips = None`), step for step through the framework's data-access layer: list the vDisks of the
+ * router; per vDisk `create_snapshot(volume_id, "flush_snapshot")`, wait while
+ * `info_snapshot(...).in_backend` is false (sleeping 5 s), then `delete_snapshot`. The snapshot steps
+ * are safe to run again after a crash (ovs-framework.ts): the engine repeats them without asking.
  * `host` names the router: the procedure's argument (`ovs flush`) or the node item (`ovs shutdown`).
  */
 function flushSteps(host: (ctx: StepContext<any>) => string): Step[] {
+  const script = (stdin: string, args: (ctx: StepContext) => string[]) => ({
+    host: (ctx: StepContext) => vdisk(ctx).node,
+    command: (ctx: StepContext) => frameworkPython(ctx, vdisk(ctx).node, args(ctx)),
+    stdin,
+    variant: (ctx: StepContext) => pythonVariant(ctx, vdisk(ctx).node),
+  });
   return [
+    detectFacts({ host }),
     {
       kind: 'ssh',
       id: 'vdisks',
       title: 'Fetch the vDisks on the Storage Router',
       risk: 'read',
       host,
-      command: sh`ovs vdisk list`,
-      capture: parse.json<VDisk[]>(),
+      guard: (ctx) => needsPython(ctx, host(ctx)),
+      command: (ctx) => frameworkPython(ctx, host(ctx)),
+      stdin: LIST_VDISKS,
+      variant: (ctx) => pythonVariant(ctx, host(ctx)),
+      reference: 'sr_info = StorageRouterList.get_by_ip(ip); vdisks_by_guid = sr_info.vdisks_guids',
+      capture: listing,
     },
     {
       kind: 'forEach',
       id: 'flush',
       title: 'Flush each vDisk to the backend',
       risk: 'write',
-      items: (ctx) => ctx.capture<VDisk[]>('vdisks').map((d): VDiskOn => ({ ...d, node: host(ctx) })),
+      // The router the script ran on is the one the framework calls by this address: not another's vDisks.
+      guard: (ctx) => {
+        const l = ctx.capture<VDiskListing>('vdisks');
+        const ip = ctx.host(host(ctx)).vars.ip;
+        return ip === undefined || ip === l.ip
+          ? undefined
+          : `${host(ctx)} answers as Storage Router ${l.storagerouter} (${l.ip}) in the framework's model, while the inventory gives it the ip ${String(ip)}: fix vars.ip or the host's address before flushing`;
+      },
+      items: (ctx) => {
+        const l = ctx.capture<VDiskListing>('vdisks');
+        return l.vdisks.map((d): VDiskOn => ({ ...d, node: host(ctx), flushId: l.flush_id }));
+      },
       key: (d: VDisk) => d.name,
       label: (d: VDisk) => d.name,
       concurrency: 8,
@@ -52,17 +103,21 @@ function flushSteps(host: (ctx: StepContext<any>) => string): Step[] {
           id: 'snapshot',
           title: (ctx) => `Commencing flush to backend for volume '${vdisk(ctx).name}'`,
           risk: 'write',
-          host: (ctx) => vdisk(ctx).node,
-          command: (ctx) => sh`ovs vdisk create-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
+          idempotent: true,
+          ...script(CREATE_SNAPSHOT, (ctx) => [vdisk(ctx).volume_id, SNAPSHOT, vdisk(ctx).flushId]),
+          reference: 'disk.storagedriver_client.create_snapshot(str(disk.volume_id), snapshot_name)',
+          capture: scriptJson<{ created: boolean; replaced: boolean }>('the snapshot taken'),
+          // Waits (5 s at a time, up to 10 minutes) while the vDisk's previous snapshot is not in the backend.
+          timeoutMs: 15 * 60_000,
         },
         {
           kind: 'poll',
           id: 'in-backend',
           title: (ctx) => `Wait until the NON-disposable SCOs of '${vdisk(ctx).name}' are in the backend`,
           risk: 'read',
-          host: (ctx) => vdisk(ctx).node,
-          command: (ctx) => sh`ovs vdisk info-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
-          capture: parse.json<{ in_backend: boolean }>(),
+          ...script(SNAPSHOT_IN_BACKEND, (ctx) => [vdisk(ctx).volume_id, SNAPSHOT]),
+          reference: 'disk.storagedriver_client.info_snapshot(str(disk.volume_id), snapshot_name).in_backend',
+          capture: scriptJson<{ in_backend: boolean }>('the snapshot\'s in_backend'),
           until: (snap: { in_backend: boolean }) => snap.in_backend === true,
           intervalMs: 5_000,
           timeoutMs: 60 * 60_000,
@@ -73,8 +128,10 @@ function flushSteps(host: (ctx: StepContext<any>) => string): Step[] {
           id: 'delete-snapshot',
           title: (ctx) => `Delete the flush snapshot: flush for volume '${vdisk(ctx).name}' has succeeded`,
           risk: 'write',
-          host: (ctx) => vdisk(ctx).node,
-          command: (ctx) => sh`ovs vdisk delete-snapshot ${vdisk(ctx).volume_id} flush_snapshot`,
+          idempotent: true,
+          ...script(DELETE_SNAPSHOT, (ctx) => [vdisk(ctx).volume_id, SNAPSHOT, vdisk(ctx).flushId]),
+          reference: 'disk.storagedriver_client.delete_snapshot(str(disk.volume_id), snapshot_name)',
+          capture: scriptJson<{ deleted: boolean }>('the snapshot deleted'),
         },
       ],
     },
@@ -294,10 +351,17 @@ export const services = procedure({
   ],
 });
 
+/**
+ * What `ovs collect logs` prints, by era: 2015-03 → 2018 the archive's path (`/tmp/ovs-<host>-<time>-logs.tar.gz`),
+ * the 2019 click CLI `Files stored in /tmp/ovs-<router>-<time>-logs.tar`; the page's
+ * `/var/tmp/ovs-{hostname}-logs.tar` is 2014's.
+ */
+const ARCHIVE = /(?<archive>\/(?:var\/)?tmp\/ovs-\S+-logs\.tar(?:\.gz)?)\s*$/m;
+
 export const collectLogs = procedure({
   pack: 'ovs',
   name: 'collect-logs',
-  summary: 'Gather all required logfiles of a node into an archive (ovs collect logs) and say where it is',
+  summary: 'Gather all required logfiles of a node into an archive (ovs collect logs) and attach it to the thread',
   usage: 'ovs collect-logs <node>',
   examples: ['ovs collect-logs node-2'],
   source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
@@ -308,17 +372,77 @@ export const collectLogs = procedure({
     {
       kind: 'ssh',
       id: 'collect',
-      title: 'Gather all required logfiles into an archive (/var/tmp/ovs-{hostname}-logs.tar)',
+      title: 'Gather all required logfiles into an archive',
       risk: 'write',
       host: node,
       command: sh`ovs collect logs`,
-      capture: parse.regex<{ archive: string }>(/(?<archive>\/var\/tmp\/ovs-\S+-logs\.tar)/),
+      capture: parse.regex<{ archive: string }>(ARCHIVE),
+      attach: (ctx) => ctx.capture<{ archive: string }>('collect').archive,
+      // tar and gzip of every log of the node.
+      timeoutMs: 15 * 60_000,
     },
   ],
 });
 
 const DB_NAME = z.string().regex(/^[A-Za-z0-9_-]+$/, 'an Arakoon database name is letters, digits, "_" or "-" (e.g. ovsdb, voldrv)');
-const arakoonConfig = (db: string) => `etcd://127.0.0.1:2379/ovs/arakoon/${db}/config`;
+/** The page's command, in the etcd era it was written in. */
+const pageWhoMaster = (db: string) => `arakoon --who-master -config etcd://127.0.0.1:2379/ovs/arakoon/${db}/config`;
+/** Which configuration store a URL is of, said in the plan. */
+const storeOf = (url: string) => (url.startsWith('etcd://') ? 'configuration in etcd (2016 releases)' : url.startsWith('arakoon://') ? 'configuration in the Arakoon cluster of arakoon_cacc.ini' : 'configuration in a file');
+
+/**
+ * The node's Arakoon clusters and their configuration URLs, read through the framework (detect its
+ * Python first): the steps `detect` and `clusters` on `host`.
+ */
+function arakoonSteps(host: (ctx: StepContext<any>) => string): Step[] {
+  return [
+    detectFacts({ host }),
+    {
+      kind: 'ssh',
+      id: 'clusters',
+      title: (ctx) => `Read the Arakoon databases and their configuration from ${host(ctx)}`,
+      risk: 'read',
+      host,
+      guard: (ctx) => needsPython(ctx, host(ctx)),
+      command: (ctx) => frameworkPython(ctx, host(ctx)),
+      stdin: ARAKOON_CLUSTERS,
+      variant: (ctx) => pythonVariant(ctx, host(ctx)),
+      reference: 'ovs config list /ovs/arakoon',
+      capture: scriptJson<ArakoonClusters>('the Arakoon clusters', (a) => (Array.isArray(a?.clusters) && typeof a.storagerouters === 'object' ? undefined : "the script's answer has no clusters and storagerouters")),
+    },
+  ];
+}
+
+/** `arakoon --who-master` of one database, with the URL the node's framework gives it. */
+function whoMasterStep(id: string, host: (ctx: StepContext<any>) => string, db: (ctx: StepContext<any>) => string): Step {
+  const url = (ctx: StepContext) => {
+    const c = ctx.capture<ArakoonClusters>('clusters').clusters.find((x) => x.name === db(ctx));
+    if (c === undefined) throw new Error(`no Arakoon cluster ${db(ctx)}`);
+    return c.url;
+  };
+  return {
+    kind: 'ssh',
+    id,
+    title: (ctx) => `Which node is the master of the Arakoon database ${db(ctx)}`,
+    risk: 'read',
+    host,
+    guard: (ctx) => {
+      const names = ctx.capture<ArakoonClusters>('clusters').clusters.map((c) => c.name);
+      return names.includes(db(ctx)) ? undefined : `${host(ctx)}'s configuration has no Arakoon database "${db(ctx)}"; it has ${names.join(', ') || 'none'}`;
+    },
+    command: (ctx) => withAdvice(sh`arakoon --who-master -config ${url(ctx)}`, ADVICE_ARAKOON),
+    reference: (ctx) => pageWhoMaster(db(ctx)),
+    variant: (ctx) => storeOf(url(ctx)),
+    capture: parse.text(),
+  };
+}
+
+/** The master's machine id, and the Storage Router it is. */
+function masterName(ctx: StepContext, whoMaster: string): string {
+  const id = ctx.capture<string>(whoMaster);
+  const name = ctx.capture<ArakoonClusters>('clusters').storagerouters[id];
+  return name ? `${name} (machine id ${id})` : `machine id ${id}, which is no Storage Router of the framework's model`;
+}
 
 export const whoMaster = procedure({
   pack: 'ovs',
@@ -337,15 +461,9 @@ export const whoMaster = procedure({
     return { ...args, node: first.name };
   },
   steps: [
-    {
-      kind: 'ssh',
-      id: 'who-master',
-      title: (ctx) => `Which node is the master of the Arakoon database ${ctx.args.database}`,
-      risk: 'read',
-      host: (ctx) => ctx.args.node!,
-      command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(ctx.args.database)}`, ADVICE_ARAKOON),
-      capture: parse.text(),
-    },
+    ...arakoonSteps((ctx) => ctx.args.node!),
+    whoMasterStep('who-master', (ctx) => ctx.args.node!, (ctx) => ctx.args.database),
+    { kind: 'report', id: 'master', title: (ctx) => `The master of ${ctx.args.database}`, risk: 'read', text: (ctx) => `The master of the Arakoon database ${ctx.args.database} is ${masterName(ctx, 'who-master')}.` },
   ],
 });
 
@@ -414,15 +532,62 @@ export const restartWorkers = procedure({
 const FRAMEWORK_LOGS = ['api.log', 'arakoon.log', 'celery.log', 'dal.log', 'django.log', 'extensions.log', 'lib.log'];
 const VOLUMEDRIVER_LOG = /^(?:foc_)?([A-Za-z0-9_-]+)\.log$/;
 
-function logPath(ctx: StepContext<{ node: string; log: string }>): string {
+type TailArgs = { node: string; log: string; lines?: number | undefined };
+
+/** The page's path of a log: /var/log/ovs/ for the Framework, /var/log/ovs/volumedriver/ for the Volumedriver. */
+function logPath(ctx: StepContext<TailArgs>): string {
   if (FRAMEWORK_LOGS.includes(ctx.args.log)) return `/var/log/ovs/${ctx.args.log}`;
   return `/var/log/ovs/volumedriver/${ctx.args.log}`;
+}
+
+/**
+ * The service that writes a log of the page when the framework logs to its service manager: the API
+ * and Django run in ovs-webapp-api, the rest of the Framework in the Celery workers; the Volumedriver
+ * of a vPool is ovs-volumedriver_<vpool>, its Failover Cache ovs-dtl_<vpool> since 2015-09.
+ */
+function unitOf(log: string): string {
+  if (log === 'api.log' || log === 'django.log') return 'ovs-webapp-api';
+  if (FRAMEWORK_LOGS.includes(log)) return 'ovs-workers';
+  const vpool = VOLUMEDRIVER_LOG.exec(log)?.[1] ?? '';
+  return log.startsWith('foc_') ? `ovs-dtl_${vpool}` : `ovs-volumedriver_${vpool}`;
+}
+
+/** `/ovs/framework/logging`: `{"type": "console"}` (the framework's default), `file` or `redis`. */
+interface LoggingTarget {
+  type: string;
+  host?: string;
+  port?: number;
+}
+
+const loggingTarget: Parser<LoggingTarget> = {
+  name: 'the logging target',
+  parse: (s) => {
+    // The launcher prints nothing for a key that is not set: the framework then logs to the console.
+    if (s.trim() === '') return { type: 'console' };
+    const t = JSON.parse(s) as LoggingTarget;
+    if (typeof t?.type !== 'string') throw new Error(`/ovs/framework/logging has no type: ${s.trim().slice(0, 200)}`);
+    return t;
+  },
+};
+
+const lines = (ctx: StepContext<TailArgs>) => ctx.args.lines ?? 100;
+
+/** Where the log is, by the framework's logging target and the host's service manager; undefined when nowhere a shell can read. */
+function tailCommand(ctx: StepContext<TailArgs>): { command: ShellCommand; variant: string } | undefined {
+  const target = ctx.capture<LoggingTarget>('logging');
+  if (target.type === 'file') return { command: sh`tail -n ${lines(ctx)} ${logPath(ctx)}`, variant: 'logging to files' };
+  if (target.type !== 'console') return undefined;
+  const unit = unitOf(ctx.args.log);
+  const init = ctx.facts(ctx.args.node).init;
+  if (init === 'systemd') return { command: sh`journalctl -u ${unit} -n ${lines(ctx)} --no-pager`, variant: `logging to the console: the systemd journal of ${unit}` };
+  if (init === 'upstart') return { command: sh`tail -n ${lines(ctx)} ${`/var/log/upstart/${unit}.log`}`, variant: `logging to the console: upstart's log of ${unit}` };
+  return undefined;
 }
 
 export const tail = procedure({
   pack: 'ovs',
   name: 'tail',
-  summary: 'Show the end of an Open vStorage log of a node (/var/log/ovs/)',
+  summary: "Show the end of an Open vStorage log of a node: where the framework writes it (/var/log/ovs/, the systemd journal or upstart's log)",
   usage: 'ovs tail <node> <log> [--lines N]',
   examples: ['ovs tail node-1 celery.log', 'ovs tail node-4 vpool1.log --lines 50'],
   source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
@@ -442,31 +607,42 @@ export const tail = procedure({
     return vpools.includes(vpool) ? undefined : `${ctx.args.node} serves no vPool "${vpool}" (its vPools: ${vpools.join(', ') || 'none'}); the Volumedriver logs are <vpool>.log and foc_<vpool>.log`;
   },
   steps: [
+    detectFacts({ host: node }),
+    {
+      kind: 'ssh',
+      id: 'logging',
+      title: 'Where does the framework log (ovs config get /ovs/framework/logging)',
+      risk: 'read',
+      host: node,
+      command: sh`ovs config get /ovs/framework/logging`,
+      capture: loggingTarget,
+    },
     {
       kind: 'ssh',
       id: 'tail',
-      title: (ctx) => `Show the end of ${logPath(ctx)}`,
+      title: (ctx) => `Show the end of ${ctx.args.log}`,
       risk: 'read',
       host: node,
-      command: (ctx) => sh`tail -n ${ctx.args.lines ?? 100} ${logPath(ctx)}`,
+      guard: (ctx) => {
+        if (tailCommand(ctx)) return undefined;
+        const t = ctx.capture<LoggingTarget>('logging');
+        return t.type === 'redis'
+          ? `${ctx.args.node}'s framework logs to Redis (${t.host ?? '?'}:${t.port ?? '?'}), not to a file or its service manager: read ${ctx.args.log} there`
+          : `${ctx.args.node}'s framework logs to "${t.type}" under ${ctx.facts(ctx.args.node).init === 'sysv' ? 'init.d scripts, which keep no log of their own' : 'a service manager the bot does not know'}`;
+      },
+      command: (ctx) => tailCommand(ctx)!.command,
+      variant: (ctx) => tailCommand(ctx)!.variant,
+      reference: (ctx) => sh`tail -n ${lines(ctx)} ${logPath(ctx)}`.display,
     },
   ],
 });
 
 type NodeItem = string;
+/** The first master node: where the cluster-wide checks ask. */
+const firstMaster = (ctx: StepContext) => masters(ctx.inventory)[0]!.name;
 const host = (ctx: StepContext) => ctx.host(itemNode(ctx));
 /** A master-only check inside the per-node checks. */
 const onMaster = (ctx: StepContext) => isMaster(host(ctx));
-
-/** The Arakoon databases of the cluster: the `ovs-arakoon-<DB>` services its masters run. */
-function arakoonDatabases(ctx: StepContext): string[] {
-  const dbs = new Set<string>();
-  for (const m of masters(ctx.inventory)) {
-    const states = ctx.capture<Record<string, string>>(`checks[${m.name}].monitor`);
-    for (const s of Object.keys(states)) if (s.startsWith('ovs-arakoon-')) dbs.add(s.slice('ovs-arakoon-'.length));
-  }
-  return [...dbs].sort();
-}
 
 /** One service check of the page on a master: `service <name> status`, with the page's advice if it fails. */
 function serviceStatus(id: string, name: string): Step {
@@ -566,22 +742,21 @@ export const restart = procedure({
       ],
     },
     {
-      kind: 'forEach',
+      kind: 'group',
       id: 'arakoon',
-      title: 'The Arakoon databases: check that each has a master',
+      title: 'Next, address issues with the Arakoon databases: check that each has a master',
       risk: 'read',
-      items: arakoonDatabases,
-      key: (db: string) => db,
-      concurrency: 4,
       steps: [
+        ...arakoonSteps(firstMaster),
         {
-          kind: 'ssh',
-          id: 'who-master',
-          title: (ctx) => `arakoon --who-master of ${forEachItem<string>(ctx)}`,
+          kind: 'forEach',
+          id: 'databases',
+          title: 'arakoon --who-master of each Arakoon database',
           risk: 'read',
-          host: (ctx) => masters(ctx.inventory)[0]!.name,
-          command: (ctx) => withAdvice(sh`arakoon --who-master -config ${arakoonConfig(forEachItem<string>(ctx))}`, ADVICE_ARAKOON),
-          capture: parse.text(),
+          items: (ctx) => ctx.capture<ArakoonClusters>('clusters').clusters.map((c) => c.name),
+          key: (db: string) => db,
+          concurrency: 4,
+          steps: [whoMasterStep('who-master', firstMaster, (ctx) => forEachItem<string>(ctx))],
         },
       ],
     },

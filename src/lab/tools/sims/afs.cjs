@@ -107,23 +107,47 @@ function ps(ctx, args) {
   return 0;
 }
 
-/** `bos status <server>`: the fileserver instance, salvaging for `salvageChecksLeft` more calls. */
+/**
+ * `bos status <server>` (or `-server <server>`), as OpenAFS 1.4.12 (openafs-stable-1_4_12, Debian
+ * squeeze) src/bozo/bos.c `StatServer`/`DoStat` print it: a line per bosserver instance, the
+ * fileserver's with the auxiliary status of src/bozo/fsbnodeops.c `fs_getstring` ("salvaging file
+ * system" while the salvager runs, "file server running" after). While the host's bosserver is not
+ * up yet after a boot, `BOZO_EnumerateInstance` fails: bos prints "bos: failed to contact host's
+ * bosserver (communications failure (-1))." (on stdout in 1.4; 1.6 moved it to stderr) and still
+ * exits 0, with no instance at all. A host it cannot resolve: "bos: can't find address for host
+ * '<name>'", exit 1 (`GetConn`).
+ *
+ * State `afs`: `bosserverDownChecks` (that many more calls find the bosserver not up; `reboot` sets
+ * it from `bosserverStartChecks`, the host's slowness, or the host setting of that name),
+ * `salvageChecksLeft` (then that many more see the salvager), `statusChecks` (calls so far).
+ */
 function bos(ctx, args) {
-  const [command, server, ...extra] = args;
-  if (command !== 'status' || !server || extra.length > 0) throw new ToolError('Usage: bos status -server <machine name> (the lab simulates only "bos status <server>")', 1);
-  if (server !== ctx.host) throw new ToolError(`bos: could not find entry (can't find address for server '${server}' from this host)`, 1);
-  const salvaging = ctx.update('afs', {}, (afs) => {
-    const left = afs.salvageChecksLeft ?? 0;
+  const [command, ...rest] = args;
+  const server = rest[0] === '-server' ? rest[1] : rest[0];
+  if (command !== 'status' || !server || rest.length !== (rest[0] === '-server' ? 2 : 1)) {
+    throw new ToolError('Usage: bos status -server <machine name> (the lab simulates only "bos status [-server] <server>")', 1);
+  }
+  if (server !== ctx.host) throw new ToolError(`bos: can't find address for host '${server}'`, 1);
+  const status = ctx.update('afs', {}, (afs) => {
     afs.statusChecks = (afs.statusChecks ?? 0) + 1;
-    if (left > 0) afs.salvageChecksLeft = left - 1;
-    return left > 0;
+    if ((afs.bosserverDownChecks ?? 0) > 0) {
+      afs.bosserverDownChecks -= 1;
+      return 'down';
+    }
+    const salvaging = (afs.salvageChecksLeft ?? 0) > 0;
+    if (salvaging) afs.salvageChecksLeft -= 1;
+    return salvaging ? 'salvaging' : 'running';
   });
+  if (status === 'down') {
+    process.stdout.write("bos: failed to contact host's bosserver (communications failure (-1)).\n");
+    return 0;
+  }
   process.stdout.write(
     [
       'Instance ptserver, currently running normally.',
       'Instance vlserver, currently running normally.',
       'Instance fs, currently running normally.',
-      `    Auxiliary status is: ${salvaging ? 'salvaging file system' : 'file server running'}.`,
+      `    Auxiliary status is: ${status === 'salvaging' ? 'salvaging file system' : 'file server running'}.`,
       '',
     ].join('\n'),
   );

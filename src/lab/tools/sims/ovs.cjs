@@ -81,7 +81,7 @@ const SHELL_HELP = [
 ].join('\n');
 
 /** Subcommands the real launcher has that the lab does not run (they change a cluster). */
-const NOT_SIMULATED = ['setup', 'rollback', 'update', 'remove', 'stop', 'start', 'unittest', 'config', 'local_update', 'version'];
+const NOT_SIMULATED = ['setup', 'rollback', 'update', 'remove', 'stop', 'start', 'unittest', 'local_update', 'version'];
 
 const PIPE_BUFFER = 4096;
 
@@ -235,6 +235,10 @@ function collectLogs(ctx, release) {
   return 0;
 }
 
+function notSimulated(what) {
+  throw new ToolError(`ovs: the lab does not simulate "ovs ${what}"`, 1);
+}
+
 /** click's answer to a command line it cannot parse: usage, a hint, the error; exit 2. */
 function clickUsage(path, usage, message) {
   const command = ['entry.py', ...path].join(' ');
@@ -245,6 +249,10 @@ function clickUsage(path, usage, message) {
 async function click(ctx, release, args) {
   const [group, sub] = args;
   if (group === undefined) return ipython(release);
+  if (group === 'config' && (sub === 'get' || sub === 'list')) {
+    if (sub === 'get' && args[2] === undefined) return clickUsage(['config', 'get'], '[OPTIONS] PATH', 'Missing argument "PATH".');
+    return config(ctx, sub, args[2]);
+  }
   if (group === 'collect') return sub === undefined ? clickUsage(['collect'], '[OPTIONS] LOGS', 'Missing argument "LOGS".') : collectLogs(ctx, release);
   if (group === 'monitor') {
     if (sub === 'services') return monitorServices(ctx, release);
@@ -255,8 +263,28 @@ async function click(ctx, release, args) {
     }
     return clickUsage(['monitor'], '[OPTIONS] COMMAND [ARGS]...', `No such command "${sub}".`);
   }
-  if (NOT_SIMULATED.includes(group)) throw new ToolError(`ovs: the lab does not simulate "ovs ${group}"`, 1);
+  if (NOT_SIMULATED.includes(group) || group === 'config') return notSimulated(group);
   return clickUsage([], '[OPTIONS] COMMAND [ARGS]...', `No such command "${group}".`);
+}
+
+/**
+ * `ovs config get <key>` prints the key's raw value (the framework stores JSON with indent 4), nothing
+ * for a key that does not exist; `ovs config list <key>` the names under it (Configuration.list): the
+ * Arakoon clusters under /ovs/arakoon. State `config` = { "<key>": <value> }. Editing is not simulated.
+ */
+function config(ctx, action, key) {
+  if (action === 'get' && key !== undefined) {
+    const values = ctx.read('config', {});
+    if (Object.hasOwn(values, key)) process.stdout.write(`${JSON.stringify(values[key], null, 4)}\n`);
+    return 0;
+  }
+  if (action === 'list') {
+    const prefix = `${(key ?? '/').replace(/\/+$/, '')}/`;
+    const names = prefix === '/ovs/arakoon/' ? Object.keys(ctx.read('arakoon', {})) : Object.keys(ctx.read('config', {})).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length).split('/')[0]);
+    process.stdout.write([...new Set(names)].sort().map((n) => `${n}\n`).join(''));
+    return 0;
+  }
+  return undefined;
 }
 
 function help() {
@@ -270,7 +298,8 @@ async function shell(ctx, release, args) {
   if (first === 'collect') return second === 'logs' ? collectLogs(ctx, release) : help();
   if (first === 'monitor') return second === 'services' ? monitorServices(ctx, release) : help();
   if (first === 'help') return help();
-  if (NOT_SIMULATED.includes(first)) throw new ToolError(`ovs: the lab does not simulate "ovs ${first}"`, 1);
+  if (first === 'config') return config(ctx, second, args[2]) ?? (second === 'edit' || second === 'list-recursive' ? notSimulated(`config ${second}`) : help());
+  if (NOT_SIMULATED.includes(first)) return notSimulated(first);
   // `ovs <module>` runs /opt/OpenvStorage/scripts/<module>.sh when it exists; no release ships one.
   if (fs.existsSync(ctx.realPath(`/opt/OpenvStorage/scripts/${first}.sh`))) throw new ToolError(`ovs: the lab does not run custom modules (/opt/OpenvStorage/scripts/${first}.sh)`, 1);
   return help();

@@ -14,7 +14,9 @@
  *
  * State: `power` = { state: "halting" | "off" | "rebooting" | "on", bootedAt: <ms>, boots: n, last: "<command>" }:
  * "off" (shutdown) and "on" (reboot) are written by the helper once the host is really down / back.
- * Setting `salvageChecks` (n): a reboot leaves the AFS fileserver salvaging for n `bos status` calls.
+ * Setting `salvageChecks` (n): a reboot leaves the AFS fileserver salvaging for n `bos status` calls;
+ * `bosserverStartChecks` (default: the host's `afs.bosserverStartChecks`): for that many calls before,
+ * its bosserver does not answer yet.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -91,9 +93,11 @@ module.exports = {
       p.last = 'reboot';
       p.at = Date.now();
     });
-    // The fileserver comes back salvaging its vice partitions when told to (unclean shutdown).
+    // The fileserver comes back salvaging its vice partitions when told to (unclean shutdown), and
+    // its bosserver answers only after the host's start-up time.
     ctx.update('afs', {}, (afs) => {
       afs.salvageChecksLeft = salvage;
+      afs.bosserverDownChecks = Number(ctx.setting('bosserverStartChecks', afs.bosserverStartChecks ?? 0));
     });
     wall(ctx, 'reboot');
     goDown(ctx, 'reboot');
