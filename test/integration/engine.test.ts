@@ -8,7 +8,7 @@ import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { NotAllowedError } from '../../src/errors.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type MountsState, type NbdState, type Vdisk, type VirshState } from '../../src/lab/index.js';
-import { procedure } from '../../src/procedures/dsl.js';
+import { describeFacts, detectFacts, procedure } from '../../src/procedures/dsl.js';
 import { Catalog, defaultCatalog } from '../../src/procedures/index.js';
 import { sh } from '../../src/procedures/shell.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
@@ -385,6 +385,54 @@ describe('files a step attaches', () => {
       const run = await finished(r, (await r.intake.request({ text: 'test collect node-3 /var/tmp/nothing.tar.gz', person: 'alice', origin: { adapter: 'test' } })).id);
       expect(run.status).toBe('failed');
       expect(run.steps.collect!.error).toBe('the file to attach: cannot read /var/tmp/nothing.tar.gz on node-3: cat: /var/tmp/nothing.tar.gz: No such file or directory');
+    } finally {
+      await r.cleanup();
+    }
+  });
+});
+
+describe('steps that differ between real hosts', () => {
+  const restart = procedure({
+    pack: 'test',
+    name: 'restart',
+    summary: 'restart the workers, as the host manages services',
+    usage: 'test restart <node>',
+    examples: [],
+    source: 'test',
+    args: z.object({ node: z.string() }),
+    positional: ['node'],
+    hosts: { node: {} },
+    steps: [
+      detectFacts({ host: (ctx) => ctx.args.node }),
+      {
+        kind: 'ssh',
+        id: 'which',
+        title: 'Say which service manager runs',
+        risk: 'read',
+        host: (ctx) => ctx.args.node,
+        command: (ctx) => sh`echo ${ctx.facts(ctx.args.node).init}`,
+        variant: (ctx) => describeFacts(ctx.facts(ctx.args.node)),
+        reference: 'status ovs-workers',
+      },
+    ],
+  });
+
+  it('detects the host, keeps its facts for the run and the next plans, and draws the plan again with the command that runs', async () => {
+    const r = testRuntime(lab.lab.configPath, { catalog: new Catalog([...defaultCatalog().all(), restart]) });
+    r.startWorker(1);
+    try {
+      const req = await r.intake.request({ text: 'test restart node-4', person: 'alice', origin: { adapter: 'test' } });
+      expect(req.plan.find((p) => p.path === 'which')).toMatchObject({ after: 'after detecting node-4', reference: 'status ovs-workers' });
+      const run = await finished(r, req.id);
+      expect(run.status).toBe('succeeded');
+      const facts = run.facts!['node-4']!;
+      expect(facts).toMatchObject({ source: 'run', init: expect.stringMatching(/^(systemd|upstart|sysv)$/) });
+      expect(run.steps.which!.outputTail!.trim()).toBe(facts.init);
+      expect(run.plan.find((p) => p.path === 'which')).toMatchObject({ command: `echo ${facts.init}`, variant: describeFacts(facts), reference: 'status ovs-workers' });
+      // The next plan on this host names the command at once, from the cache.
+      const next = await r.intake.prepare({ text: 'test restart node-4', person: 'alice', origin: { adapter: 'test' } });
+      expect(next.run.facts!['node-4']).toMatchObject({ source: 'cache', init: facts.init });
+      expect(next.run.plan.find((p) => p.path === 'which')).toMatchObject({ command: `echo ${facts.init}` });
     } finally {
       await r.cleanup();
     }
