@@ -40,6 +40,7 @@ const handlers = {
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
   ...require('./sims/journal.cjs'),
+  ...require('./sims/cat.cjs'),
 };
 
 const internal = {
