@@ -45,6 +45,7 @@ export const DEFAULT_READ_ONLY_COMMANDS: readonly string[] = [
   "systemctl list-units( '?[\\w@.*-]+'?| --(all|no-legend|no-pager|plain|type=service))*",
   'initctl (list|status [\\w@.-]+)',
   'sv status( [\\w@.-]+)+',
+  'ovs config (get|list) /[\\w/.@-]*',
   'rabbitmqctl (cluster_status|list_queues( [\\w]+)*)',
   'virsh list( --all)?',
   // `nova-manage service list` was removed in nova 14.0.0 (Newton).

@@ -66,7 +66,8 @@ export function pythonVariant(ctx: StepContext, host: string): string {
 export function frameworkPython(ctx: StepContext, host: string, args: readonly string[] = []): ShellCommand {
   const dir = frameworkDir(ctx.host(host));
   const python = pythonOf(ctx.facts(host))?.command ?? 'python2';
-  return sh`cd ${dir} && OVS_LOGTYPE_OVERRIDE=file PYTHONPATH=${dir}:${`${dir}/webapps`}\${PYTHONPATH:+:\$PYTHONPATH} ${python} - ${args}`;
+  const run = sh`cd ${dir} && OVS_LOGTYPE_OVERRIDE=file PYTHONPATH=${dir}:${`${dir}/webapps`}\${PYTHONPATH:+:\$PYTHONPATH} ${python} -`;
+  return args.length ? sh`${run} ${args}` : run;
 }
 
 /**

@@ -71,7 +71,9 @@ describe('runbook CLI', () => {
     const before = readCalls(lab.lab.dir, 'node-3').length;
     const r = await runbook('run', 'ovs flush node-3', '--as', 'alice', '--dry-run');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/1\. Fetch the vDisks on the Storage Router \[read\] on node-3: ovs vdisk list/);
+    expect(r.stdout).toMatch(/1\. Detect the service manager and Python on node-3 \[read\] on node-3: detect: /);
+    // The earlier run detected node-3: the plan names the variant that runs, and the page's line it stands for.
+    expect(r.stdout).toMatch(/2\. Fetch the vDisks on the Storage Router \[read\] on node-3: cd \S+ && .* python3 - <<script\n +variant: python3 [\d.]+, framework in \S+\n +page: sr_info = StorageRouterList\.get_by_ip\(ip\); vdisks_by_guid = sr_info\.vdisks_guids\n/);
     expect(readCalls(lab.lab.dir, 'node-3').length).toBe(before);
   });
 

@@ -54,7 +54,7 @@ describe('web console in Chromium', () => {
     await send('alice', '/ovs flush node-3');
     const run = card('ovs flush node-3');
     await run.locator('.thread .msg', { hasText: /Run r-\w+ succeeded/ }).waitFor({ timeout: 60_000 });
-    await expect(run.locator('.plan').textContent()).resolves.toMatch(/Requested by@aliceTargetsnode-3Runr-\w+Statussucceeded · 19\/19 steps/);
+    await expect(run.locator('.plan').textContent()).resolves.toMatch(/Requested by@aliceTargetsnode-3Runr-\w+Statussucceeded · 20\/20 steps/);
     const thread = (await run.locator('.thread').textContent()) ?? '';
     expect(thread).toMatch(/Fetch the vDisks on the Storage Router succeeded · node-3 · exit 0/);
     expect(thread).toMatch(/Commencing flush to backend for volume 'vd-3-01' succeeded/);

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearFaults, readCalls, readHostState, setFault, type Vdisk } from '../../src/lab/index.js';
+import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type Vdisk } from '../../src/lab/index.js';
 import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { until } from '../helpers/until.js';
@@ -31,6 +31,19 @@ function spawnWorker(rt: ReturnType<typeof testRuntime>, env: Record<string, str
   return child;
 }
 
+/** Snapshots the volumedriver made for a volume: create_snapshot calls of flush_snapshot that succeeded. */
+function created(dir: string, host: string, volumeId: string): number {
+  return readCalls(dir, host).filter((c) => c.argv.slice(0, 4).join(' ') === `storagerouterclient create_snapshot ${volumeId} flush_snapshot` && c.exit === 0).length;
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 function kill9(child: ChildProcess): Promise<void> {
   return new Promise((done) => {
     child.once('exit', () => done());
@@ -55,7 +68,7 @@ describe('a worker killed mid-step', () => {
     const dir = lab.lab.dir;
     const vdisks = readHostState<Vdisk[]>(dir, 'node-3', 'vdisks')!;
     // Every in_backend check takes a while, so the kill lands while checks are running.
-    setFault(dir, 'node-3', { match: 'ovs vdisk info-snapshot', action: 'slow', delayMs: 1_500 });
+    setFault(dir, 'node-3', { match: 'storagerouterclient info_snapshot', action: 'slow', delayMs: 1_500 });
     const req = await rt.intake.request({ text: 'ovs flush node-3', person: 'alice', origin: { adapter: 'test' } });
     const a = spawnWorker(rt);
     // Kill once every snapshot exists and the in_backend checks are running.
@@ -75,8 +88,8 @@ describe('a worker killed mid-step', () => {
     expect(run.status).toBe('succeeded');
     for (const path of doneBefore) expect(run.steps[path]!.attempts).toBe(1);
     for (const v of vdisks) {
-      expect(readCalls(dir, 'node-3').filter((c) => c.argv.join(' ') === `ovs vdisk create-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
-      expect(readCalls(dir, 'node-3').filter((c) => c.argv.join(' ') === `ovs vdisk delete-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+      expect(created(dir, 'node-3', v.volume_id)).toBe(1);
+      expect(readCalls(dir, 'node-3').filter((c) => c.argv.join(' ') === `storagerouterclient delete_snapshot ${v.volume_id} flush_snapshot` && c.exit === 0)).toHaveLength(1);
     }
     const events = await watch(rt, req.id);
     const interrupted = events.filter((e) => e.type === 'step.interrupted');
@@ -86,29 +99,49 @@ describe('a worker killed mid-step', () => {
     expect(resumed).toBeDefined();
   });
 
-  it('an interrupted step that is not idempotent waits for a person to retry, skip or abort', async () => {
+  it("a worker killed while a vDisk's snapshot is being made: the resumed run makes no second one, nobody is asked", async () => {
     const rt = newRuntime();
     const dir = lab.lab.dir;
     const vdisks = readHostState<Vdisk[]>(dir, 'node-5', 'vdisks')!;
-    const first = vdisks[0];
-    setFault(dir, 'node-5', { match: `ovs vdisk create-snapshot ${first!.volume_id}`, action: 'hang', times: 1 });
+    const first = vdisks[0]!;
+    setHostSetting(dir, 'node-5', 'pendingChecks', 0);
+    // The first vDisk's create_snapshot call is slow: the kill lands while that step runs.
+    setFault(dir, 'node-5', { match: `storagerouterclient create_snapshot ${first.volume_id}`, action: 'slow', delayMs: 1_500, times: 1 });
     const req = await rt.intake.request({ text: 'ovs flush node-5', person: 'alice', origin: { adapter: 'test' } });
     const a = spawnWorker(rt);
-    // Kill while the first vDisk's snapshot hangs and every other one is made.
-    let others = 0;
-    await watch(rt, req.id, (e) => (others += e.type === 'step.finished' && e.path.endsWith('.snapshot') ? 1 : 0) === vdisks.length - 1);
+    await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path === `flush[${first.name}].snapshot`);
+    await kill9(a);
+    rt.startWorker(2);
+    const run = await finished(rt, req.id);
+    clearFaults(dir, 'node-5');
+    expect(run.status).toBe('succeeded');
+    // Idempotent: taken again without asking anyone, and it found (or made) the one snapshot.
+    expect(Object.values(run.gates)).toEqual([]);
+    expect(run.steps[`flush[${first.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
+    for (const v of vdisks) expect(created(dir, 'node-5', v.volume_id)).toBe(1);
+    expect(readHostState<Vdisk[]>(dir, 'node-5', 'vdisks')!.flatMap((v) => v.snapshots.map((x) => x.name))).not.toContain('flush_snapshot');
+  });
+
+  it('an interrupted step that is not idempotent waits for a person to retry, skip or abort', async () => {
+    const rt = newRuntime();
+    const dir = lab.lab.dir;
+    setFault(dir, 'node-5', { match: 'ovs collect logs', action: 'hang', times: 1 });
+    const req = await rt.intake.request({ text: 'ovs collect-logs node-5', person: 'alice', origin: { adapter: 'test' } });
+    const a = spawnWorker(rt);
+    await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path === 'collect');
+    await until('the hung ovs collect logs on node-5', () => readdirSync('/proc').some((p) => /^\d+$/.test(p) && cmdline(Number(p)).includes('ovs\0collect\0logs')));
     await kill9(a);
     rt.startWorker(2);
 
     const opened = await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
     if (opened.type !== 'gate.opened') throw new Error('unreachable');
-    expect(opened.gate).toMatchObject({ kind: 'interrupted', stepPath: `flush[${first!.name}].snapshot` });
-    expect(opened.gate.steps[0]!.command).toBe(`ovs vdisk create-snapshot ${first!.volume_id} flush_snapshot`);
+    expect(opened.gate).toMatchObject({ kind: 'interrupted', stepPath: 'collect' });
+    expect(opened.gate.steps[0]!.command).toBe('ovs collect logs');
     await expect(rt.decisions.decide(req.id, 'alice', 'retry')).rejects.toThrow(/cannot retry its own/);
     await rt.decisions.decide(req.id, 'carol', 'retry');
     const run = await finished(rt, req.id);
     expect(run.status).toBe('succeeded');
-    expect(run.steps[`flush[${first!.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(run.steps.collect).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });
   });
 });

@@ -134,7 +134,8 @@ describe('Discord adapter', () => {
     expect(FakeDiscord.text(plan)).toContain(`Requested by: <@${ALICE}>`);
     expect(FakeDiscord.text(plan)).toContain('Targets: node-3');
     expect(FakeDiscord.text(plan)).toContain(`Run: ${runId}`);
-    expect(FakeDiscord.text(plan)).toContain('Fetch the vDisks on the Storage Router [read] · node-3 · `ovs vdisk list`');
+    // Once node-3 is detected the plan names what runs there: the page's script line through the framework's Python.
+    expect(FakeDiscord.text(plan)).toMatch(/Fetch the vDisks on the Storage Router \[read\] · node-3 · `cd \S+\/node-3\/root\/opt\/OpenvStorage && .*` with a \d+-line script on stdin · python3 [\d.]+, framework in \S+ · page: `sr_info = StorageRouterList\.get_by_ip\(ip\); vdisks_by_guid = sr_info\.vdisks_guids`/);
     expect(plan.history.length).toBeGreaterThan(1);
     expect(fake.threads.get(plan.id)).toMatchObject({ parent: CHANNEL, name: `ovs flush node-3 · ${runId}` });
 

@@ -42,10 +42,10 @@ describe('ovs flush', () => {
     expect(run.status).toBe('succeeded');
     for (const v of vdisks) {
       for (const step of ['snapshot', 'in-backend', 'delete-snapshot']) expect(run.steps[`flush[${v.name}].${step}`]?.status).toBe('succeeded');
-      expect(calls('node-3', `ovs vdisk create-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
-      expect(calls('node-3', `ovs vdisk delete-snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+      expect(calls('node-3', `storagerouterclient create_snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
+      expect(calls('node-3', `storagerouterclient delete_snapshot ${v.volume_id} flush_snapshot`)).toHaveLength(1);
     }
-    expect(readHostState<Vdisk[]>(dir(), 'node-3', 'vdisks')!.every((v) => v.snapshots.length === 0)).toBe(true);
+    expect(readHostState<Vdisk[]>(dir(), 'node-3', 'vdisks')!.every((v) => !v.snapshots.some((s) => s.name === 'flush_snapshot'))).toBe(true);
     expect(run.steps.flush?.progress).toEqual({ done: vdisks.length, failed: 0, total: vdisks.length });
   });
 
@@ -61,18 +61,21 @@ describe('ovs flush', () => {
   });
 
   it('fails the run and names the step when a snapshot cannot be made', async () => {
-    setFault(dir(), 'node-4', { match: 'ovs vdisk create-snapshot', action: 'fail', stderr: 'volumedriver: backend unreachable', times: 1 });
+    setFault(dir(), 'node-4', { match: 'storagerouterclient create_snapshot', action: 'fail', stderr: 'volumedriver: backend unreachable', times: 1 });
     const run = await finished(rt, (await request('ovs flush node-4')).id);
     clearFaults(dir(), 'node-4');
     expect(run.status).toBe('failed');
     const failed = Object.values(run.steps).filter((s) => s.status === 'failed' && s.kind === 'ssh');
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.error).toBe('exit code 1: volumedriver: backend unreachable');
-    expect(run.error).toMatch(/^step "Commencing flush to backend for volume 'vd-4-\d+'" failed on node-4 \(exit code 1: volumedriver: backend unreachable\)$/);
+    // The binding raises what it raises when the volumedriver cannot be reached; Python's traceback ends with it.
+    const error = 'exit code 1: volumedriver.storagerouter.storagerouterclient.ClusterNotReachableException: volumedriver: backend unreachable';
+    expect(failed[0]!.error).toBe(error);
+    expect(run.error).toBe(`step "${failed[0]!.title}" failed on node-4 (${error})`);
+    expect(failed[0]!.title).toMatch(/^Commencing flush to backend for volume 'vd-4-\d+'$/);
   });
 
   it('makes a second run on the same storage router wait for the first', async () => {
-    setFault(dir(), 'node-3', { match: 'ovs vdisk list', action: 'slow', delayMs: 600, times: 1 });
+    setFault(dir(), 'node-3', { match: 'ovs-dal storagerouters', action: 'slow', delayMs: 600, times: 1 });
     const first = await request('ovs flush node-3');
     await waitForEvent(rt, first.id, (e) => e.type === 'step.started');
     const second = await request('ovs flush node-3', 'bob');
@@ -234,7 +237,7 @@ describe('ssh safety', () => {
       const req = await bad.intake.request({ text: 'ovs flush node-3', person: 'alice', origin: { adapter: 'test' } });
       const run = await finished(bad, req.id);
       expect(run.status).toBe('failed');
-      expect(run.steps.vdisks!.error).toMatch(/^HOST KEY OF node-3 \(\[127\.0\.0\.\d+\]:\d+\) HAS CHANGED: it presented SHA256:/);
+      expect(run.steps.detect!.error).toMatch(/^HOST KEY OF node-3 \(\[127\.0\.0\.\d+\]:\d+\) HAS CHANGED: it presented SHA256:/);
       expect(readCalls(dir(), 'node-3').length).toBe(before);
     } finally {
       await bad.cleanup();

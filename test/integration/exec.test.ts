@@ -32,10 +32,10 @@ const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPa
 
 describe('ops exec through the runtime', () => {
   it('runs a read-only command on every lab host, ungated, and gathers the output clush -b style', async () => {
-    setFault(dir(), 'node-2', { match: 'ovs monitor services', action: 'fail', exitCode: 3, stderr: 'ovs: cannot reach the cluster' });
+    setFault(dir(), 'node-2', { match: 'ovs config get', action: 'fail', exitCode: 3, stderr: 'ovs: cannot reach the cluster' });
     await stopHost(dir(), 'lab-002');
     try {
-      const req = await request('ops exec @all -- ovs monitor services');
+      const req = await request('ops exec @all -- ovs config get /ovs/framework/logging');
       expect(req.args).toMatchObject({ hosts: ['node-1', 'node-2', 'node-3', 'node-4', 'lab-001', 'lab-002'], risk: 'read' });
       // Only the read variant is in the plan, ungated; the gathering is a finally step.
       expect(req.plan.map((p) => [p.path, p.risk, p.gated])).toEqual([
@@ -46,24 +46,23 @@ describe('ops exec through the runtime', () => {
       const events = await watch(rt, req.id);
       const r = await rt.store.load(req.id);
       expect(Object.values(r.gates)).toHaveLength(0);
-      // The failing and the unreachable host fail their steps; every other host ran.
+      // The failing, the unreachable host and the one without Open vStorage fail their steps; every other host ran.
       expect(r.status).toBe('failed');
       expect(r.steps['read[node-2].exec']).toMatchObject({ status: 'failed', exitCode: 3, error: 'exit code 3: ovs: cannot reach the cluster' });
       expect(r.steps['read[lab-002].exec']?.status).toBe('failed');
-      for (const h of ['node-1', 'node-3', 'node-4', 'lab-001']) expect(r.steps[`read[${h}].exec`]).toMatchObject({ status: 'succeeded', exitCode: 0 });
+      expect(r.steps['read[lab-001].exec']).toMatchObject({ status: 'failed', exitCode: 127 });
+      for (const h of ['node-1', 'node-3', 'node-4']) expect(r.steps[`read[${h}].exec`]).toMatchObject({ status: 'succeeded', exitCode: 0 });
 
       const progress = events.filter((e) => e.type === 'step.progress' && e.path === 'read').map((e) => (e as { message: string }).message);
-      expect(progress.at(-1)).toMatch(/^`ovs monitor services` on lab-\[001-002\],node-\[1-4\] \(6 hosts\), read-only: 4\/6 done · 2 failed$/);
+      expect(progress.at(-1)).toMatch(/^`ovs config get \/ovs\/framework\/logging` on lab-\[001-002\],node-\[1-4\] \(6 hosts\), read-only: 3\/6 done · 3 failed$/);
 
       const report = events.find((e) => e.type === 'step.finished' && e.path === 'gather') as { report?: string } | undefined;
       const text = report?.report ?? '';
       expect(r.captures.gather).toBe(text);
-      expect(text).toContain('6 hosts: 4 ok · 1 failed · 1 unreachable');
-      expect(text).toMatch(/---------------\nnode-\[1,3\] \(2\)\n---------------\novs-arakoon-ovsdb: running\n(.*\n)*ovs-workers: running\n/);
-      expect(text).toMatch(/---------------\nnode-4 \(1\)\n---------------\novs-/);
-      expect(text).toContain('---------------\nlab-001 (1)\n---------------\n(no output)');
+      expect(text).toContain('6 hosts: 3 ok · 2 failed · 1 unreachable');
+      expect(text).toMatch(/---------------\nnode-\[1,3-4\] \(3\)\n---------------\n\{\n {4}"type": "console"\n\}\n/);
       expect(text).toContain('---------------\nnode-2 (1)\n---------------\novs: cannot reach the cluster');
-      expect(text).toContain('Failed:\n  node-2 (1): exit code 3');
+      expect(text).toContain('Failed:\n  node-2 (1): exit code 3\n  lab-001 (1): exit code 127');
       expect(text).toMatch(/Unreachable:\n {2}lab-002: cannot connect to lab-002 .*/);
     } finally {
       clearFaults(dir(), 'node-2');
@@ -121,9 +120,9 @@ describe('runbook exec (CLI)', () => {
   });
 
   it('prints the gathered report on stdout', async () => {
-    const r = await runbook('exec', '@ovs-master', '--as', 'alice', '--', 'ovs', 'monitor', 'services');
+    const r = await runbook('exec', '@ovs-master', '--as', 'alice', '--', 'ovs', 'config', 'list', '/ovs/arakoon');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ovs monitor services on node-\[1-3\]\n3 hosts: 3 ok\n---------------\nnode-\[1-3\] \(3\)\n---------------\novs-arakoon-ovsdb: running\n/);
+    expect(r.stdout).toMatch(/^ovs config list \/ovs\/arakoon on node-\[1-3\]\n3 hosts: 3 ok\n---------------\nnode-\[1-3\] \(3\)\n---------------\novsdb\nvoldrv\n/);
     expect(r.stderr).toMatch(/3\/3 done/);
   });
 

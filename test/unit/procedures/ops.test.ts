@@ -40,9 +40,13 @@ describe('ops exec command line', () => {
 describe('ops exec risk', () => {
   const none = {};
   it('reads the default allowlist over the whole command', () => {
-    for (const c of ['uptime', 'df -h', 'service ovs-workers status', 'ovs monitor services', 'rabbitmqctl cluster_status', 'mount | grep vpool1', 'systemctl status nginx']) {
+    for (const c of ['uptime', 'df -h', 'service ovs-workers status', 'rabbitmqctl cluster_status', 'mount | grep vpool1', 'systemctl status nginx', "systemctl list-units 'ovs-*' --all --no-legend --plain", 'initctl list', 'initctl status ovs-workers', 'sv status courier-authdaemon', 'ovs config list /ovs/arakoon', 'openstack compute service list']) {
       expect(commandRisk(c, none), c).toEqual({ risk: 'read' });
     }
+    // Not read-only by default: `ovs monitor services` never ends (an endless watch loop in every
+    // release), and `nova-manage service list` is gone since nova 14.0.0; as ad-hoc commands they
+    // need an approval like any other.
+    for (const c of ['ovs monitor services', 'nova-manage service list']) expect(commandRisk(c, none), c).toEqual({ risk: 'destructive' });
     for (const c of ['uptime; reboot', 'uptime && rm -f x', 'df -h > /etc/x', 'service ovs-workers restart', 'echo $(reboot)', 'service x status\nreboot', 'mount /dev/sdb /mnt']) {
       expect(commandRisk(c, none), c).toEqual({ risk: 'destructive' });
     }
