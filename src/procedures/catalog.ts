@@ -216,11 +216,12 @@ export class Catalog {
     if (!pack) return this.packs().map((p) => this.help(p)).join('\n\n');
     const procs = this.inPack(pack);
     if (procs.length === 0) return this.resolve([pack]).usage;
+    const requires = (p: Procedure, indent: string) => (p.requires ? [`${indent}needs on the host: ${p.requires.host}`, `${indent}checked against: ${p.requires.checked}`] : []);
     if (name) {
       const p = this.resolve([pack, name]);
-      return [`${p.usage}`, `  ${p.summary}`, ...p.examples.map((e) => `  e.g. ${e}`), `  from ${p.source}`].join('\n');
+      return [`${p.usage}`, `  ${p.summary}`, ...p.examples.map((e) => `  e.g. ${e}`), `  from ${p.source}`, ...requires(p, '  ')].join('\n');
     }
-    return [`${pack}:`, ...procs.map((p) => `  ${p.usage.padEnd(44)} ${p.summary}`)].join('\n');
+    return [`${pack}:`, ...procs.flatMap((p) => [`  ${p.usage.padEnd(44)} ${p.summary}`, ...requires(p, `  ${' '.repeat(44)} `)])].join('\n');
   }
 }
 

@@ -288,6 +288,11 @@ export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
   examples: string[];
   /** The runbook page and section it follows. */
   source: string;
+  /**
+   * What the procedure needs on its hosts (an interpreter, a library, the service manager it asks)
+   * and the releases it was checked against: `help` says it under the procedure.
+   */
+  requires?: { host: string; checked: string };
   args: S;
   /** Argument names in the order they may be given without a name. */
   positional: (keyof z.infer<S> & string)[];

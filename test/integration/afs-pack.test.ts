@@ -2,8 +2,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { isTerminal, type Run } from '../../src/engine/types.js';
+import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type ServicesState } from '../../src/lab/index.js';
+import { runtime } from '../../src/lab/tool-runtime.js';
 import { AFS_SERVICES, POSTGRES_RESTARTS } from '../../src/procedures/afs.js';
 import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
@@ -79,6 +82,9 @@ afterAll(async () => {
 beforeEach(() => {
   clearFaults(dir());
   setHostSetting(dir(), 'deleuze', 'salvageChecks', 0);
+  // deleuze's bosserver is slow to start after a boot; the runs from the CLI wait 30 s per check, so
+  // it answers at once there, and the shortened runs below wait for it.
+  setHostSetting(dir(), 'deleuze', 'bosserverStartChecks', 0);
   setHostSetting(dir(), 'deleuze', 'badStarts', {});
 });
 
@@ -160,6 +166,31 @@ describe('afs reboot', () => {
   });
 });
 
+describe('bos status (OpenAFS 1.4.12: src/bozo/bos.c StatServer and DoStat, src/bozo/fsbnodeops.c fs_getstring)', () => {
+  async function bos(command: string) {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    try {
+      return await pool.exec({ name: 'deleuze', ...cfg.hosts.deleuze! }, command);
+    } finally {
+      await pool.close();
+    }
+  }
+
+  it('lists the instances with the fileserver\'s auxiliary status; before the bosserver answers it says so on stdout and still exits 0', async () => {
+    runtime.updateJson<Record<string, number>, void>(dir(), 'deleuze', runtime.statePath(dir(), 'deleuze', 'afs'), {}, (afs) => {
+      afs.bosserverDownChecks = 1;
+      afs.salvageChecksLeft = 1;
+    });
+    expect(await bos('bos status deleuze')).toMatchObject({ exitCode: 0, stdout: "bos: failed to contact host's bosserver (communications failure (-1)).\n", stderr: '' });
+    expect((await bos('bos status -server deleuze')).stdout).toBe(
+      'Instance ptserver, currently running normally.\nInstance vlserver, currently running normally.\nInstance fs, currently running normally.\n    Auxiliary status is: salvaging file system.\n',
+    );
+    expect((await bos('bos status deleuze')).stdout).toContain('    Auxiliary status is: file server running.\n');
+    expect(await bos('bos status mire')).toMatchObject({ exitCode: 1, stderr: "bos: can't find address for host 'mire'\n" });
+  });
+});
+
 describe('afs reboot: the salvager (shortened waits)', () => {
   beforeAll(() => setHostSetting(dir(), 'deleuze', 'rebootDownMs', 300));
 
@@ -198,6 +229,23 @@ describe('afs reboot: the salvager (shortened waits)', () => {
     expect(waits[0]).toMatch(/^The fileserver on deleuze is salvaging: all volumes of the partition are inaccessible until it is done\. The salvager will take about 20 minutes/);
     expect(run.steps.salvager!.reason).toBe('condition met after 4 checks');
     expect(calls('deleuze', 'bos status deleuze').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('waits for a bosserver still starting before it judges the salvager: bos exits 0 without an instance (OpenAFS 1.4.12 src/bozo/bos.c StatServer)', async () => {
+    // The host as it is: its bosserver answers from the third check after the boot, then it salvages twice.
+    setHostSetting(dir(), 'deleuze', 'bosserverStartChecks', 2);
+    setHostSetting(dir(), 'deleuze', 'salvageChecks', 2);
+    const before = calls('deleuze', 'bos status deleuze').length;
+    const { run, waits } = await runtimeRun(0.01);
+    expect(run.status).toBe('succeeded');
+    const notUp = 'The bosserver on deleuze does not answer yet (it is still starting after the boot), so the salvager cannot be judged; checking "bos status deleuze" again in 30 seconds.';
+    expect(waits).toHaveLength(4);
+    expect(waits.slice(0, 2)).toEqual([notUp, notUp]);
+    for (const w of waits.slice(2)) expect(w).toMatch(/^The fileserver on deleuze is salvaging: /);
+    expect(run.steps.salvager!.reason).toBe('condition met after 5 checks');
+    // Every check exited 0, the two before the bosserver answered too: only the instance list tells.
+    expect(calls('deleuze', 'bos status deleuze').slice(before).map((c) => c.exit)).toEqual([0, 0, 0, 0, 0]);
+    for (const s of AFS_SERVICES) expect(services('deleuze')[s]).toBe('running');
   });
 
   it('times out when the salvager never finishes, and starts nothing on a salvaging fileserver', async () => {

@@ -24,7 +24,13 @@ const { spawn } = require('node:child_process');
 const { ToolError } = require('../runtime.cjs');
 const { hostProcesses, identity } = require('./power-helper.cjs');
 
-const BOOTED_AT = (ctx) => ctx.read('power', {}).bootedAt ?? fs.statSync(path.join(ctx.labDir, 'hosts', ctx.host)).mtimeMs;
+/**
+ * When the host was "installed": its host key, written once at lab up. (The host directory's own
+ * mtime moves with every lock file the tools create in it, so a boot dated by it could fall in the
+ * same second as a reboot's, and the reboot would never show.)
+ */
+const INSTALLED_AT = (ctx) => fs.statSync(path.join(ctx.labDir, 'hosts', ctx.host, 'ssh_host_ed25519_key')).mtimeMs;
+const BOOTED_AT = (ctx) => ctx.read('power', {}).bootedAt ?? INSTALLED_AT(ctx);
 
 /** Stops the host's sshd listener now (its pid file names it), so no new connection is accepted. */
 function stopListener(ctx) {
@@ -111,7 +117,7 @@ module.exports = {
   last(ctx, args) {
     if (args.join(' ') !== '-F -n 1 reboot') throw new ToolError('last: the lab simulates only "last -F -n 1 reboot"', 1);
     const since = new Date(BOOTED_AT(ctx)).toString().slice(0, 24);
-    const start = new Date(fs.statSync(path.join(ctx.labDir, 'hosts', ctx.host)).mtimeMs).toString().slice(0, 24);
+    const start = new Date(INSTALLED_AT(ctx)).toString().slice(0, 24);
     process.stdout.write(`reboot   system boot  5.10.0-lab-amd64  ${since}   still running\n\nwtmp begins ${start}\n`);
     return 0;
   },
