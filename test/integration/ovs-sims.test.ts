@@ -9,6 +9,7 @@ import { SshPool } from '../../src/executors/ssh/pool.js';
 import { readCalls, readHostState, setHostSetting, type Vdisk } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
+import { finished, testRuntime, waitForEvent } from '../helpers/runtime.js';
 import { until } from '../helpers/until.js';
 
 /**
@@ -82,6 +83,33 @@ describe('the ovs launcher of the 2016–2018 releases (framework scripts/system
     const upstart = gunzipSync(readFileSync(runtime.realPath(dir(), 'node-3', fargo.stdout.trim()))).toString('latin1');
     expect(upstart).toContain('var/log/upstart/ovs-workers.log');
     expect(upstart).not.toContain('journald.log');
+  });
+});
+
+describe('a step running a program that waits for input', () => {
+  /** `ops exec <host> --timeout 600 -- <command>`, approved by bob; the run when it ends. */
+  async function exec(rt: ReturnType<typeof testRuntime>, host: string, command: string) {
+    const req = await rt.intake.request({ text: `ops exec ${host} --timeout 600 -- ${command}`, person: 'alice', origin: { adapter: 'test' } });
+    const opened = await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
+    if (opened.type !== 'gate.opened') throw new Error('unreachable');
+    await rt.decisions.decide(req.id, 'bob', 'approve', { gateId: opened.gate.id });
+    return (await finished(rt, req.id)).steps[`change[${host}].exec`]!;
+  }
+
+  it('ends at once on end-of-file, not at its 10-minute timeout: the shell the page starts, and a prompt that needs an answer', async () => {
+    const rt = testRuntime(t.lab.configPath);
+    rt.startWorker(2);
+    try {
+      // "Start an OVS shell": IPython reads end-of-file, takes the default answer to its exit question, exits 0.
+      const shell = await exec(rt, 'node-3', 'ovs');
+      expect(shell).toMatchObject({ status: 'succeeded', exitCode: 0 });
+      expect(shell.outputTail).toContain('Do you really want to exit ([y]/n)?');
+      // The framework's own prompts are raw_input(): at end-of-file Python raises, and the step says so.
+      const prompt = await exec(rt, 'node-3', `python3 -c 'input("Are you sure you want to remove node 10.100.1.6? (y/[n]) ")'`);
+      expect(prompt).toMatchObject({ status: 'failed', exitCode: 1, error: 'exit code 1: EOFError: EOF when reading a line' });
+    } finally {
+      await rt.cleanup();
+    }
   });
 });
 
