@@ -216,12 +216,18 @@ export class Catalog {
     if (!pack) return this.packs().map((p) => this.help(p)).join('\n\n');
     const procs = this.inPack(pack);
     if (procs.length === 0) return this.resolve([pack]).usage;
-    const requires = (p: Procedure, indent: string) => (p.requires ? [`${indent}needs on the host: ${p.requires.host}`, `${indent}checked against: ${p.requires.checked}`] : []);
     if (name) {
       const p = this.resolve([pack, name]);
-      return [`${p.usage}`, `  ${p.summary}`, ...p.examples.map((e) => `  e.g. ${e}`), `  from ${p.source}`, ...requires(p, '  ')].join('\n');
+      const requires = p.requires ? [`  needs on the host: ${p.requires.host}`, `  checked against: ${p.requires.checked}`] : [];
+      return [`${p.usage}`, `  ${p.summary}`, ...p.examples.map((e) => `  e.g. ${e}`), `  from ${p.source}`, ...requires].join('\n');
     }
-    return [`${pack}:`, ...procs.flatMap((p) => [`  ${p.usage.padEnd(44)} ${p.summary}`, ...requires(p, `  ${' '.repeat(44)} `)])].join('\n');
+    // What each procedure needs under it; the releases checked against once for the pack (they are shared).
+    const checked = [...new Set(procs.flatMap((p) => (p.requires ? [p.requires.checked] : [])))];
+    return [
+      `${pack}:`,
+      ...procs.flatMap((p) => [`  ${p.usage.padEnd(44)} ${p.summary}`, ...(p.requires ? [`  ${' '.repeat(44)}   needs: ${p.requires.host}`] : [])]),
+      ...checked.map((c) => `  checked against: ${c}`),
+    ].join('\n');
   }
 }
 

@@ -34,6 +34,11 @@ interface VDiskListing {
 type VDiskOn = VDisk & { node: string; flushId: string };
 
 const SOURCE = 'runbooks/ovs-shutdown-and-restart.md';
+/** What the procedures that go through the framework need on a Storage Router. */
+const FRAMEWORK_HOST = 'Python 2.7 (or 3) with the Open vStorage framework at vars.ovsFramework (default /opt/OpenvStorage) and the volumedriver binding, as a user allowed to use them (root)';
+/** What they were checked against. */
+const CHECKED =
+  "Open vStorage framework 2.7.4-fargo.1 (Ubuntu 14.04, upstart, etcd), 2.9.30 (Ubuntu 16.04, systemd, Arakoon configuration) and the 2019 click CLI, volumedriver b244eb00, arakoon 18439814, as the lab's doubles of them (written from their source); its Python under 3.11 in the lab and 2.7.18 by hand";
 const TROUBLESHOOTING = 'runbooks/ovs-troubleshooting.md';
 const SNAPSHOT = 'flush_snapshot';
 const node = (ctx: StepContext<{ node: string }>) => ctx.args.node;
@@ -145,6 +150,7 @@ export const flush = procedure({
   usage: 'ovs flush <node>',
   examples: ['ovs flush node-3'],
   source: `${SOURCE} (Shutdown an environment: "Make sure the outstanding data is flushed to the backend")`,
+  requires: { host: FRAMEWORK_HOST, checked: CHECKED },
   args: z.object({ node: z.string().min(1) }),
   positional: ['node'],
   hosts: { node: { groups: ['ovs'] } },
@@ -187,6 +193,7 @@ export const shutdown = procedure({
   usage: 'ovs shutdown <node…|cluster>',
   examples: ['ovs shutdown node-5 node-6', 'ovs shutdown cluster'],
   source: `${SOURCE} (Shutdown an environment)`,
+  requires: { host: `${FRAMEWORK_HOST}; shutdown(8)`, checked: CHECKED },
   args: z.object({
     nodes: z.array(z.string().min(1)).min(1, 'name the nodes to shut down, or "cluster"'),
     cluster: z.boolean().optional(),
@@ -365,6 +372,7 @@ export const collectLogs = procedure({
   usage: 'ovs collect-logs <node>',
   examples: ['ovs collect-logs node-2'],
   source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
+  requires: { host: 'the ovs launcher (`ovs collect logs`: /tmp/ovs-<host>-<time>-logs.tar.gz since 2015, `Files stored in /tmp/ovs-<router>-<time>-logs.tar` with the 2019 click CLI), tar, gzip and cat', checked: CHECKED },
   args: z.object({ node: z.string().min(1) }),
   positional: ['node'],
   hosts: { node: { groups: ['ovs'] } },
@@ -451,6 +459,7 @@ export const whoMaster = procedure({
   usage: 'ovs who-master <database> [--node <node>]',
   examples: ['ovs who-master ovsdb', 'ovs who-master voldrv --node node-2'],
   source: `${SOURCE} (Restart an environment: the Arakoon databases)`,
+  requires: { host: `${FRAMEWORK_HOST}; the arakoon client`, checked: CHECKED },
   args: z.object({ database: DB_NAME, node: z.string().optional() }),
   positional: ['database'],
   hosts: { node: { groups: ['ovs'] } },
@@ -591,6 +600,7 @@ export const tail = procedure({
   usage: 'ovs tail <node> <log> [--lines N]',
   examples: ['ovs tail node-1 celery.log', 'ovs tail node-4 vpool1.log --lines 50'],
   source: `${TROUBLESHOOTING} (Open vStorage Logs)`,
+  requires: { host: 'the ovs launcher (`ovs config get`), and where the framework logs: tail for files, journalctl on systemd, /var/log/upstart on upstart', checked: CHECKED },
   args: z.object({
     node: z.string().min(1),
     log: z
