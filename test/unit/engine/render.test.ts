@@ -17,12 +17,14 @@ const catalog = defaultCatalog();
 describe('plans', () => {
   it('shows every step of ovs flush with its risk, and what is known only later', () => {
     const plan = buildPlan(catalog.require('ovs flush'), { node: 'node-3' }, inventory, (r) => policy.isGated('ovs flush', r));
-    expect(plan[0]).toMatchObject({ path: 'vdisks', risk: 'read', host: 'node-3', command: 'ovs vdisk list', gated: false });
-    expect(plan[1]).toMatchObject({ path: 'flush', kind: 'forEach', risk: 'write', after: 'after "vdisks"' });
-    expect(plan[1]!.children!.map((c) => c.path)).toEqual(['flush[*].snapshot', 'flush[*].in-backend', 'flush[*].delete-snapshot']);
+    expect(plan[0]).toMatchObject({ path: 'detect', risk: 'read', host: 'node-3', gated: false });
+    // Which Python runs the framework's script is known once node-3 is detected; the page's line shows meanwhile.
+    expect(plan[1]).toMatchObject({ path: 'vdisks', risk: 'read', after: 'after detecting node-3', reference: 'sr_info = StorageRouterList.get_by_ip(ip); vdisks_by_guid = sr_info.vdisks_guids', gated: false });
+    expect(plan[2]).toMatchObject({ path: 'flush', kind: 'forEach', risk: 'write', after: 'after "vdisks"' });
+    expect(plan[2]!.children!.map((c) => c.path)).toEqual(['flush[*].snapshot', 'flush[*].in-backend', 'flush[*].delete-snapshot']);
     // A forEach item's command is known only at run time.
-    expect(plan[1]!.children![0]).toMatchObject({ after: 'at run time' });
-    expect(plan[1]!.children![0]!.command).toBeUndefined();
+    expect(plan[2]!.children![0]).toMatchObject({ after: 'at run time' });
+    expect(plan[2]!.children![0]!.command).toBeUndefined();
   });
 
   it('marks what is known only at run time with an error that carries no stack, and leaves the stack limit as it was', () => {
