@@ -20,6 +20,17 @@ function openstack(name: string, description: string, conf: string[] = []): Daem
   return { description, processes: [{ user: project, args: `/usr/bin/python3 /usr/bin/${name} ${files} --log-file=/var/log/${project}/${name}.log` }] };
 }
 
+/** PostgreSQL 8.3 (Debian lenny) still titles its processes "postmaster"; ≥ 8.4 says "postgres". */
+const POSTGRES_83: Daemon = {
+  description: 'PostgreSQL 8.3 database server',
+  processes: [
+    { user: 'postgres', args: '/usr/lib/postgresql/8.3/bin/postmaster -D /var/lib/postgresql/8.3/main -c config_file=/etc/postgresql/8.3/main/postgresql.conf' },
+    { user: 'postgres', args: 'postgres: writer process', comm: 'postmaster' },
+    { user: 'postgres', args: 'postgres: wal writer process', comm: 'postmaster' },
+    { user: 'postgres', args: 'postgres: stats collector process', comm: 'postmaster' },
+  ],
+};
+
 export const DAEMONS: Record<string, Daemon> = {
   // The AFS site (HCoop's deleuze and its neighbours, Debian).
   nscd: { description: 'Name Service Cache Daemon', processes: [{ user: 'root', args: '/usr/sbin/nscd' }] },
@@ -31,16 +42,10 @@ export const DAEMONS: Record<string, Daemon> = {
       { user: 'mysql', args: '/usr/sbin/mysqld --basedir=/usr --datadir=/var/lib/mysql --user=mysql --pid-file=/var/run/mysqld/mysqld.pid --socket=/var/run/mysqld/mysqld.sock --port=3306', respawn: true },
     ],
   },
-  // PostgreSQL 8.3 (Debian lenny) still titles its processes "postmaster"; ≥ 8.4 says "postgres".
-  postgres: {
-    description: 'PostgreSQL 8.3 database server',
-    processes: [
-      { user: 'postgres', args: '/usr/lib/postgresql/8.3/bin/postmaster -D /var/lib/postgresql/8.3/main -c config_file=/etc/postgresql/8.3/main/postgresql.conf' },
-      { user: 'postgres', args: 'postgres: writer process', comm: 'postmaster' },
-      { user: 'postgres', args: 'postgres: wal writer process', comm: 'postmaster' },
-      { user: 'postgres', args: 'postgres: stats collector process', comm: 'postmaster' },
-    ],
-  },
+  // The page calls the service postgres; Debian's script is postgresql-8.3 (lenny), postgresql later.
+  postgres: POSTGRES_83,
+  postgresql: POSTGRES_83,
+  'postgresql-8.3': POSTGRES_83,
   apache2: {
     description: 'web server',
     processes: [

@@ -72,7 +72,8 @@ async function service(ctx, args) {
   const profile = state.read(ctx);
   if (profile.init === 'systemd') {
     const unit = `${name.replace(/\.sh$/, '')}.service`;
-    if (['restart', 'status', 'try-restart', 'start', 'stop'].includes(action)) return ctx.invoke('systemctl', [action, unit]);
+    // reload: the lab's units say nothing of CanReload, so it goes to systemctl, which says it does not simulate it.
+    if (['restart', 'status', 'try-restart', 'start', 'stop', 'reload'].includes(action)) return ctx.invoke('systemctl', [action, unit]);
     if (action === 'force-reload') return ctx.invoke('systemctl', ['restart', unit]);
     return runScript(ctx, name, action, options);
   }

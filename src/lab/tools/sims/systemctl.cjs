@@ -169,6 +169,9 @@ function parseArgs(args) {
       case '--version':
         o.version = true;
         break;
+      case '--failed':
+        o.states.push('failed');
+        break;
       case '--no-pager':
       case '-l':
       case '--full':
@@ -178,8 +181,8 @@ function parseArgs(args) {
         break;
       default:
         if (a.startsWith('-') && a !== '-') {
-          if (/^--(user|host|machine|runtime|root|signal|kill-whom|job-mode|output|wait|force|reverse|recursive|dry-run|show-types|failed|global|preset-mode|firmware-setup|boot-loader-menu|boot-loader-entry|check-inhibitors|what|timestamp|mkdir|marked|read-only|image|message)/.test(a)) {
-            throw new ToolError(`systemctl: the lab simulates --all, --type, --state, --property/-P, --value, --now, --quiet, --plain, --no-legend, --no-pager, --full, --lines; not ${a}`, 1);
+          if (/^--(user|host|machine|runtime|root|signal|kill-whom|job-mode|output|wait|force|reverse|recursive|dry-run|show-types|global|preset-mode|firmware-setup|boot-loader-menu|boot-loader-entry|check-inhibitors|what|timestamp|mkdir|marked|read-only|image|message)/.test(a)) {
+            throw new ToolError(`systemctl: the lab simulates --all, --type, --state, --failed, --property/-P, --value, --now, --quiet, --plain, --no-legend, --no-pager, --full, --lines; not ${a}`, 1);
           }
           throw new ToolError(a.startsWith('--') ? `systemctl: unrecognized option '${a}'` : `systemctl: invalid option -- '${a.slice(1, 2)}'`, 1);
         }
