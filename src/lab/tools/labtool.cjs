@@ -52,6 +52,7 @@ const handlers = {
   ...require('./sims/swift.cjs'),
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
+  ...require('./sims/cat.cjs'),
 };
 
 /** A handler's context: the host's state (runtime.HostContext), and the host's other programs. */
