@@ -3,18 +3,19 @@
  * facts.ts) the one-shot command that checks, starts, stops, restarts, or disables for a maintenance
  * window a set of services, with a parser from the real output to a neutral state. Each builder also
  * gives the page's own command (the upstart form the runbook pages use) as a reference, and names
- * the variant for the plan.
+ * the variant for the plan. In a procedure, after a `detectFacts` step on the host:
  *
- *   const check = checkServices(ctx.facts(node), ['ovs-workers']);
- *   { kind: 'ssh', …, command: check.command, okExitCodes: check.okExitCodes, capture: check.parser,
- *     reference: check.reference, variant: check.variant }
+ *   { kind: 'ssh', id: 'workers', title: 'Are the workers running', risk: 'read', host: node,
+ *     ...serviceCheck(node, ['ovs-workers']) }          // capture: [{ name, state, raw }]
+ *   { kind: 'ssh', id: 'restart', title: 'Restart the workers', risk: 'write', host: node,
+ *     ...serviceAction(node, 'restart', ['ovs-workers']) }
  *
  * Semantics are the same on every manager: `start` leaves a running service running and `stop` a
  * stopped one stopped (upstart's own `start`/`stop` refuse those, so its commands check the job's
  * status when they do), `restart` starts a stopped service, `disable` stops the service and keeps it
  * from being started until `enable`, which does not start it.
  */
-import type { Parser } from './dsl.js';
+import type { Parser, SshStep, StepContext } from './dsl.js';
 import { describeFacts, type HostFacts } from './facts.js';
 import { quote, ShellCommand } from './shell.js';
 
@@ -83,120 +84,96 @@ function variantOf(facts: HostFacts, manager: Manager, what: string): string {
 }
 
 const words = (xs: readonly string[]) => xs.map(quote).join(' ');
+
+/** The page's own command for an action: upstart's, as the runbook pages type it. */
+function pageCommand(action: 'status' | ServiceVerb | 'disable' | 'enable', services: readonly ServiceSpec[]): string {
+  const names = services.map((s) => (typeof s === 'string' ? s : s.name));
+  const one = (n: string) => (action === 'disable' ? `stop ${n}; echo manual > /etc/init/${n}.override` : action === 'enable' ? `rm /etc/init/${n}.override` : `${action} ${n}`);
+  return names.map(one).join('; ');
+}
 const each = (placed: readonly Placed[], f: (p: Placed) => string, sep = ' && ') => placed.map(f).join(sep);
 
-// Parsers. Each is pinned by test/unit/procedures/services.test.ts to output quoted from the source
-// or manual page of the program.
+// The parser. A step's capture is fixed when the procedure is written, before the host's facts are
+// known, so one parser reads every manager's answer; test/unit/procedures/services.test.ts pins it
+// to output quoted from each program's source or manual page.
 
-/**
- * `systemctl list-units --all --no-legend --plain <units>` (systemd v252 systemctl-list-units.c):
- * `<unit> <load> <active> <sub> <description>`. A unit the manager has not loaded is not listed.
- */
-function parseListUnits(placed: readonly Placed[]): Parser<ServiceStatus[]> {
-  return {
-    name: 'systemctl list-units',
-    parse: (stdout) => {
-      const rows = new Map(
-        stdout
-          .split('\n')
-          .map((l) => l.trim().replace(/^[●*x×○] /, '').split(/\s+/))
-          .filter((f) => f.length >= 4)
-          .map((f) => [f[0]!, { load: f[1]!, active: f[2]!, sub: f[3]! }]),
-      );
-      return placed.map((p) => {
-        const r = rows.get(p.unit);
-        if (r === undefined || r.load === 'not-found') return { name: p.name, state: 'missing', raw: r === undefined ? 'not loaded' : `${r.load} ${r.active} (${r.sub})` };
-        const raw = `${r.load === 'loaded' ? '' : `${r.load}, `}${r.active} (${r.sub})`;
-        const state: ServiceState = ['active', 'reloading'].includes(r.active) ? 'running' : r.active === 'failed' ? 'failed' : r.active === 'inactive' ? 'stopped' : 'unknown';
-        return { name: p.name, state, raw };
-      });
-    },
-  };
-}
-
+/** `run: x: (pid 1234) 56s` (runit 2.1.2 sv.c svstatus_print; `fail:`/`warning:` when it cannot tell). */
+const SV_LINE = /^(run|down|finish|fail|warning): (\S+): (.*)$/;
+/** `<script>\t<exit>\t<output>`, a line of initScriptCheck. */
+const INIT_SCRIPT_LINE = /^([^\t]+)\t([^\t]+)\t(.*)$/;
 /** An upstart job_status() line (upstart 1.12 util/initctl.c; initctl(8) "status"): `job start/running, process 1234`. */
 const UPSTART_LINE = /^(\S+)(?: \(\S*\))? (start|stop)\/([a-z-]+)(?:, .*)?$/;
+/** A `systemctl list-units` row (systemd v252 systemctl-list-units.c), with or without the glyph column. */
+const LIST_UNITS_LINE = /^(?:[●*x×○] )?\s*(\S+\.[a-z]+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s.*)?$/;
 
-function upstartState(goal: string, state: string): ServiceState {
-  if (goal === 'start' && state === 'running') return 'running';
-  if (goal === 'stop' && state === 'waiting') return 'stopped';
-  return 'unknown';
+/** What one line of a check says of one service, keyed by the unit, job, script or directory it names. */
+function readLine(line: string): [string, Omit<ServiceStatus, 'name'>] | undefined {
+  let m = SV_LINE.exec(line);
+  if (m) {
+    const state: ServiceState = m[1] === 'run' ? 'running' : m[1] === 'fail' && /file does not exist$/.test(m[3]!) ? 'missing' : ['down', 'finish'].includes(m[1]!) ? 'stopped' : 'unknown';
+    return [m[2]!, { state, raw: line }];
+  }
+  m = INIT_SCRIPT_LINE.exec(line);
+  if (m) {
+    const [, script, rc, text] = m;
+    if (rc === 'missing') return [script!, { state: 'missing', raw: `no ${script} init script` }];
+    const raw = `exit ${rc}${text!.trim() ? `: ${text!.trim()}` : ''}`;
+    // LSB: 0 running, 1 dead with its pid file left, 2 dead with its lock file left, 3 not running,
+    // 4 unknown; a script without `status` prints its usage.
+    const state: ServiceState = /usage:/i.test(text!) ? 'unknown' : rc === '0' ? 'running' : rc === '3' ? 'stopped' : ['1', '2'].includes(rc!) ? 'failed' : 'unknown';
+    return [script!, { state, raw }];
+  }
+  m = UPSTART_LINE.exec(line);
+  if (m) {
+    const [, job, goal, state] = m;
+    return [job!, { state: goal === 'start' && state === 'running' ? 'running' : goal === 'stop' && state === 'waiting' ? 'stopped' : 'unknown', raw: `${goal}/${state}` }];
+  }
+  m = LIST_UNITS_LINE.exec(line);
+  if (m) {
+    const [, unit, load, active, sub] = m;
+    if (load === 'not-found') return [unit!, { state: 'missing', raw: `${load} ${active} (${sub})` }];
+    const state: ServiceState = ['active', 'reloading'].includes(active!) ? 'running' : active === 'failed' ? 'failed' : active === 'inactive' ? 'stopped' : 'unknown';
+    return [unit!, { state, raw: `${load === 'loaded' ? '' : `${load}, `}${active} (${sub})` }];
+  }
+  return undefined;
 }
 
-/** `initctl status <job>` or `initctl list`: one job_status() line per job; a job upstart does not know is absent. */
-function parseInitctl(placed: readonly Placed[]): Parser<ServiceStatus[]> {
+/**
+ * The states a check printed, whichever manager answered (checkServices' commands): for each
+ * service named, in order, `missing` when its manager did not list it (systemctl list-units and
+ * initctl list leave out what they do not know; `initctl status` says "Unknown job" on stderr).
+ * Without names: every service the output lists, by the name it gives (a unit without `.service`).
+ */
+export function serviceStates(services?: readonly ServiceSpec[]): Parser<ServiceStatus[]> {
   return {
-    name: 'initctl status',
+    name: 'service states',
     parse: (stdout) => {
-      const jobs = new Map<string, { goal: string; state: string; line: string }>();
+      const found = new Map<string, Omit<ServiceStatus, 'name'>>();
       for (const line of stdout.split('\n')) {
-        const m = UPSTART_LINE.exec(line.trim());
-        if (m && !jobs.has(m[1]!)) jobs.set(m[1]!, { goal: m[2]!, state: m[3]!, line: line.trim() });
+        // Not the tabs: an init script's line ends in one when the script said nothing.
+        const r = readLine(line.replace(/[ \r]+$/, ''));
+        if (r && !found.has(r[0])) found.set(r[0], r[1]);
       }
-      return placed.map((p) => {
-        const j = jobs.get(p.unit);
-        if (j === undefined) return { name: p.name, state: 'missing', raw: 'Unknown job' };
-        return { name: p.name, state: upstartState(j.goal, j.state), raw: `${j.goal}/${j.state}` };
+      if (services === undefined) return [...found].map(([key, s]) => ({ name: key.replace(/\.service$/, ''), ...s }));
+      return services.map((spec) => {
+        const { name, unit } = typeof spec === 'string' ? { name: spec, unit: undefined } : spec;
+        const s = [unit, name, `${name}.service`].map((k) => (k === undefined ? undefined : found.get(k))).find((x) => x !== undefined);
+        return { name, ...(s ?? { state: 'missing' as const, raw: 'not listed' }) };
       });
     },
   };
 }
 
-/**
- * The init scripts' answers, one line each from initScriptCheck: `<script>\t<exit>\t<output>`. LSB
- * (and Debian's /lib/lsb/init-functions status_of_proc): 0 running, 1 dead with its pid file left, 2
- * dead with its lock file left, 3 not running, 4 unknown; a script without `status` prints its usage.
- */
-function parseInitScripts(placed: readonly Placed[]): Parser<ServiceStatus[]> {
-  return {
-    name: 'init script status',
-    parse: (stdout) => {
-      const rows = new Map(
-        stdout
-          .split('\n')
-          .map((l) => l.split('\t'))
-          .filter((f) => f.length >= 3)
-          .map((f) => [f[0]!, { rc: f[1]!, text: f.slice(2).join('\t').trim() }]),
-      );
-      return placed.map((p) => {
-        const r = rows.get(p.unit);
-        if (r === undefined) throw new Error(`no answer for ${p.unit} in the init scripts' output`);
-        if (r.rc === 'missing') return { name: p.name, state: 'missing', raw: `no ${p.unit} init script` };
-        const raw = `exit ${r.rc}${r.text ? `: ${r.text}` : ''}`;
-        if (/usage:/i.test(r.text)) return { name: p.name, state: 'unknown', raw };
-        const state: ServiceState = r.rc === '0' ? 'running' : r.rc === '3' ? 'stopped' : ['1', '2'].includes(r.rc) ? 'failed' : 'unknown';
-        return { name: p.name, state, raw };
-      });
-    },
-  };
-}
-
-/**
- * `sv status <dir>…` (runit 2.1.2 sv.c svstatus_print): `run: x: (pid 1234) 56s`, `down: x: 3s, normally
- * up`, `finish: …`; `fail: x: unable to change to service directory: file does not exist` for one
- * that is not there; `fail: x: runsv not running` / `warning: x: unable to open supervise/ok…` when
- * its supervisor is not running.
- */
-function parseSv(placed: readonly Placed[]): Parser<ServiceStatus[]> {
-  return {
-    name: 'sv status',
-    parse: (stdout) => {
-      const lines = stdout.split('\n').map((l) => l.trim());
-      return placed.map((p) => {
-        const line = lines.find((l) => new RegExp(`^(run|down|finish|fail|warning): ${p.unit.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `).test(l));
-        if (line === undefined) throw new Error(`no answer for ${p.unit} in sv's output`);
-        const kind = line.slice(0, line.indexOf(':'));
-        const state: ServiceState = kind === 'run' ? 'running' : kind === 'down' || kind === 'finish' ? 'stopped' : /file does not exist$/.test(line) && kind === 'fail' ? 'missing' : 'unknown';
-        return { name: p.name, state, raw: line };
-      });
-    },
-  };
+/** The exit codes of a check that worked: a service not running is an answer, not an error (sv counts the ones it cannot reach). */
+export function checkExitCodes(services: readonly ServiceSpec[]): number[] {
+  return Array.from({ length: Math.max(1, services.length) + 1 }, (_, i) => i);
 }
 
 export interface ServiceCheck {
   command: ShellCommand;
-  /** Exit codes of a check that worked: a service that is not running is an answer, not an error. */
+  /** checkExitCodes(services): a service that is not running is an answer, not an error. */
   okExitCodes: number[];
+  /** serviceStates(services): the same whatever the manager, so a step can fix it before the facts are known. */
   parser: Parser<ServiceStatus[]>;
   /** Which variant runs, for the plan (`systemd 252: systemctl list-units`). */
   variant: string;
@@ -212,18 +189,19 @@ export interface ServiceCheck {
 export function checkServices(facts: HostFacts, services: readonly ServiceSpec[], paths: ServicePaths = DEFAULT_PATHS): ServiceCheck {
   const { manager, placed } = place(facts, services);
   const units = placed.map((p) => p.unit);
-  const reference = each(placed, (p) => `status ${p.name}`, '; ');
+  const reference = pageCommand('status', services);
+  const same = { okExitCodes: checkExitCodes(services), parser: serviceStates(services), reference };
   switch (manager) {
     case 'systemd':
-      return { command: cmd(`systemctl list-units --all --no-legend --plain ${words(units)}`), okExitCodes: [0], parser: parseListUnits(placed), variant: variantOf(facts, manager, 'systemctl list-units'), reference };
+      return { command: cmd(`systemctl list-units --all --no-legend --plain ${words(units)}`), variant: variantOf(facts, manager, 'systemctl list-units'), ...same };
     case 'upstart':
       return placed.length === 1
-        ? { command: cmd(`initctl status ${quote(units[0]!)}`), okExitCodes: [0, 1], parser: parseInitctl(placed), variant: variantOf(facts, manager, 'initctl status'), reference }
-        : { command: cmd('initctl list'), okExitCodes: [0], parser: parseInitctl(placed), variant: variantOf(facts, manager, 'initctl list'), reference };
+        ? { command: cmd(`initctl status ${quote(units[0]!)}`), variant: variantOf(facts, manager, 'initctl status'), ...same }
+        : { command: cmd('initctl list'), variant: variantOf(facts, manager, 'initctl list'), ...same };
     case 'sysv':
-      return { command: cmd(initScriptCheck(paths.initd, units)), okExitCodes: [0], parser: parseInitScripts(placed), variant: variantOf(facts, manager, "the init scripts' status"), reference };
+      return { command: cmd(initScriptCheck(paths.initd, units)), variant: variantOf(facts, manager, "the init scripts' status"), ...same };
     default:
-      return { command: cmd(`sv status ${words(units)}`), okExitCodes: Array.from({ length: placed.length + 1 }, (_, i) => i), parser: parseSv(placed), variant: variantOf(facts, manager, 'sv status'), reference };
+      return { command: cmd(`sv status ${words(units)}`), variant: variantOf(facts, manager, 'sv status'), ...same };
   }
 }
 
@@ -254,7 +232,7 @@ export type ServiceVerb = 'start' | 'stop' | 'restart';
  */
 export function controlServices(facts: HostFacts, verb: ServiceVerb, services: readonly ServiceSpec[], paths: ServicePaths = DEFAULT_PATHS): ServiceAction {
   const { manager, placed } = place(facts, services);
-  const reference = each(placed, (p) => `${verb} ${p.name}`, '; ');
+  const reference = pageCommand(verb, services);
   let text: string;
   switch (manager) {
     case 'systemd':
@@ -291,7 +269,7 @@ function upstartVerb(verb: ServiceVerb, job: string): string {
  */
 export function disableServices(facts: HostFacts, services: readonly ServiceSpec[], paths: ServicePaths = DEFAULT_PATHS): ServiceAction {
   const { manager, placed } = place(facts, services);
-  const reference = each(placed, (p) => `stop ${p.name}; echo manual > /etc/init/${p.name}.override`, '; ');
+  const reference = pageCommand('disable', services);
   let text: string;
   switch (manager) {
     case 'systemd':
@@ -314,7 +292,7 @@ export function disableServices(facts: HostFacts, services: readonly ServiceSpec
 /** Undoes disableServices: the services may start again (at boot too). It does not start them. */
 export function enableServices(facts: HostFacts, services: readonly ServiceSpec[], paths: ServicePaths = DEFAULT_PATHS): ServiceAction {
   const { manager, placed } = place(facts, services);
-  const reference = each(placed, (p) => `rm /etc/init/${p.name}.override`, '; ');
+  const reference = pageCommand('enable', services);
   let text: string;
   switch (manager) {
     case 'systemd':
@@ -360,4 +338,42 @@ export function findProcesses(names: readonly string[]): { command: ShellCommand
           .map((m) => ({ pid: Number(m[1]), name: m[2]! })),
     },
   };
+}
+
+/** A step's host, as its other functions see it. */
+type HostOf<A> = (ctx: StepContext<A>) => string;
+
+function onHost<A>(ctx: StepContext<A>, host: HostOf<A>): { facts: HostFacts; paths: ServicePaths } {
+  const name = host(ctx);
+  return { facts: ctx.facts(name), paths: servicePaths(ctx.host(name).vars ?? {}) };
+}
+
+/**
+ * The parts of an ssh step that checks services with the host's own manager: the command and its
+ * variant once the host's facts are known, the page's command (`status <job>`) from the start, and a
+ * capture that reads any manager's answer.
+ */
+export function serviceCheck<A>(host: HostOf<A>, services: readonly ServiceSpec[]): Pick<SshStep<A>, 'command' | 'variant' | 'reference' | 'okExitCodes' | 'capture'> {
+  const check = (ctx: StepContext<A>) => {
+    const { facts, paths } = onHost(ctx, host);
+    return checkServices(facts, services, paths);
+  };
+  return {
+    command: (ctx) => check(ctx).command,
+    variant: (ctx) => check(ctx).variant,
+    reference: pageCommand('status', services),
+    okExitCodes: checkExitCodes(services),
+    capture: serviceStates(services),
+  };
+}
+
+/** The parts of an ssh step that starts, stops, restarts, disables or enables services with the host's own manager. */
+export function serviceAction<A>(host: HostOf<A>, action: ServiceVerb | 'disable' | 'enable', services: readonly ServiceSpec[]): Pick<SshStep<A>, 'command' | 'variant' | 'reference'> {
+  const build = (ctx: StepContext<A>) => {
+    const { facts, paths } = onHost(ctx, host);
+    if (action === 'disable') return disableServices(facts, services, paths);
+    if (action === 'enable') return enableServices(facts, services, paths);
+    return controlServices(facts, action, services, paths);
+  };
+  return { command: (ctx) => build(ctx).command, variant: (ctx) => build(ctx).variant, reference: pageCommand(action, services) };
 }

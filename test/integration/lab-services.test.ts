@@ -1,13 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readServices, setFault, setHostSetting, setService } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
+import { detectFacts, procedure, type StepContext } from '../../src/procedures/dsl.js';
 import { FACTS_PROBE, parseFacts } from '../../src/procedures/facts.js';
-import { checkServices, controlServices, disableServices, enableServices, findProcesses, servicePaths } from '../../src/procedures/services.js';
+import { Catalog, defaultCatalog } from '../../src/procedures/index.js';
+import { checkServices, controlServices, disableServices, enableServices, findProcesses, serviceAction, serviceCheck, servicePaths, type ServiceStatus } from '../../src/procedures/services.js';
 import { startTestLab, type SshResult, type TestLab } from '../helpers/lab.js';
+import { finished, testRuntime } from '../helpers/runtime.js';
 
 /**
  * The lab's service managers and process tools against what the real programs do, each test naming
@@ -316,5 +320,52 @@ describe('the procedure library on each host', () => {
     setHostSetting(t.lab.dir, 'deleuze', 'badStarts', { postgres: 1 });
     const r = await ssh('deleuze', 'service postgres restart; service postgres status; echo rc=$?; service postgres start; service postgres status');
     expect(r.stdout).toBe('Restarting PostgreSQL 8.3 database server: postmaster.\npostmaster is not running ... failed!\nrc=1\nStarting PostgreSQL 8.3 database server: postmaster.\npostmaster is running.\n');
+  });
+});
+
+describe('a procedure that uses the library', () => {
+  type Args = { node: string };
+  const node = (ctx: StepContext<Args>) => ctx.args.node;
+  const restart = procedure({
+    pack: 'test',
+    name: 'restart-service',
+    summary: 'check the workers, restart them, check them again, on the host’s own service manager',
+    usage: 'test restart-service <node>',
+    examples: [],
+    source: 'test',
+    args: z.object({ node: z.string() }),
+    positional: ['node'],
+    hosts: { node: {} },
+    steps: [
+      detectFacts({ host: node }),
+      { kind: 'ssh', id: 'before', title: 'Is it running', risk: 'read', host: node, ...serviceCheck(node, ['ovs-workers', 'nscd']) },
+      { kind: 'ssh', id: 'restart', title: 'Restart it', risk: 'write', host: node, ...serviceAction(node, 'restart', ['ovs-workers']) },
+      { kind: 'ssh', id: 'after', title: 'Is it running again', risk: 'read', host: node, ...serviceCheck(node, ['ovs-workers']) },
+    ],
+  });
+
+  it('plans the page’s command, then runs the host’s own manager and reads its answer (systemd and upstart)', async () => {
+    const r = testRuntime(t.lab.configPath, { catalog: new Catalog([...defaultCatalog().all(), restart]) });
+    r.startWorker(2);
+    try {
+      for (const [host, variant, command] of [
+        ['node-1', 'systemd 252: systemctl restart', 'systemctl restart ovs-workers.service'],
+        ['node-3', 'upstart 1.12.1: restart', '{ restart ovs-workers || start ovs-workers; }'],
+      ] as const) {
+        const req = await r.intake.request({ text: `test restart-service ${host}`, person: 'alice', origin: { adapter: 'test' } });
+        expect(req.plan.find((p) => p.path === 'restart')).toMatchObject({ reference: 'restart ovs-workers' });
+        const run = await finished(r, req.id);
+        expect(run.status, run.error).toBe('succeeded');
+        expect(run.plan.find((p) => p.path === 'restart')).toMatchObject({ command, variant, reference: 'restart ovs-workers' });
+        const before = run.captures.before as ServiceStatus[];
+        expect(before.map((s) => [s.name, s.state])).toEqual([
+          ['ovs-workers', 'running'],
+          ['nscd', 'missing'],
+        ]);
+        expect((run.captures.after as ServiceStatus[])[0]!.state).toBe('running');
+      }
+    } finally {
+      await r.cleanup();
+    }
   });
 });

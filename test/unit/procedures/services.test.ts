@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HostFacts } from '../../../src/procedures/facts.js';
-import { checkServices, controlServices, disableServices, enableServices, findProcesses, servicePaths } from '../../../src/procedures/services.js';
+import type { StepContext } from '../../../src/procedures/dsl.js';
+import { checkExitCodes, checkServices, controlServices, disableServices, enableServices, findProcesses, serviceAction, serviceCheck, servicePaths, serviceStates } from '../../../src/procedures/services.js';
 
 const systemd: HostFacts = { init: 'systemd', initVersion: 'systemd 252', runit: false };
 const upstart: HostFacts = { init: 'upstart', initVersion: 'upstart 1.12.1', runit: false };
@@ -11,7 +12,8 @@ describe('checkServices on systemd', () => {
 
   it('asks systemctl list-units for the units, inactive ones included, without legend or glyph column', () => {
     expect(check.command.text).toBe('systemctl list-units --all --no-legend --plain systemd-journald.service user@1000.service ovs-workers.service');
-    expect(check.okExitCodes).toEqual([0]);
+    // The same on every manager (sv's exit code counts the services it could not reach).
+    expect(check.okExitCodes).toEqual([0, 1, 2, 3]);
     expect(check.variant).toBe('systemd 252: systemctl list-units');
     expect(check.reference).toBe('status systemd-journald; status user@1000; status ovs-workers');
   });
@@ -22,7 +24,7 @@ describe('checkServices on systemd', () => {
     expect(check.parser.parse(plain)).toEqual([
       { name: 'systemd-journald', state: 'running', raw: 'active (running)' },
       { name: 'user@1000', state: 'failed', raw: 'failed (failed)' },
-      { name: 'ovs-workers', state: 'missing', raw: 'not loaded' },
+      { name: 'ovs-workers', state: 'missing', raw: 'not listed' },
     ]);
     // And as the manual shows it, glyph column included.
     const shown = ['  systemd-journald.service     loaded active running Journal Service', '● user@1000.service            loaded failed failed  User Manager for UID 1000'].join('\n');
@@ -45,12 +47,13 @@ describe('checkServices on upstart', () => {
     expect(check.command.text).toBe('initctl status job');
     // "Unknown job" is on stderr with exit 1: an answer, not a failure.
     expect(check.okExitCodes).toEqual([0, 1]);
+    expect(checkExitCodes(['job'])).toEqual(check.okExitCodes);
     expect(check.reference).toBe('status job');
     expect(check.parser.parse('job start/running, process 1234\n')).toEqual([{ name: 'job', state: 'running', raw: 'start/running' }]);
     expect(check.parser.parse('job stop/waiting\n')).toEqual([{ name: 'job', state: 'stopped', raw: 'stop/waiting' }]);
     expect(check.parser.parse('job start/pre-start, process 902\n')).toEqual([{ name: 'job', state: 'unknown', raw: 'start/pre-start' }]);
     expect(check.parser.parse('job start/post-start, process 1234\n\tpost-start process 1357\n')[0]!.raw).toBe('start/post-start');
-    expect(check.parser.parse('')).toEqual([{ name: 'job', state: 'missing', raw: 'Unknown job' }]);
+    expect(check.parser.parse('')).toEqual([{ name: 'job', state: 'missing', raw: 'not listed' }]);
   });
 
   it('asks initctl list for several, instance jobs included', () => {
@@ -60,7 +63,7 @@ describe('checkServices on upstart', () => {
     expect(check.parser.parse(list)).toEqual([
       { name: 'ovs-workers', state: 'running', raw: 'start/running' },
       { name: 'tty1', state: 'unknown', raw: 'start/post-start' },
-      { name: 'ovs-watcher', state: 'missing', raw: 'Unknown job' },
+      { name: 'ovs-watcher', state: 'missing', raw: 'not listed' },
     ]);
   });
 });
@@ -182,5 +185,55 @@ describe('findProcesses', () => {
   it('refuses a name the kernel could not hold or pgrep -x could not match', () => {
     expect(() => findProcesses(['neutron-openvswitch-agent'])).toThrow(/at most 15/);
     expect(() => findProcesses(['a b'])).toThrow(/no process name/);
+  });
+});
+
+describe('one parser for every manager', () => {
+  it('reads each manager’s answer before the step knows which will answer, and lists what it finds without names', () => {
+    const states = serviceStates();
+    const mixed = [
+      'nginx.service loaded active running A high performance web server',
+      'ovs-workers start/running, process 1234',
+      'mysql\t3\tmysqld is not running ... failed!',
+      'down: courier-authdaemon: 3s, normally up',
+      '\tpost-start process 1357',
+    ].join('\n');
+    expect(states.parse(mixed)).toEqual([
+      { name: 'nginx', state: 'running', raw: 'active (running)' },
+      { name: 'ovs-workers', state: 'running', raw: 'start/running' },
+      { name: 'mysql', state: 'stopped', raw: 'exit 3: mysqld is not running ... failed!' },
+      { name: 'courier-authdaemon', state: 'stopped', raw: 'down: courier-authdaemon: 3s, normally up' },
+    ]);
+    expect(serviceStates(['nginx', { name: 'authdaemon', unit: 'courier-authdaemon' }, 'gone']).parse(mixed)).toEqual([
+      { name: 'nginx', state: 'running', raw: 'active (running)' },
+      { name: 'authdaemon', state: 'stopped', raw: 'down: courier-authdaemon: 3s, normally up' },
+      { name: 'gone', state: 'missing', raw: 'not listed' },
+    ]);
+  });
+});
+
+describe('step parts for procedures', () => {
+  const ctx = (facts: HostFacts, vars: Record<string, unknown> = {}) => ({ facts: () => facts, host: (name: string) => ({ name, address: '10.0.0.1', vars }) }) as unknown as StepContext;
+  const node = () => 'node-3';
+
+  it('serviceCheck: the command and variant follow the host’s facts; the page’s command, exit codes and capture are fixed', () => {
+    const step = serviceCheck(node, ['ovs-workers']);
+    expect(step.reference).toBe('status ovs-workers');
+    expect(step.okExitCodes).toEqual([0, 1]);
+    const command = step.command as (c: StepContext) => { text: string };
+    const variant = step.variant as (c: StepContext) => string;
+    expect(command(ctx(upstart)).text).toBe('initctl status ovs-workers');
+    expect(variant(ctx(upstart))).toBe('upstart 1.12.1: initctl status');
+    expect(command(ctx(systemd)).text).toBe('systemctl list-units --all --no-legend --plain ovs-workers.service');
+    expect(step.capture!.parse('ovs-workers stop/waiting\n')).toEqual([{ name: 'ovs-workers', state: 'stopped', raw: 'stop/waiting' }]);
+  });
+
+  it('serviceAction: start, stop, restart, disable and enable on the host’s manager, with the host’s paths', () => {
+    const command = (action: Parameters<typeof serviceAction>[1], facts: HostFacts, vars?: Record<string, unknown>) => (serviceAction(node, action, ['nova-compute']).command as (c: StepContext) => { text: string })(ctx(facts, vars)).text;
+    expect(command('restart', systemd)).toBe('systemctl restart nova-compute.service');
+    expect(command('disable', upstart, { etcInit: '/lab/etc/init' })).toBe("echo manual > /lab/etc/init/nova-compute.override && { stop nova-compute || status nova-compute | grep -q ' stop/waiting'; }");
+    expect(command('enable', sysv, { initd: '/lab/init.d' })).toBe('update-rc.d nova-compute enable 2 3 4 5');
+    expect(serviceAction(node, 'disable', ['nova-compute']).reference).toBe('stop nova-compute; echo manual > /etc/init/nova-compute.override');
+    expect(serviceAction(node, 'start', ['a', 'b']).reference).toBe('start a; start b');
   });
 });
