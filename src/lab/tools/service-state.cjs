@@ -214,4 +214,4 @@ function readFile(ctx, p) {
   }
 }
 
-module.exports = { read, update, change, start, stop, processes, signal, signalNumber, describeUnit, journal, exists, readFile };
+module.exports = { read, update, change, start, stop, processes, signal, signalNumber, exists, readFile };
