@@ -91,7 +91,9 @@ function pageCommand(action: 'status' | ServiceVerb | 'disable' | 'enable', serv
   const one = (n: string) => (action === 'disable' ? `stop ${n}; echo manual > /etc/init/${n}.override` : action === 'enable' ? `rm /etc/init/${n}.override` : `${action} ${n}`);
   return names.map(one).join('; ');
 }
-const each = (placed: readonly Placed[], f: (p: Placed) => string, sep = ' && ') => placed.map(f).join(sep);
+
+/** One command per service, each run only when the one before succeeded. */
+const each = (placed: readonly Placed[], f: (p: Placed) => string) => placed.map(f).join(' && ');
 
 // The parser. A step's capture is fixed when the procedure is written, before the host's facts are
 // known, so one parser reads every manager's answer; test/unit/procedures/services.test.ts pins it
