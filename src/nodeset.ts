@@ -10,6 +10,7 @@
  * writes a list of names back as a node set (`node-[1-3,5]`).
  */
 import { UsageError } from './errors.js';
+import { clip } from './input.js';
 import { nearest, type Inventory } from './inventory.js';
 
 /** One operand of a node set: a group, or a pattern that expands to names. */
@@ -53,7 +54,13 @@ export function parseNodeSet(text: string): ParsedNodeSet {
   if (depth !== 0) throw new UsageError(`"${text}": unclosed "[" in the node set`);
   parts.push({ op, text: cur });
   for (const p of parts) if (!p.text) throw new UsageError(`"${text}": an empty name next to "${p.op}" in the node set`);
-  const operands = parts.map((p) => ({ op: p.op, operand: parseOperand(p.text, text) }));
+  // Bounded over the whole set, not only per operand: `n[1-99999],n[1-99999],…` is a million names too.
+  let names = 0;
+  const operands = parts.map((p) => {
+    const operand = parseOperand(p.text, text);
+    if (operand.kind === 'names' && (names += operand.names.length) > MAX_NODES) throw new UsageError(`"${clip(text)}" names more than ${MAX_NODES} hosts`);
+    return { op: p.op, operand };
+  });
   const [head, ...tail] = operands;
   return { first: head!.operand, rest: tail };
 }
