@@ -254,7 +254,7 @@ class Advance {
       if (d.decision === 'reject') this.run.error = `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
       if (d.decision === 'expire') this.run.error = `approval of "${g.steps[0]?.title ?? g.stepPath}" expired at ${g.expiresAt}`;
       await this.save();
-      await this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}) });
+      await this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}), ...(d.via ? { via: d.via } : {}) });
       this.o.observer?.gateDecided(g.kind, d.decision, Date.parse(d.at) - Date.parse(g.requestedAt));
     }
   }
