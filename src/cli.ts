@@ -533,7 +533,7 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   let server: { close(): Promise<void> } | undefined;
   if (kind === 'worker' && rt.env.WORKER_METRICS_PORT !== undefined) {
     // Before the worker takes jobs: a port in use ends the command with nothing started.
-    const { startHttp } = await import('./http/server.js');
+    const { startHttp } = await import('./http/surface.js');
     const http = await startHttp(rt, [], { port: rt.env.WORKER_METRICS_PORT, variable: 'WORKER_METRICS_PORT' }).catch(async (e: unknown) => {
       await rt.close();
       throw e;
@@ -544,11 +544,11 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const worker = rt.startWorker();
   let adapters: { names: string[]; stop(): Promise<void> } | undefined;
   if (kind === 'start') {
-    const { startHttp } = await import('./http/server.js');
+    const { startHttp } = await import('./http/surface.js');
     const { startAdapters } = await import('./adapters/index.js');
     const started = await startAdapters(rt);
     adapters = started;
-    const http = await startHttp(rt, started.routes);
+    const http = await startHttp(rt, started.mounts, started.auth ? { auth: started.auth } : {});
     server = http;
     rt.log.info({ adapters: started.names }, 'chat adapters started');
     if (started.names.includes('console')) {
