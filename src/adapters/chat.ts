@@ -46,7 +46,8 @@ export class ChatService {
     let words: string[];
     try {
       checkInput(pack, 'the command name', MAX_NAME_CHARS);
-      checkInput(text, 'the command', MAX_COMMAND_CHARS);
+      // As typed, so that a position in the answer counts from the slash.
+      checkInput(`/${pack} ${text}`, 'the command', MAX_COMMAND_CHARS);
       words = tokenize(text.trim());
     } catch (err) {
       return { ephemeral: true, text: this.explain(err) };
