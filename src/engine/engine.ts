@@ -686,7 +686,7 @@ class Advance {
     const command = value(s.command, ctx);
     const out = this.outputSink(st.path);
     const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
-    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push });
+    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push, secrets: command.secrets });
     const okCodes = (s.kind === 'ssh' ? s.okExitCodes : undefined) ?? [0];
 
     if (s.kind === 'ssh') {
