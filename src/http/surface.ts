@@ -118,7 +118,7 @@ export function buildApp(rt: Pick<Runtime, 'log'>, mounts: readonly Mount[], aut
   app.use((req: Request, res: Response) => fail(res, 404, `no route ${req.method} ${req.path}`));
   app.use((err: { status?: number; type?: string; limit?: number } & Error, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return void res.end();
-    if (err.type === 'entity.too.large') return fail(res, 413, `the request body is larger than ${Math.round((err.limit ?? 0) / 1024)} KiB: a command is at most a few kB`);
+    if (err.type === 'entity.too.large') return fail(res, 413, `the request body is larger than ${Math.round((err.limit ?? 0) / 1024)} KiB, the most this route takes`);
     if (err instanceof RunbookError) return fail(res, err instanceof NotAllowedError ? 403 : err instanceof NotFoundError ? 404 : 400, err.message);
     if (err.status && err.status >= 400 && err.status < 500) return fail(res, err.status, err.message);
     rt.log.error({ err: err.message, path: req.path }, 'http handler failed');

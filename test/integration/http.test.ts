@@ -127,8 +127,10 @@ describe('the HTTP surface', () => {
   });
 
   it('a body over the route’s limit is refused with 413 before anything reads it', async () => {
-    const r = await call(PROXY, 'POST', '/console/api/command', asBob, JSON.stringify({ text: `/ovs flush ${'n'.repeat(100_000)}` }));
-    expect(r).toEqual({ status: 413, json: { error: 'the request body is larger than 64 KiB: a command is at most a few kB' } });
+    const r = await call(PROXY, 'POST', '/console/api/command', asBob, JSON.stringify({ text: `/ovs flush ${'n'.repeat(300_000)}` }));
+    expect(r).toEqual({ status: 413, json: { error: 'the request body is larger than 256 KiB, the most this route takes' } });
+    const signIn = await call(ELSEWHERE, 'POST', '/console/api/session', {}, JSON.stringify({ token: 'x'.repeat(100_000) }));
+    expect(signIn).toEqual({ status: 413, json: { error: 'the request body is larger than 64 KiB, the most this route takes' } });
   });
 
   it('answers a command with control characters or too long for a command with what is wrong, and starts nothing', async () => {

@@ -98,7 +98,8 @@ export function consoleMounts(rt: Runtime, feed: ConsoleFeed, auth: ConsoleAuth)
   return [
     { path: '/', methods: ['GET', 'HEAD'], access: 'public', summary: 'the console page (it asks for a sign-in beyond loopback)', handler: page },
     { path: '/console/api/session', methods: ['POST', 'DELETE'], access: 'public', summary: 'sign in with a personal token (or CONSOLE_TOKEN, to look); sign out', handler: session },
-    { path: '/console/api', prefix: true, access: 'people', summary: 'the console: runs, progress, commands and decisions', handler: api },
+    // Room for a pasted page, so that an overlong command gets the same answer as in chat.
+    { path: '/console/api', prefix: true, access: 'people', bodyLimit: 256 * 1024, summary: 'the console: runs, progress, commands and decisions', handler: api },
   ];
 }
 
