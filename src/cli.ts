@@ -553,7 +553,10 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
     rt.log.info({ adapters: started.names }, 'chat adapters started');
     if (started.names.includes('console')) {
       const person = Object.keys(rt.config.people)[0] ?? 'alice';
-      out(`runbook is up: open http://${rt.env.HOST}:${http.port}/ and, as ${person}, type ${prepared?.lab ? '/ovs flush node-3' : '/<pack> help'}`);
+      const { isLoopbackAddress } = await import('./auth/caller.js');
+      const first = prepared?.lab ? '/ovs flush node-3' : '/<pack> help';
+      if (isLoopbackAddress(rt.env.HOST) && !rt.env.CONSOLE_TRUSTED_PROXIES) out(`runbook is up: open http://${rt.env.HOST}:${http.port}/ and, as ${person}, type ${first}`);
+      else out(`runbook is up on ${rt.env.HOST}:${http.port}: sign in to the console with your personal token (runbook token create <you>) and type ${first}`);
     }
   }
   rt.log.info({ procedures: rt.catalog.all().length, hosts: rt.inventory.names().length, config: rt.configPath }, kind === 'start' ? 'bot started' : 'worker started');

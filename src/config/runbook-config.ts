@@ -68,11 +68,11 @@ export const personSchema = z.strictObject({
   /** Shown in chat and audit; default the id. */
   name: z.string().optional(),
   /** The address a trusted proxy (oauth2-proxy) forwards in X-Forwarded-Email for this person. */
-  email: z.email('an e-mail address, as the sign-in proxy forwards it').optional(),
+  email: z.email('an e-mail address, as the sign-in proxy forwards it').describe('The address a sign-in proxy forwards in X-Forwarded-Email for this person').optional(),
   /** Operating-system users (one, or a list) whose `runbook` commands act as this person. */
-  unix: z.union([unixName, z.array(unixName).min(1)]).optional(),
+  unix: z.union([unixName, z.array(unixName).min(1)]).describe('Operating-system users whose runbook commands act as this person').optional(),
   /** Personal tokens for the web console beyond loopback (hashes only): `runbook token create <person>`. */
-  tokens: z.array(tokenEntrySchema).optional(),
+  tokens: z.array(tokenEntrySchema).describe('Written by `runbook token create <person>`: hashes of personal tokens for the console').optional(),
 });
 export type PersonConfig = z.infer<typeof personSchema>;
 
