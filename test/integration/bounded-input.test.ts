@@ -1,14 +1,13 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsole } from '../../src/adapters/console/index.js';
 import { startDiscord } from '../../src/adapters/discord/index.js';
-import { startAdapters, type AdapterStarter } from '../../src/adapters/index.js';
-import { SlackBot } from '../../src/adapters/slack/bot.js';
-import { SlackFront } from '../../src/adapters/slack/front.js';
+import { startAdapters } from '../../src/adapters/index.js';
 import { startHttp } from '../../src/http/surface.js';
+import { discordEnv, postInteraction, slackInProcess } from '../helpers/chat.js';
 import { runCli } from '../helpers/cli.js';
 import { FakeDiscord, Interactions } from '../helpers/fake-discord.js';
 import { FakeSlack, slackSignature, slashCommandBody } from '../helpers/fake-slack.js';
@@ -60,21 +59,9 @@ beforeAll(async () => {
   fakeSlack = await new FakeSlack().start();
   fakeDiscord = await new FakeDiscord().start();
   ix = new Interactions(fakeDiscord, GUILD, CHANNEL);
-  const env = {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DISCORD_TOKEN: fakeDiscord.botToken,
-    DISCORD_APPLICATION_ID: fakeDiscord.applicationId,
-    DISCORD_PUBLIC_KEY: keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex'),
-    DISCORD_GUILD_ID: GUILD,
-    DISCORD_API_URL: fakeDiscord.restUrl,
-  };
+  const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', ...discordEnv(fakeDiscord, keys, GUILD) };
   rt = testRuntime(configPath, { env, prefix });
-  const bot = new SlackBot(rt, { botToken: 'xoxb-bounded', apiUrl: fakeSlack.apiUrl, intervalMs: 50 });
-  const front = new SlackFront({ botToken: 'xoxb-bounded', signingSecret: SIGNING, apiUrl: fakeSlack.apiUrl, log: rt.log, forward: (req) => void bot.handle(req) });
-  const slack: AdapterStarter = async () => ({ name: 'slack', adapter: bot, mounts: front.mounts, stop: () => bot.stop() });
-  adapters = await startAdapters(rt, [startConsole, slack, (r) => startDiscord(r)]);
+  adapters = await startAdapters(rt, [startConsole, slackInProcess(rt, { botToken: 'xoxb-bounded', signingSecret: SIGNING, apiUrl: fakeSlack.apiUrl }), (r) => startDiscord(r)]);
   http = await startHttp(rt, adapters.mounts, { auth: adapters.auth! });
 });
 
@@ -104,9 +91,7 @@ async function slack(user: string, typed: string): Promise<string> {
 async function discord(user: string, pack: string, sub: string, options: Record<string, string>): Promise<string> {
   const payload = ix.slash(user, pack, sub, options);
   fakeDiscord.issue(payload);
-  const body = JSON.stringify(payload);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const r = await fetch(`${base()}/discord/interactions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature-ed25519': sign(null, Buffer.from(timestamp + body), keys.privateKey).toString('hex'), 'x-signature-timestamp': timestamp }, body });
+  const r = await postInteraction(base(), payload, keys);
   return ((await r.json()) as { data: { content: string } }).data.content;
 }
 

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -9,15 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newToken } from '../../src/auth/tokens.js';
 import { startConsole } from '../../src/adapters/console/index.js';
 import { startDiscord } from '../../src/adapters/discord/index.js';
-import { startAdapters, type AdapterStarter } from '../../src/adapters/index.js';
-import { SlackBot } from '../../src/adapters/slack/bot.js';
-import { SlackFront } from '../../src/adapters/slack/front.js';
+import { startAdapters } from '../../src/adapters/index.js';
 import { startHttp } from '../../src/http/surface.js';
 import { DB_PASSWORDS } from '../../src/lab/site/openstack.js';
 import { REDACT } from '../../src/log.js';
 import { Catalog } from '../../src/procedures/catalog.js';
 import { parse, procedure, secret, sh } from '../../src/procedures/dsl.js';
 import { defaultCatalog } from '../../src/procedures/index.js';
+import { discordEnv, postInteraction, slackInProcess } from '../helpers/chat.js';
 import { runCli } from '../helpers/cli.js';
 import { FakeDiscord, Interactions } from '../helpers/fake-discord.js';
 import { FakeSlack, slackSignature, slashCommandBody } from '../helpers/fake-slack.js';
@@ -113,25 +112,10 @@ beforeAll(async () => {
   writeFileSync(config, doc.toString());
 
   const log = pino({ level: 'debug', redact: { paths: REDACT, censor: '[redacted]' } }, { write: (line: string) => void logs.push(line) });
-  const env = {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    NOVA_DB_PASSWORD,
-    CINDER_DB_PASSWORD,
-    CONSOLE_TOKEN,
-    DISCORD_TOKEN: fakeDiscord.botToken,
-    DISCORD_APPLICATION_ID: fakeDiscord.applicationId,
-    DISCORD_PUBLIC_KEY: discordKeys.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex'),
-    DISCORD_GUILD_ID: GUILD,
-    DISCORD_API_URL: fakeDiscord.restUrl,
-  };
+  const env = { ...process.env, PORT: '0', HOST: '127.0.0.1', NOVA_DB_PASSWORD, CINDER_DB_PASSWORD, CONSOLE_TOKEN, ...discordEnv(fakeDiscord, discordKeys, GUILD) };
   rt = testRuntime(config, { env, log, prefix, catalog: new Catalog([...defaultCatalog().all(), vaultLogin]) });
   rt.startWorker(4);
-  // Slack's two halves in this process (in `runbook start` the work half is a child process running the same SlackBot).
-  const bot = new SlackBot(rt, { botToken: SLACK_BOT_TOKEN, apiUrl: fakeSlack.apiUrl, intervalMs: 50 });
-  const front = new SlackFront({ botToken: SLACK_BOT_TOKEN, signingSecret: SLACK_SIGNING_SECRET, apiUrl: fakeSlack.apiUrl, log: rt.log, forward: (req) => void bot.handle(req) });
-  const slack: AdapterStarter = async () => ({ name: 'slack', adapter: bot, mounts: front.mounts, stop: () => bot.stop() });
+  const slack = slackInProcess(rt, { botToken: SLACK_BOT_TOKEN, signingSecret: SLACK_SIGNING_SECRET, apiUrl: fakeSlack.apiUrl });
   adapters = await startAdapters(rt, [startConsole, slack, (r) => startDiscord(r, { planEditIntervalMs: 100 })]);
   http = await startHttp(rt, adapters.mounts, { auth: adapters.auth! });
 }, 120_000);
@@ -157,9 +141,7 @@ async function slackCommand(command: string, text: string): Promise<void> {
 async function discordCommand(pack: string, sub: string, options: Record<string, string>): Promise<void> {
   const payload = new Interactions(fakeDiscord, GUILD, CHANNEL).slash(ALICE_DISCORD, pack, sub, options);
   fakeDiscord.issue(payload);
-  const body = JSON.stringify(payload);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const r = await fetch(`${base()}/discord/interactions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature-ed25519': sign(null, Buffer.from(timestamp + body), discordKeys.privateKey).toString('hex'), 'x-signature-timestamp': timestamp }, body });
+  const r = await postInteraction(base(), payload, discordKeys);
   consoleSaw.push(await r.text());
 }
 
