@@ -76,10 +76,12 @@ export interface ConsoleAuthOptions {
   viewerToken?: string | undefined;
 }
 
+function digest(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
 function sameSecret(a: string, b: string): boolean {
-  const x = createHash('sha256').update(a).digest();
-  const y = createHash('sha256').update(b).digest();
-  return timingSafeEqual(x, y);
+  return timingSafeEqual(Buffer.from(digest(a)), Buffer.from(digest(b)));
 }
 
 /**
@@ -104,7 +106,7 @@ export class ConsoleAuth implements Authenticator {
   }
 
   private sessionKey(sid: string): string {
-    return `${this.o.prefix}:console:session:${createHash('sha256').update(sid).digest('hex')}`;
+    return `${this.o.prefix}:console:session:${digest(sid)}`;
   }
 
   private peer(req: Request): string {
@@ -132,8 +134,9 @@ export class ConsoleAuth implements Authenticator {
     const sid = cookie(req, SESSION_COOKIE);
     if (sid) {
       const raw = await this.o.redis.get(this.sessionKey(sid));
-      const s = raw ? (JSON.parse(raw) as Pick<Caller, 'auth' | 'person' | 'tokenId'>) : undefined;
-      if (s?.auth === 'viewer') return { auth: 'viewer', address };
+      const s = raw ? (JSON.parse(raw) as Pick<Caller, 'auth' | 'person' | 'tokenId'> & { viewer?: string }) : undefined;
+      // A look-only session lasts only as long as the CONSOLE_TOKEN it was made with.
+      if (s?.auth === 'viewer' && this.o.viewerToken && s.viewer === digest(this.o.viewerToken)) return { auth: 'viewer', address };
       if (s?.person && s.tokenId && this.o.tokens.stillValid({ person: s.person, tokenId: s.tokenId })) return { auth: 'token', person: s.person, tokenId: s.tokenId, address };
     }
     if (this.loopbackLab && isLoopbackAddress(address) && isLoopbackAddress(hostName(req.get('host') ?? ''))) return { auth: 'loopback', address };
@@ -163,7 +166,8 @@ export class ConsoleAuth implements Authenticator {
     }
     if (!caller) return void res.status(401).json({ error: 'that token is not valid here: mistyped, revoked, or replaced by a newer one (runbook token list <you>)' });
     const sid = randomBytes(32).toString('base64url');
-    await this.o.redis.set(this.sessionKey(sid), JSON.stringify({ auth: caller.auth, ...(caller.person ? { person: caller.person, tokenId: caller.tokenId } : {}) }), 'EX', SESSION_TTL_S);
+    const session = caller.person ? { auth: caller.auth, person: caller.person, tokenId: caller.tokenId } : { auth: caller.auth, viewer: digest(token) };
+    await this.o.redis.set(this.sessionKey(sid), JSON.stringify(session), 'EX', SESSION_TTL_S);
     res.cookie(SESSION_COOKIE, sid, { httpOnly: true, sameSite: 'strict', secure: this.https(req), path: '/', maxAge: SESSION_TTL_S * 1000 });
     res.json({ auth: caller.auth, ...(caller.person ? { person: caller.person } : {}) });
   }
