@@ -3,17 +3,17 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
-import { CancelledError, errorMessage, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
+import { CancelledError, errorMessage, FileTooLargeError, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
 import type { ExecResult, SshPool } from '../executors/ssh/pool.js';
-import { tailOf } from '../executors/ssh/output.js';
+import { formatBytes, tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
 import { PREVIEW_ROWS } from '../executors/sql/index.js';
-import type { Inventory } from '../inventory.js';
+import type { Inventory, InventoryHost } from '../inventory.js';
 import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
-import type { ForEachStep, KeptOutput, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
+import type { ForEachStep, HostFacts, KeptOutput, KnownFacts, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
 import { ROOT, childScope, makeContext, value, type Scope } from './context.js';
-import { bindingHash, expandItems, isLeaf, itemPrefix, renderLeaf, renderTree, type LeafStep } from './render.js';
+import { bindingHash, buildPlan, expandItems, isLeaf, itemPrefix, renderLeaf, renderTree, type LeafStep } from './render.js';
 import type { RunStore } from './store.js';
 import { isTerminal, type Gate, type GateKind, type GateStatus, type RenderedStep, type Run, type RunEvent, type RunStatus, type StepState } from './types.js';
 
@@ -35,6 +35,8 @@ export interface EngineOptions {
   onGateOpened?: (run: Run, gate: Gate) => Promise<void>;
   /** Signals cancellation of a run to the worker advancing it. */
   cancels?: { watch(runId: string): AbortSignal; unwatch(runId: string): void };
+  /** Largest file a step attaches (ssh.maxAttachmentBytes). Default 8 MiB. */
+  maxAttachmentBytes?: number;
   /** Told of runs ending, steps ending and gates decided (metrics). */
   observer?: Pick<Observer, 'runFinished' | 'stepFinished' | 'gateDecided'>;
 }
@@ -344,7 +346,7 @@ class Advance {
     if (st.startedAt) st.durationMs = Date.parse(st.finishedAt!) - Date.parse(st.startedAt);
     await this.save();
     const e: RunEvent = { type: 'step.finished', path: st.path, title: st.title, status, kind: st.kind, risk: st.risk };
-    for (const k of ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason'] as const) {
+    for (const k of ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason', 'attachment'] as const) {
       if (st[k] !== undefined) (e as Record<string, unknown>)[k] = st[k];
     }
     await this.emit({ ...e, ...eventExtra });
@@ -617,7 +619,20 @@ class Advance {
     delete st.error;
     // Checkpoint before acting: a crash from here on leaves the step `running`, i.e. interrupted.
     await this.save();
-    await this.emit({ type: 'step.started', path, title, kind: s.kind, risk: s.risk, attempt: st.attempts, ...(rendered.host ? { host: rendered.host } : {}), ...(rendered.command ? { command: rendered.command } : {}), ...(rendered.database ? { database: rendered.database, statement: rendered.statement } : {}) });
+    await this.emit({
+      type: 'step.started',
+      path,
+      title,
+      kind: s.kind,
+      risk: s.risk,
+      attempt: st.attempts,
+      ...(rendered.host ? { host: rendered.host } : {}),
+      ...(rendered.command ? { command: rendered.command } : {}),
+      ...(rendered.stdin !== undefined ? { stdin: rendered.stdin } : {}),
+      ...(rendered.reference !== undefined ? { reference: rendered.reference } : {}),
+      ...(rendered.variant !== undefined ? { variant: rendered.variant } : {}),
+      ...(rendered.database ? { database: rendered.database, statement: rendered.statement } : {}),
+    });
     const log = this.log.child({ stepId: path });
     log.debug({ host: rendered.host, database: rendered.database }, 'step started');
     const signal = isFinally ? this.lost : this.cancelAbort.signal;
@@ -684,9 +699,10 @@ class Advance {
   private async sshStep(s: Extract<LeafStep, { kind: 'ssh' | 'poll' }>, ctx: StepContext, st: StepState, signal: AbortSignal): Promise<Outcome> {
     const host = ctx.host(value(s.host, ctx));
     const command = value(s.command, ctx);
+    const stdin = s.stdin === undefined ? undefined : value(s.stdin, ctx);
     const out = this.outputSink(st.path);
     const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
-    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push, secrets: command.secrets });
+    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push, secrets: command.secrets });
     const okCodes = (s.kind === 'ssh' ? s.okExitCodes : undefined) ?? [0];
 
     if (s.kind === 'ssh') {
@@ -704,10 +720,19 @@ class Advance {
       if (s.capture) {
         try {
           this.run.captures[st.path] = s.capture.parse(res.stdout);
+          if (s.detects) await this.learnFacts(host.name, this.run.captures[st.path] as HostFacts);
         } catch (err) {
           extra.error = `the output could not be read as ${s.capture.name}: ${errorMessage(err)}`;
           await this.finish(st, 'failed', extra);
           this.run.error ??= `step "${st.title}": ${extra.error}`;
+          return 'failed';
+        }
+      }
+      if (s.attach !== undefined) {
+        const why = await this.attach(host, value(s.attach, ctx), st, extra, signal);
+        if (why) {
+          await this.finish(st, 'failed', { ...extra, error: why });
+          this.run.error ??= `step "${st.title}" failed on ${host.name} (${why})`;
           return 'failed';
         }
       }
@@ -759,6 +784,39 @@ class Advance {
         return 'cancelled';
       }
     }
+  }
+
+  /**
+   * Fetches the file a step attaches and keeps it with the run. A file over the configured bound
+   * stays on the host and the step says where (it still succeeded: the command did its work).
+   * @returns why the step fails, when the file cannot be read
+   */
+  private async attach(host: InventoryHost, path: string, st: StepState, extra: Partial<StepState>, signal: AbortSignal): Promise<string | undefined> {
+    const maxBytes = this.o.maxAttachmentBytes ?? 8 * 1024 * 1024;
+    try {
+      const bytes = await this.o.ssh.fetch(host, path, { maxBytes, signal });
+      const id = await this.o.store.putFile(this.run.id, st.path, bytes);
+      extra.attachment = { name: path.split('/').at(-1) || 'file', path, bytes: bytes.length, id };
+      return undefined;
+    } catch (err) {
+      if (err instanceof FileTooLargeError) {
+        extra.reason = `${path} is larger than ${formatBytes(maxBytes)}, the most a step attaches (ssh.maxAttachmentBytes): it stays on ${host.name}; copy it with scp ${host.user}@${host.address}:${path} .`;
+        return undefined;
+      }
+      if (err instanceof CancelledError || err instanceof LeaseLostError) throw err;
+      return `the file to attach: ${errorMessage(err)}`;
+    }
+  }
+
+  /**
+   * A host's facts, detected by this run: later steps read them, the cache gives them to the next
+   * plans, and this run's plan is drawn again so it names the variants that will run.
+   */
+  private async learnFacts(host: string, facts: HostFacts): Promise<void> {
+    const known: KnownFacts = { ...facts, detectedAt: new Date().toISOString(), source: 'run' };
+    this.run.facts = { ...this.run.facts, [host]: known };
+    await this.o.store.saveFacts(host, known);
+    this.run.plan = buildPlan(this.proc, this.run.args, this.o.inventory, (risk) => this.o.policy.isGated(this.run.procedure, risk), this.run.facts);
   }
 
   /** `keepOutput`: the step's result as its capture, bounded, whatever the outcome. */

@@ -72,6 +72,15 @@ export function consoleMounts(rt: Runtime, feed: ConsoleFeed, auth: ConsoleAuth)
     });
   });
   api.get('/history', async (_req, res) => void res.json(await feed.history()));
+  api.get('/runs/:runId/files/:id', async (req, res) => {
+    // A file a step attached: `attachment` makes the browser save it under its own name.
+    const { runId, id } = req.params as { runId: string; id: string };
+    const run = await rt.store.find(runId);
+    const att = run && Object.values(run.steps).find((st) => st.attachment?.id === id)?.attachment;
+    const bytes = att ? await rt.store.getFile(runId, id) : undefined;
+    if (!att || !bytes) return void res.status(404).json({ error: `run ${runId.slice(0, 64)} has no attached file ${id.slice(0, 64)} (files are kept 7 days)` });
+    res.set({ 'content-type': 'application/octet-stream', 'content-disposition': `attachment; filename="${att.name.replace(/["\\\r\n]/g, '_')}"` }).send(bytes);
+  });
   api.get('/events', (_req, res) => {
     if (!feed.stream(res)) res.status(503).json({ error: 'too many open console pages: close some and reload' });
   });

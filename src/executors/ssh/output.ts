@@ -43,6 +43,13 @@ export function tailOf(text: string, max = TAIL_CHARS): string {
   return nl >= 0 && nl < 200 ? cut.slice(nl + 1) : cut;
 }
 
+/** `512 bytes`, `1.2 KiB`, `8.0 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
+}
+
 /**
  * Hides secrets in streamed output: every occurrence becomes `***`, also one split across two
  * chunks, since the end of a chunk that could begin a secret is held back until the next one.
