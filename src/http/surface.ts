@@ -30,7 +30,7 @@ export interface Mount {
   /** Largest request body, in bytes. Default DEFAULT_BODY_LIMIT. */
   bodyLimit?: number;
   handler: RequestHandler;
-  /** What it does, for the README's list of routes that change state and `describe()`. */
+  /** What it does: logged with who may call it when the server starts. */
   summary: string;
 }
 
@@ -157,8 +157,6 @@ function baseMounts(rt: Runtime): Mount[] {
 
 export interface HttpServer {
   port: number;
-  /** Every mount of the server, with who may call it: what the README lists. */
-  describe(): { path: string; prefix: boolean; methods: readonly string[]; access: Access; summary: string }[];
   close(): Promise<void>;
 }
 
@@ -179,10 +177,9 @@ export async function startHttp(rt: Runtime, mounts: readonly Mount[] = [], opts
     s.once('listening', () => resolve(s));
   });
   const bound = (server.address() as AddressInfo).port;
-  rt.log.info({ url: `http://${rt.env.HOST}:${bound}` }, 'http listening');
+  rt.log.info({ url: `http://${rt.env.HOST}:${bound}`, routes: all.map((m) => `${(m.methods ?? ['*']).join(',')} ${m.path}${m.prefix ? '/…' : ''} (${m.access}): ${m.summary}`) }, 'http listening');
   return {
     port: bound,
-    describe: () => all.map((m) => ({ path: m.path, prefix: m.prefix ?? false, methods: m.methods ?? ['*'], access: m.access, summary: m.summary })),
     close: () =>
       new Promise<void>((resolve) => {
         const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);

@@ -98,6 +98,18 @@ describe('CONSOLE_TOKEN', () => {
     expect(await call(ELSEWHERE, 'POST', '/console/api/command', viewer, JSON.stringify({ person: 'bob', text: '/ovs flush node-3' }))).toEqual({ status: 403, json: { error: 'this sign-in may only look: sign in with your personal token to act' } });
     expect((await call(ELSEWHERE, 'GET', '/console/api/me', { authorization: `Bearer ${VIEWER}x` })).status).toBe(401);
   });
+
+  it('signs in to a look-only session, which no personal token or person is behind', async () => {
+    const signIn = await fetch(`http://127.0.0.1:${http.port}/console/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: VIEWER }) });
+    expect(await signIn.json()).toEqual({ auth: 'viewer' });
+    const cookie = signIn.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/^runbook_session=[\w-]{43}; Max-Age=43200; Path=\/; Expires=.*; HttpOnly; SameSite=Strict$/);
+    const session = { cookie: cookie.split(';')[0]! };
+    expect((await call(ELSEWHERE, 'GET', '/console/api/me', session)).json).toEqual({ auth: 'viewer', canAct: false });
+    expect((await call(ELSEWHERE, 'POST', '/console/api/decide', session, JSON.stringify({ runId: 'r-1', gateId: 'g', decision: 'approve' }))).status).toBe(403);
+    await call(ELSEWHERE, 'DELETE', '/console/api/session', session);
+    expect((await call(ELSEWHERE, 'GET', '/console/api/me', session)).status).toBe(401);
+  });
 });
 
 describe('Bull Board', () => {
