@@ -22,6 +22,16 @@ const DECISIONS_BY_GATE: Record<Gate['kind'], Decision[]> = {
 /** People named in one refusal: enough to know whom to ask, short enough to read. */
 const WHO_MAX = 10;
 
+/** People ids for an answer: `alice, bob`, or the first few `and 40 more`. */
+function listed(ids: readonly string[]): string {
+  return `${ids.slice(0, WHO_MAX).join(', ')}${ids.length > WHO_MAX ? ` and ${ids.length - WHO_MAX} more` : ''}`;
+}
+
+/** "Who may: alice, bob." for a refusal. */
+function whoMay(ids: readonly string[]): string {
+  return ids.length ? `Who may: ${listed(ids)}.` : 'Nobody may: fix the roles in runbook.yaml.';
+}
+
 /** Who may run what, who may decide which gate, and which risks are gated: `people` and `policy` of runbook.yaml. */
 export class Policy {
   private readonly people: Map<string, Person>;
@@ -47,9 +57,7 @@ export class Policy {
   requirePerson(id: string): Person {
     const p = this.people.get(id);
     if (p) return p;
-    const ids = [...this.people.keys()];
-    const listed = ids.length > WHO_MAX ? `${ids.slice(0, WHO_MAX).join(', ')} and ${ids.length - WHO_MAX} more` : ids.join(', ') || '(none)';
-    throw new NotFoundError(`unknown person "${clip(id)}": people in runbook.yaml are ${listed}`, { person: clip(id) });
+    throw new NotFoundError(`unknown person "${clip(id)}": people in runbook.yaml are ${listed([...this.people.keys()]) || '(none)'}`, { person: clip(id) });
   }
 
   /** The person mapped to a chat user id (`people.<id>.slack` / `.discord`). */
@@ -124,16 +132,10 @@ export class Policy {
     const person = this.requirePerson(personId);
     const { run } = this.rule(procedureId);
     if (!this.hasRole(person, run)) {
-      throw new NotAllowedError(`${personId} may not run "${procedureId}": it needs one of the roles ${run.join(', ')}, and ${personId} has ${person.roles.join(', ')}. ${this.whoHas(run)}`, { person: personId, procedure: procedureId });
+        const may = [...this.people.values()].filter((p) => this.hasRole(p, run)).map((p) => p.id);
+      throw new NotAllowedError(`${personId} may not run "${procedureId}": it needs one of the roles ${run.join(', ')}, and ${personId} has ${person.roles.join(', ')}. ${whoMay(may)}`, { person: personId, procedure: procedureId });
     }
     return person;
-  }
-
-  /** "Who may: alice, bob." for a refusal, naming at most a few people. */
-  private whoHas(roles: string[]): string {
-    const ids = [...this.people.values()].filter((p) => this.hasRole(p, roles)).map((p) => p.id);
-    if (ids.length === 0) return 'Nobody in runbook.yaml has those roles.';
-    return `Who may: ${ids.slice(0, WHO_MAX).join(', ')}${ids.length > WHO_MAX ? ` and ${ids.length - WHO_MAX} more` : ''}.`;
   }
 
   /** People who may approve a gated step of `procedureId` requested by `requester` (never the requester). */
@@ -164,7 +166,7 @@ export class Policy {
     if (!gate.deciders.includes(personId)) {
       const { approve, run: runRoles } = this.rule(run.procedure);
       const roles = gate.kind === 'manual' ? [...runRoles, ...approve] : approve;
-      throw new NotAllowedError(`${personId} may not ${decision} this step of "${run.procedure}": it needs one of the roles ${roles.join(', ')}, and ${personId} has ${person.roles.join(', ')}`, { runId: run.id, gateId: gate.id, person: personId });
+      throw new NotAllowedError(`${personId} may not ${decision} this step of "${run.procedure}": it needs one of the roles ${roles.join(', ')}, and ${personId} has ${person.roles.join(', ')}. ${whoMay(gate.deciders)}`, { runId: run.id, gateId: gate.id, person: personId });
     }
   }
 

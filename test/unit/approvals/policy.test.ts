@@ -21,8 +21,8 @@ describe('approval policy', () => {
     expect(() => policy.assertCanDecide(run, gate('approval', policy), 'carol', 'approve')).not.toThrow();
   });
 
-  it('a person without an approving role is told which roles it needs', () => {
-    expect(() => policy.assertCanDecide(run, gate('approval', policy), 'alice', 'approve')).toThrow(/alice may not approve .* needs one of the roles approver, admin, and alice has operator/);
+  it('a person without an approving role is told which roles it needs, and who may', () => {
+    expect(() => policy.assertCanDecide(run, gate('approval', policy), 'alice', 'approve')).toThrow(/alice may not approve .* needs one of the roles approver, admin, and alice has operator\. Who may: carol\.$/);
   });
 
   it('the requester may confirm their own manual step', () => {
