@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConsole } from '../../src/adapters/console/index.js';
@@ -90,6 +91,21 @@ describe('web console in Chromium', () => {
 
   it('says on the page that choosing who you act as is the lab on loopback only', async () => {
     await expect(page.locator('#mode').textContent()).resolves.toBe('Lab mode: on loopback you choose who you act as. Beyond loopback everyone signs in and acts only as themselves.');
+  });
+
+  it('gives the lab\'s loopback trust only to a loopback name: a web page that rebinds its own name to 127.0.0.1 gets nothing', async () => {
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: http.port, path: '/console/api/history', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await status(`127.0.0.1:${http.port}`)).toBe(200);
+    expect(await status(`localhost:${http.port}`)).toBe(200);
+    expect(await status(`attacker.example:${http.port}`)).toBe(401);
   });
 
   it('serves Bull Board at /admin/queues, read-only', async () => {
