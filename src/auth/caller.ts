@@ -26,7 +26,7 @@ export interface Caller {
 }
 
 /** Thrown when a caller proved an identity that is not a person of runbook.yaml: 403 with the reason. */
-export class NotAPersonError extends Error {
+class NotAPersonError extends Error {
   readonly status = 403;
   constructor(message: string) {
     super(message);
@@ -35,8 +35,8 @@ export class NotAPersonError extends Error {
 }
 
 /** How long a console sign-in lasts. */
-export const SESSION_TTL_S = 12 * 60 * 60;
-export const SESSION_COOKIE = 'runbook_session';
+const SESSION_TTL_S = 12 * 60 * 60;
+const SESSION_COOKIE = 'runbook_session';
 
 export function isLoopbackAddress(address: string): boolean {
   const a = address.replace(/^::ffff:/, '');

@@ -32,7 +32,7 @@ function scrypt(secret: string, salt: Buffer, cost: { N: number; r: number; p: n
 }
 
 /** `scrypt$N$r$p$<salt>$<digest>` (base64url): the form runbook.yaml keeps. */
-export async function hashToken(token: string): Promise<string> {
+async function hashToken(token: string): Promise<string> {
   const salt = randomBytes(16);
   const digest = await scrypt(token, salt, COST);
   return ['scrypt', COST.N, COST.r, COST.p, salt.toString('base64url'), digest.toString('base64url')].join('$');
@@ -60,7 +60,7 @@ export class TokenChecksBusyError extends Error {
   }
 }
 
-export interface TokenOwner {
+interface TokenOwner {
   person: string;
   tokenId: string;
 }

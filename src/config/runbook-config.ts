@@ -48,12 +48,12 @@ export const databaseSchema = z.strictObject({
 });
 
 /** The id of a personal token: the part of `rbk_<id>_<secret>` that is not secret. */
-export const TOKEN_ID = /^[0-9a-f]{12}$/;
+const TOKEN_ID = /^[0-9a-f]{12}$/;
 /** A token hash as `runbook token create` writes it: scrypt with its cost, salt and digest. */
-export const TOKEN_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/;
+const TOKEN_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/;
 
 /** One personal token of a person, as `runbook token create` writes it; the token itself is never stored. */
-export const tokenEntrySchema = z.strictObject(
+const tokenEntrySchema = z.strictObject(
   {
     id: z.string().regex(TOKEN_ID, 'a token id is 12 hex digits, as `runbook token create` writes it'),
     hash: z.string().regex(TOKEN_HASH, 'not a hash written by `runbook token create` (the token itself never goes in runbook.yaml)'),

@@ -17,7 +17,7 @@ import { SetupError } from '../setup/services.js';
 export type Access = 'public' | 'platform' | 'people' | 'read';
 
 /** Bytes of a request body a route takes unless it says otherwise. */
-export const DEFAULT_BODY_LIMIT = 64 * 1024;
+const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 /** One route, or a tree of routes under a path, of the bot's one HTTP server. */
 export interface Mount {

@@ -11,7 +11,7 @@ const PING_MS = 15_000;
 /** Open event streams at once: each holds a socket, and a page that leaks them must not exhaust the server. */
 const MAX_STREAMS = 200;
 
-export interface ConsoleMessage {
+interface ConsoleMessage {
   runId: string;
   message: Message;
 }

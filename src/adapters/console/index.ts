@@ -10,8 +10,6 @@ import { BUTTON_ACTIONS, type ButtonAction } from '../messages.js';
 import { ConsoleFeed } from './feed.js';
 import { CONSOLE_PAGE } from './page.js';
 
-export { ConsoleFeed, type ConsoleMessage } from './feed.js';
-
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
   'cache-control': 'no-store',
