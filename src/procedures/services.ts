@@ -48,7 +48,7 @@ export interface ServicePaths {
   svdir: string;
 }
 
-export const DEFAULT_PATHS: ServicePaths = { initd: '/etc/init.d', etcInit: '/etc/init', svdir: '/etc/service' };
+const DEFAULT_PATHS: ServicePaths = { initd: '/etc/init.d', etcInit: '/etc/init', svdir: '/etc/service' };
 
 /** The paths from a host's inventory vars `initd`, `etcInit` and `svdir`, each defaulting to the real host's. */
 export function servicePaths(vars: Record<string, unknown>): ServicePaths {

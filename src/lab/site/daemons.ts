@@ -31,7 +31,7 @@ const POSTGRES_83: Daemon = {
   ],
 };
 
-export const DAEMONS: Record<string, Daemon> = {
+const DAEMONS: Record<string, Daemon> = {
   // The AFS site (HCoop's deleuze and its neighbours, Debian).
   nscd: { description: 'Name Service Cache Daemon', processes: [{ user: 'root', args: '/usr/sbin/nscd' }] },
   mysql: {

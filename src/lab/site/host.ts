@@ -117,7 +117,7 @@ const WORDS: Record<InitSystem | 'runit', Record<ServiceStatus, SiteService['sta
 };
 
 /** The state word that says `status` for a manager (upstart and runit have no failed state: the job waits, the service is down). */
-export function serviceStateWord(manager: InitSystem | 'runit', status: ServiceStatus): SiteService['state'] {
+function serviceStateWord(manager: InitSystem | 'runit', status: ServiceStatus): SiteService['state'] {
   return WORDS[manager][status];
 }
 
