@@ -6,11 +6,11 @@ import { dropDatabases, labDatabaseNames, seedDatabases } from './database.js';
 import { generateKey } from './keys.js';
 import { mapLimit } from './map-limit.js';
 import { labPaths } from './paths.js';
-import { renderRunbookConfig } from './runbook-yaml.js';
+import { managerVars, renderRunbookConfig, rootPathVars } from './runbook-yaml.js';
 import { seedHost } from './seed.js';
 import { labHosts, type PlacedHost } from './site.js';
 import { assertOpenSshInstalled, choosePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
-import { runtime, toolNames, toolsDir } from './tool-runtime.js';
+import { toolNames, toolsDir } from './tool-runtime.js';
 import type { Lab, LabHost, LabOptions } from './types.js';
 import { assertReachable, resolveLabUser, type LabUser } from './user.js';
 
@@ -69,11 +69,6 @@ function installTools(dir: string): void {
   for (const tool of toolNames) symlinkSync(join('..', 'tools', 'labtool.cjs'), join(p.bin, tool));
 }
 
-/** The host's path vars (SiteHost.rootPaths), pointing into its fake root. */
-function rootVars(dir: string, host: PlacedHost): Record<string, string> {
-  return Object.fromEntries(Object.entries(host.rootPaths ?? {}).map(([name, p]) => [name, join(runtime.hostFile(dir, host.name, 'root'), p)]));
-}
-
 /** Seeds the host's directory, makes its host key and sshd_config; returns its known_hosts line. */
 async function prepareHost(dir: string, host: LabHost & PlacedHost, user: LabUser): Promise<string> {
   const p = labPaths(dir);
@@ -87,7 +82,7 @@ async function prepareHost(dir: string, host: LabHost & PlacedHost, user: LabUse
 async function build(dir: string, opts: LabOptions): Promise<Lab> {
   const user = await resolveLabUser();
   assertReachable(dir, user);
-  const placed = labHosts(opts.only, opts.extraHosts ?? 0);
+  const placed = labHosts(opts.only, opts.extraHosts ?? 0, opts.profiles);
   const databases = labDatabaseNames(opts.dbPrefix ?? 'lab_');
   // Before choosing the port: clearing the dir kills what a broken earlier lab there left running.
   await prepareDir(dir, user);
@@ -95,12 +90,12 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     placed.map((h) => h.address),
     opts.port ?? 2222,
   );
-  const hosts = placed.map((h) => ({ ...h, port }));
+  const hosts = placed.map((h) => ({ ...h, port, vars: { ...h.vars, ...managerVars(dir, h), ...rootPathVars(dir, h) } }));
   const p = labPaths(dir);
   const lab: Lab = {
     dir,
     configPath: p.config,
-    hosts: hosts.map((h) => ({ name: h.name, address: h.address, port, groups: h.groups, vars: { ...h.vars, ...rootVars(dir, h) } })),
+    hosts: hosts.map(({ name, address, groups, vars }) => ({ name, address, port, groups, vars })),
     user: user.name,
     databases,
     mysqlUrl: opts.mysqlUrl ?? defaultMysqlUrl(),

@@ -14,12 +14,19 @@
  *   target is `file` (/var/log/ovs/…, the troubleshooting page's layout), the others log to the
  *   service manager (the framework's default `{"type": "console"}`).
  */
-import type { ServicesState, Vdisk } from '../types.js';
-import { stableUuid, type SiteHost } from './host.js';
+import type { Vdisk } from '../types.js';
+import { runningServices, stableUuid, type InitSystem, type SiteHost, type SiteService } from './host.js';
 
 export type OvsRelease = 'fargo' | '2.9' | 'develop';
 
 const RELEASE: Record<number, OvsRelease> = { 1: '2.9', 2: '2.9', 3: 'fargo', 4: '2.9', 5: 'develop', 6: 'fargo' };
+/** Fargo's routers run Ubuntu 14.04 (upstart); the later lines Ubuntu 16.04 (systemd). */
+const INIT: Record<OvsRelease, InitSystem> = { fargo: 'upstart', '2.9': 'systemd', develop: 'systemd' };
+/**
+ * On Ubuntu 14.04 memcached, nginx and rabbitmq-server are Debian packages' init.d scripts, which
+ * upstart runs through its SysV compatibility (`initctl status memcached`: "Unknown job").
+ */
+const SYSV_ON_UPSTART = ['memcached', 'nginx', 'rabbitmq-server'];
 const MASTERS = [1, 2, 3];
 
 /** A Storage Router's machine id: 16 letters and digits (/etc/openvstorage_id), stable per node. */
@@ -41,6 +48,38 @@ function installedServices(release: OvsRelease, master: boolean, vpools: string[
     : [];
   const perVpool = vpools.flatMap((v) => [`ovs-volumedriver_${v}`, `ovs-dtl_${v}`, fargo ? `ovs-albaproxy_${v}` : `ovs-albaproxy_${v}_0`]);
   return [...every, ...onMasters, ...(vpools.length > 0 ? ['ovs-watcher-volumedriver'] : []), ...perVpool];
+}
+
+/**
+ * What an `ovs-*` unit runs, from the framework's service templates (config/templates/systemd and
+ * upstart @ 2.9.30 and 2.7.4-fargo.1): its Description and its process, as `ps` shows it.
+ */
+function ovsDaemon(unit: string, node: number, release: OvsRelease): Pick<SiteService, 'description' | 'processes'> {
+  // Started as `python <script>`: the kernel names the process python, not the script.
+  const py = (script: string, ...args: string[]) => ({ user: 'ovs', args: ['/usr/bin/python', script, ...args].join(' '), comm: 'python' });
+  const celery = (args: string) => ({ user: 'ovs', args: `/usr/bin/python /usr/bin/celery ${args}`, comm: 'celery' });
+  const watcher = (what: string, description: string) => ({ description, processes: [py('/opt/OpenvStorage/ovs/extensions/generic/watcher.py', what, 'check')] });
+  const fixed: Record<string, Pick<SiteService, 'description' | 'processes'>> = {
+    'ovs-workers': { description: 'Open vStorage workers', processes: [celery('worker -A ovs.celery_run -l info -Q ovs_generic,ovs_masters --autoscale=8,2 -Ofair')] },
+    'ovs-scheduled-tasks': { description: 'Open vStorage scheduled tasks', processes: [celery('beat -A ovs.celery_run -l info -S ovs.celery_beat.DistributedScheduler')] },
+    'ovs-webapp-api': { description: 'Open vStorage webapp API', processes: [{ user: 'ovs', args: '/usr/bin/python /usr/bin/gunicorn -c /opt/OpenvStorage/config/django_gunicorn_ovs.cfg.py api.wsgi' }] },
+    'ovs-volumerouter-consumer': { description: 'Open vStorage volumerouter consumer', processes: [py('/opt/OpenvStorage/ovs/extensions/rabbitmq/consumer.py', 'volumerouter', '--durable')] },
+    'ovs-support-agent': { description: 'Open vStorage support agent', processes: [py('/opt/OpenvStorage/ovs/extensions/support/agent.py')] },
+    'ovs-watcher-framework': watcher('framework', 'Watcher for Open vStorage master services'),
+    'ovs-watcher-volumedriver': watcher('volumedriver', 'Watcher for Open vStorage master services'),
+    'ovs-watcher-config': watcher('config', 'Watcher for the configuration cluster'),
+    'ovs-etcd-config': { description: 'Etcd', processes: [{ user: 'ovs', args: '/usr/bin/etcd -name config -data-dir /opt/OpenvStorage/db/etcd/config/data' }] },
+  };
+  if (fixed[unit]) return fixed[unit]!;
+  const [, kind, arg] = /^ovs-(arakoon|volumedriver|dtl|albaproxy)[-_](.+)$/.exec(unit) ?? [];
+  if (kind === 'arakoon') {
+    const config = release === 'fargo' ? `etcd://127.0.0.1:2379/ovs/arakoon/${arg}/config` : `arakoon://cacc/ovs/arakoon/${arg}/config?ini=%2Fopt%2FOpenvStorage%2Fconfig%2Farakoon_cacc.ini`;
+    return { description: `Arakoon service for cluster ${arg}`, processes: [{ user: 'ovs', args: `/usr/bin/arakoon --node ${machineId(node)} -config ${config} -autofix -start` }] };
+  }
+  if (kind === 'volumedriver') return { description: 'Open vStorage StorageDriver', processes: [{ user: 'ovs', args: `/usr/bin/volumedriver_fs -f --config /opt/OpenvStorage/config/storagedriver/storagedriver/${arg}.json --mountpoint /mnt/${arg}`, comm: 'volumedriver_fs' }] };
+  if (kind === 'dtl') return { description: 'Open vStorage distributed transaction log', processes: [{ user: 'ovs', args: `/usr/bin/failovercache --path /mnt/ssd1/${arg}_db_dtl --port 26203`, comm: 'failovercache' }] };
+  if (kind === 'albaproxy') return { description: 'ALBA proxy', processes: [{ user: 'ovs', args: `/usr/bin/alba proxy-start --config /opt/OpenvStorage/config/${arg}.json`, comm: 'alba' }] };
+  return {};
 }
 
 /** A few lines a unit logs, in the framework's log format. */
@@ -102,8 +141,11 @@ export function storageRouter(n: number): SiteHost {
   const master = MASTERS.includes(n);
   const role = master ? 'master' : 'extra';
   const vpools = ['vpool1'];
+  const init = INIT[release];
   const units = installedServices(release, master, vpools);
-  const services: ServicesState = Object.fromEntries(units.map((u) => [u, 'running']));
+  const services: Record<string, SiteService> = Object.fromEntries(
+    Object.entries(runningServices(init, units)).map(([unit, s]) => [unit, unit.startsWith('ovs-') ? { ...s, ...ovsDaemon(unit, n, release) } : init === 'upstart' && SYSV_ON_UPSTART.includes(unit) ? { state: 0 } : s]),
+  );
   // node-n serves 3 + n vDisks, so routers differ and a fan-out over them is not uniform. Each has
   // the hourly snapshot the framework's scheduled task took, long in the backend.
   const vdisks: Vdisk[] = Array.from({ length: 3 + n }, (_, i) => {
@@ -122,7 +164,6 @@ export function storageRouter(n: number): SiteHost {
     framework: { release, guid: stableUuid(`storagerouter ${name}`) },
     config: { '/ovs/framework/logging': { type: release === 'develop' ? 'file' : 'console' } },
     vdisks,
-    services,
     vpools,
     // Each Arakoon cluster has a master: node-1 for ovsdb, node-2 for voldrv (by machine id).
     arakoon: {
@@ -145,6 +186,8 @@ export function storageRouter(n: number): SiteHost {
     name,
     groups: ['ovs', master ? 'ovs-master' : 'ovs-extra'],
     vars: { ip: `10.100.1.${n}`, vpools, role, ovsRelease: release },
+    init,
+    services,
     rootPaths: { ovsFramework: '/opt/OpenvStorage' },
     trees: { '/opt/OpenvStorage/ovs': 'python/ovs', '/usr/lib/python2.7/dist-packages': 'python/dist-packages' },
     state,

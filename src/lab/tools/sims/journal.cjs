@@ -7,13 +7,13 @@
  * N entries) and `--no-pager` (there is never a pager without a terminal). A host that does not run
  * systemd has no journalctl: the shell answers 127.
  *
- * State: `journal` = { "<unit>": ["<message>", …] } (oldest first, one a minute from the host's
- * boot); `framework.release` says whether the host runs systemd (every release line but fargo).
+ * Entries: what systemd said of the units (service-state.cjs: Started at boot, Stopped, …) and what
+ * the units wrote (state `journal` = { "<unit>": ["<message>", …] }, a second apart from the boot
+ * on), in time order.
  */
 const { ToolError } = require('../runtime.cjs');
-const { unitPid } = require('./units.cjs');
+const services = require('../service-state.cjs');
 
-const START = Date.UTC(2026, 10, 22, 4, 0, 0);
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 function stamp(ms) {
@@ -27,30 +27,35 @@ function globMatch(pattern, name) {
   return re.test(name.replace(/\.service$/, '')) || re.test(name);
 }
 
-/** Every entry of the matching units, in time order. */
+/** Every entry of the matching units, in time order, as `<host> <process>[<pid>]: <message>`. */
 function entries(ctx, units) {
   const journal = ctx.read('journal', {});
+  const { services: known, bootedAt } = services.read(ctx);
   const all = [];
   for (const [unit, messages] of Object.entries(journal)) {
     if (!units.some((u) => globMatch(u, unit))) continue;
-    messages.forEach((message, i) => all.push({ t: START + i * 60_000, unit, message }));
+    const pid = known[unit]?.pids?.[0] ?? known[unit]?.exit?.pid ?? 0;
+    messages.forEach((message, i) => all.push({ t: bootedAt + (i + 1) * 1000, unit, text: `${ctx.host} ${unit}[${pid}]: ${message}` }));
+  }
+  for (const [name, s] of Object.entries(known)) {
+    if (s.manager !== 'systemd' || !units.some((u) => globMatch(u, name) || globMatch(u, s.unit))) continue;
+    for (const e of s.journal ?? []) all.push({ t: e.t, unit: name, text: e.text });
   }
   return all.sort((a, b) => a.t - b.t || a.unit.localeCompare(b.unit));
 }
 
-function render(ctx, list) {
+function render(list) {
   if (list.length === 0) return '-- No entries --\n';
-  const head = `-- Logs begin at ${stamp(START)}, end at ${stamp(list.at(-1).t)}. --\n`;
-  return head + list.map((e) => `${stamp(e.t)} ${ctx.host} ${e.unit}[${unitPid(e.unit)}]: ${e.message}\n`).join('');
+  const head = `-- Logs begin at ${stamp(list[0].t)}, end at ${stamp(list.at(-1).t)}. --\n`;
+  return head + list.map((e) => `${stamp(e.t)} ${e.text}\n`).join('');
 }
 
 /** What `journalctl -u <unit>… --no-pager` prints: for `ovs collect logs`. */
 function journalText(ctx, units) {
-  return render(ctx, entries(ctx, units));
+  return render(entries(ctx, units));
 }
 
 function journalctl(ctx, args) {
-  if (ctx.read('framework', {}).release === 'fargo') throw new ToolError('bash: line 1: journalctl: command not found', 127);
   const units = [];
   let lines;
   for (let i = 0; i < args.length; i++) {
@@ -64,9 +69,12 @@ function journalctl(ctx, args) {
   if (units.length === 0 || units.includes('')) throw new ToolError('journalctl: the lab simulates only the journal of units (-u <unit>)', 1);
   if (lines !== undefined && !(Number.isInteger(lines) && lines >= 0)) throw new ToolError(`Failed to parse lines '${args[args.indexOf('-n') + 1]}'`, 1);
   const list = entries(ctx, units);
-  process.stdout.write(render(ctx, lines === undefined ? list : list.slice(Math.max(0, list.length - lines))));
+  process.stdout.write(render(lines === undefined ? list : list.slice(Math.max(0, list.length - lines))));
   return 0;
 }
+
+/** Only systemd hosts have a journal. */
+journalctl.requires = (profile) => profile.init === 'systemd';
 
 module.exports = { journalctl };
 

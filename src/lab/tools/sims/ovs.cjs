@@ -34,22 +34,23 @@
  * newline first). The lab does not run the lines typed into it: each advances the prompt only.
  *
  * A host without the framework (no `framework` state) has no `ovs`: the shell answers 127.
- * State: `framework` = { release, guid }, `services` = { "<unit>": "running" | "halted" | "failed" },
- * `journal` (see journalctl), `collected` = [{ archive, at }]. The log files are the fake root's.
+ * State: `framework` = { release, guid }, the host's services (service-state.cjs), `journal` (see
+ * journalctl), `config` = { "<key>": <value> }, `collected` = [{ archive, at }]. The log files are
+ * the fake root's.
  */
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { ToolError } = require('../runtime.cjs');
+const services = require('../service-state.cjs');
 const { journalText } = require('./journal.cjs');
-const { unitPid, unitState } = require('./units.cjs');
 
 /** What each release line runs: interpreter banners and how the launcher behaves. */
 const RELEASES = {
-  fargo: { launcher: 'shell', python: '2.7.6 (default, Oct 26 2016, 20:30:19) ', ipython: '1.2.1', monitor: 'upstart', journal: false },
-  '2.9': { launcher: 'shell', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '2.4.1', monitor: 'systemd', journal: true },
-  develop: { launcher: 'click', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '5.8.0', monitor: 'systemd', journal: true },
+  fargo: { launcher: 'shell', python: '2.7.6 (default, Oct 26 2016, 20:30:19) ', ipython: '1.2.1', journal: false },
+  '2.9': { launcher: 'shell', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '2.4.1', journal: true },
+  develop: { launcher: 'click', python: '2.7.12 (default, Nov 12 2018, 14:36:49) ', ipython: '5.8.0', journal: true },
 };
 
 /** The launcher's own help (show_help), shortened to the options the pages and the lab use. */
@@ -148,13 +149,17 @@ async function ipython(release) {
   return 0;
 }
 
-/** One screen of `monitor_services`: the framework's upstart or systemd layout. */
+/**
+ * One screen of `monitor_services`: the framework's upstart layout (the `ovs-` jobs of `initctl
+ * list`) or systemd's (the `ovs-` unit files, each `systemctl is-active`, MainPID and version).
+ */
 function monitorScreen(ctx, kind) {
-  const services = Object.keys(ctx.read('services', {})).filter((s) => s.startsWith('ovs-')).sort();
-  const width = Math.max(0, ...services.map((s) => s.length));
+  const all = services.read(ctx).services;
+  const names = Object.keys(all).filter((s) => s.startsWith('ovs-') && all[s].manager === kind).sort();
+  const width = Math.max(0, ...names.map((s) => s.length));
   const pad = (s) => `${s} ${' '.repeat(width - s.length)}`;
-  const running = services.filter((s) => unitState(ctx, s) === 'running');
-  const other = services.filter((s) => unitState(ctx, s) !== 'running');
+  const running = names.filter((s) => all[s].status === 'running');
+  const other = names.filter((s) => all[s].status !== 'running');
   if (kind === 'upstart') {
     return [
       'OVS running processes',
@@ -175,19 +180,20 @@ function monitorScreen(ctx, kind) {
   return [
     'Running processes',
     '=================\n',
-    ...running.map((s) => `${pad(s)} active  ${String(unitPid(s)).padStart(10)} ${version(s)}`),
+    ...running.map((s) => `${pad(s)} active  ${String(all[s].pids[0] ?? 0).padStart(10)} ${version(s)}`),
     '\n\nNon-running processes',
     '=====================\n',
-    ...other.map((s) => `${pad(s)} ${unitState(ctx, s) === 'failed' ? 'failed' : 'inactive'}`),
+    ...other.map((s) => `${pad(s)} ${all[s].status === 'failed' ? 'failed' : 'inactive'}`),
   ];
 }
 
 /** `ovs monitor services`: prints the screen whenever it changes, checks every second, never ends. */
-async function monitorServices(ctx, release) {
+async function monitorServices(ctx) {
   const out = pythonStdout();
   let previous;
   for (;;) {
-    const screen = monitorScreen(ctx, release.monitor).join('\n');
+    // The framework's ServiceFactory picks the interface of the host's service manager.
+    const screen = monitorScreen(ctx, services.read(ctx).init === 'upstart' ? 'upstart' : 'systemd').join('\n');
     if (screen !== previous) {
       out.write(`\x1b[2J\x1b[H\n${screen}\n`);
       previous = screen;
@@ -255,7 +261,7 @@ async function click(ctx, release, args) {
   }
   if (group === 'collect') return sub === undefined ? clickUsage(['collect'], '[OPTIONS] LOGS', 'Missing argument "LOGS".') : collectLogs(ctx, release);
   if (group === 'monitor') {
-    if (sub === 'services') return monitorServices(ctx, release);
+    if (sub === 'services') return monitorServices(ctx);
     // A group without a subcommand shows its help (click's no_args_is_help for groups).
     if (sub === undefined) {
       process.stdout.write('Usage: entry.py monitor [OPTIONS] COMMAND [ARGS]...\n\n  Monitor several aspects of the framework\n\nCommands:\n  heartbeat  Send an internal heartbeat\n  mds        Watch Open vStorage MDS clusters for all vPools per StorageRouter\n  services   Watch Open vStorage services\n');
@@ -296,7 +302,7 @@ async function shell(ctx, release, args) {
   const [first, second] = args;
   if (first === undefined) return ipython(release);
   if (first === 'collect') return second === 'logs' ? collectLogs(ctx, release) : help();
-  if (first === 'monitor') return second === 'services' ? monitorServices(ctx, release) : help();
+  if (first === 'monitor') return second === 'services' ? monitorServices(ctx) : help();
   if (first === 'help') return help();
   if (first === 'config') return config(ctx, second, args[2]) ?? (second === 'edit' || second === 'list-recursive' ? notSimulated(`config ${second}`) : help());
   if (NOT_SIMULATED.includes(first)) return notSimulated(first);
@@ -308,7 +314,8 @@ async function shell(ctx, release, args) {
 module.exports = {
   ovs(ctx, args) {
     const framework = ctx.read('framework', undefined);
-    if (framework === undefined) throw new ToolError('bash: line 1: ovs: command not found', 127);
+    // Not the shell's own 127 (labtool's `requires` reads only the init profile): the same answer.
+    if (framework === undefined) throw new ToolError('sh: 1: ovs: not found', 127);
     const release = RELEASES[framework.release];
     if (release === undefined) throw new ToolError(`ovs: the lab has no release line "${framework.release}" (it has ${Object.keys(RELEASES).join(', ')})`, 70);
     return release.launcher === 'click' ? click(ctx, release, args) : shell(ctx, release, args);
