@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { detectFacts, forEachItem, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { detectFacts, forEachItem, parse, procedure, sh, type Parser, type PollStep, type ShellCommand, type SshStep, type Step, type StepContext } from './dsl.js';
 import {
   ARAKOON_CLUSTERS,
   CREATE_SNAPSHOT,
@@ -14,6 +14,8 @@ import {
   scriptJson,
   type ArakoonClusters,
 } from './ovs-framework.js';
+import { describeNode, expectedServices, isMaster, MASTER_SYSTEM_SERVICES, vpoolsOf } from './ovs-services.js';
+import { checkExitCodes, checkServices, serviceAction, serviceCheck, servicePaths, serviceStates, type ServiceStatus } from './services.js';
 
 /** A vDisk as the framework's data-access layer gives it: the fields the runbook's flush script reads. */
 interface VDisk {
@@ -160,10 +162,8 @@ export const flush = procedure({
 // ---------------------------------------------------------------------------------------------
 // The cluster: master and extra nodes, from the inventory groups `ovs-master` and `ovs-extra`.
 
-const isMaster = (h: InventoryHost) => h.groups.includes('ovs-master');
 const masters = (inv: Inventory) => inv.inGroups(['ovs']).filter(isMaster);
 const extras = (inv: Inventory) => inv.inGroups(['ovs']).filter((h) => !isMaster(h));
-const vpoolsOf = (h: InventoryHost): string[] => (Array.isArray(h.vars.vpools) ? h.vars.vpools.map(String) : []);
 
 /** The page's rule: "Do make sure there are always more than half of the master servers online." */
 function mastersLeft(inv: Inventory, down: Iterable<string>): { left: number; total: number } {
@@ -274,17 +274,6 @@ export const shutdown = procedure({
 // ---------------------------------------------------------------------------------------------
 // Restart an environment, and the checks of the page.
 
-/** `ovs monitor services`: `name: running|halted` per line. */
-const serviceStates: Parser<Record<string, string>> = parse.map(parse.lines(), (lines) =>
-  Object.fromEntries(
-    lines.map((l) => {
-      const m = /^(\S+):\s*(\S+)$/.exec(l.trim());
-      if (!m) throw new Error(`unexpected line "${l}"`);
-      return [m[1]!, m[2]!];
-    }),
-  ),
-);
-
 const ADVICE_NGINX_MEMCACHED_RABBIT =
   'The page: "First fix the issues with Nginx, Memcached and RabbitMQ by checking the relevant logs. In case the RabbitMQ service isn\'t started, start the service on all nodes at the same time using `service rabbitmq-server start`."';
 const ADVICE_ARAKOON =
@@ -299,61 +288,82 @@ function withAdvice(check: ShellCommand, advice: string): ShellCommand {
   return sh`${check} || { rc=$?; echo ${advice} >&2; exit $rc; }`;
 }
 
-/** Every service "The Open vStorage services" lists for this node: by its type and for each of its vPools. */
-function expectedServices(h: InventoryHost): string[] {
-  const base = isMaster(h)
-    ? ['ovs-arakoon-ovsdb', 'ovs-arakoon-voldrv', 'ovs-elasticsearch', 'ovs-memcached', 'ovs-nginx', 'ovs-rabbitmq', 'ovs-scheduled-tasks', 'ovs-snmp', 'ovs-volumerouter-consumer', 'ovs-watcher', 'ovs-webapp-api', 'ovs-workers']
-    : ['ovs-volumerouter-consumer', 'ovs-watcher', 'ovs-workers'];
-  return [...base, ...vpoolsOf(h).flatMap((v) => [`ovs-volumedriver_${v}`, `ovs-failovercache_${v}`])];
-}
+type HostOf = (ctx: StepContext<any>) => string;
 
 /**
- * `ovs monitor services`, compared in the shell with every service the page lists for the node (it
- * prints the list as usual); when some are not running it exits 1 and its last line of stderr (the
- * step's error) names them, followed by the page's advice in the page's order of fixing.
+ * What `ovs monitor services` shows, asked once of the node's own service manager (the monitor is a
+ * loop that never ends): the framework's services the node should run (ovs-services.ts), in one
+ * check. Its capture lists every service the manager answered for (`missing` is the comparison's).
  */
-function expectRunning(h: InventoryHost): ShellCommand {
-  const expected = expectedServices(h);
-  const what = `${h.name} (${isMaster(h) ? 'master' : 'extra'} node${vpoolsOf(h).length ? `, vPools ${vpoolsOf(h).join(', ')}` : ''})`;
-  const advice = `${ADVICE_NGINX_MEMCACHED_RABBIT} ${ADVICE_ARAKOON} ${ADVICE_CELERY} ${ADVICE_VPOOL}`;
-  return sh`out=$(ovs monitor services) || exit $?; printf '%s\\n' "$out"; missing=; for s in ${expected}; do case "$out" in *"$s: running"*) ;; *) missing="$missing $s" ;; esac; done; [ -z "$missing" ] || { echo "not running or missing on "${what}":$missing." ${advice} >&2; exit 1; }`;
-}
-
-/**
- * A capture that fails the step with `message` when `check` finds a problem: the step's error then
- * says what is wrong and what the page advises.
- */
-function failingWith<T>(inner: Parser<T>, name: string, check: (value: T) => string | undefined): Parser<T> {
-  return {
-    name,
-    parse: (s) => {
-      const v = inner.parse(s);
-      const problem = check(v);
-      if (problem) throw new Error(problem);
-      return v;
-    },
+function frameworkServices(node: HostOf): Pick<SshStep, 'command' | 'variant' | 'reference' | 'okExitCodes' | 'capture'> {
+  const check = (ctx: StepContext) => {
+    const h = ctx.host(node(ctx));
+    return checkServices(ctx.facts(h.name), expectedServices(h).map((s) => s.name), servicePaths(h.vars));
   };
+  // systemctl list-units and initctl list exit 0 whatever the services' states; initctl status of a single job 1 when unknown.
+  return { command: (ctx) => check(ctx).command, variant: (ctx) => check(ctx).variant, reference: 'ovs monitor services', okExitCodes: [0, 1], capture: serviceStates() };
+}
+
+/**
+ * The page's `service <name> status` of memcached, nginx or rabbitmq-server: a systemd unit on the
+ * systemd releases; on Ubuntu 14.04 the Debian package's init script, which upstart runs through its
+ * SysV compatibility (`initctl` does not know it).
+ */
+function systemService(node: HostOf, name: string): Pick<SshStep, 'command' | 'variant' | 'reference' | 'okExitCodes' | 'capture'> {
+  const check = (ctx: StepContext) => {
+    const h = ctx.host(node(ctx));
+    const facts = ctx.facts(h.name);
+    return checkServices(facts, [facts.init === 'upstart' ? { name, initd: true } : name], servicePaths(h.vars));
+  };
+  return { command: (ctx) => check(ctx).command, variant: (ctx) => check(ctx).variant, reference: `service ${name} status`, okExitCodes: checkExitCodes([name]), capture: serviceStates([name]) };
+}
+
+/** `ovs-workers active (running)`: a service's state in its manager's words. */
+const stateLine = (s: { name: string; raw: string }) => `${s.name}: ${s.raw}`;
+
+/**
+ * The framework's services of a node against what it should run, from the capture of a
+ * frameworkServices step (and the later check of a restarted service, when given). Lists each; fails
+ * naming what is not running, with the page's advice in its order of fixing.
+ */
+function compareServices(h: InventoryHost, found: ServiceStatus[], later: ServiceStatus[] = [], system: ServiceStatus[] = []): string {
+  const byName = new Map([...found, ...later].map((s) => [s.name, s]));
+  const rows = expectedServices(h).map((e) => ({ ...e, status: byName.get(e.name) ?? { name: e.name, state: 'missing' as const, raw: 'not listed by the service manager' } }));
+  const bad = [...rows.filter((r) => !r.optional && r.status.state !== 'running').map((r) => r.status), ...system.filter((s) => s.state !== 'running')];
+  const lines = [
+    ...rows.map((r) => `${r.status.state === 'running' ? 'running' : r.optional && r.status.state === 'missing' ? 'absent ' : 'NOT    '}  ${stateLine(r.status)}${r.optional && r.status.state !== 'running' ? ` (${r.optional})` : ''}`),
+    ...system.map((s) => `${s.state === 'running' ? 'running' : 'NOT    '}  ${stateLine(s)}`),
+  ];
+  if (bad.length === 0) return `Every service of ${describeNode(h)} runs:\n${lines.join('\n')}`;
+  const advice = [
+    bad.some((s) => MASTER_SYSTEM_SERVICES.includes(s.name)) && ADVICE_NGINX_MEMCACHED_RABBIT,
+    bad.some((s) => s.name.startsWith('ovs-arakoon-')) && ADVICE_ARAKOON,
+    bad.some((s) => s.name === 'ovs-workers') && ADVICE_CELERY,
+    bad.some((s) => /^ovs-(volumedriver|dtl|albaproxy)_/.test(s.name)) && ADVICE_VPOOL,
+  ].filter(Boolean);
+  throw new Error(`not running or missing on ${describeNode(h)}: ${bad.map(stateLine).join('; ')}.${advice.length ? ` ${advice.join(' ')}` : ''}\n${lines.join('\n')}`);
 }
 
 export const services = procedure({
   pack: 'ovs',
   name: 'services',
-  summary: 'Compare ovs monitor services with the services the page lists for the node (master or extra, and each vPool)',
+  summary: "Check the node's Open vStorage services, one shot through its own service manager, against the services the framework installs for its role, release line and vPools",
   usage: 'ovs services <node>',
   examples: ['ovs services node-4'],
   source: `${TROUBLESHOOTING} (The Open vStorage services)`,
+  requires: { host: 'systemd, upstart or init.d scripts; vars.role, vars.vpools and vars.ovsRelease name the services', checked: CHECKED },
   args: z.object({ node: z.string().min(1) }),
   positional: ['node'],
   hosts: { node: { groups: ['ovs'] } },
   steps: [
+    detectFacts({ host: node }),
+    { kind: 'ssh', id: 'services', title: (ctx) => `List the Open vStorage services of ${describeNode(ctx.host(ctx.args.node))}`, risk: 'read', host: node, ...frameworkServices(node) },
     {
-      kind: 'ssh',
-      id: 'monitor',
-      title: (ctx) =>
-        `List the running Open vStorage services and compare them with the page's list for ${isMaster(ctx.host(ctx.args.node)) ? 'a master' : 'an extra'} node${vpoolsOf(ctx.host(ctx.args.node)).length ? ` serving ${vpoolsOf(ctx.host(ctx.args.node)).join(', ')}` : ''}`,
+      kind: 'report',
+      id: 'compare',
+      title: 'Compare them with the services the framework installs on such a node',
       risk: 'read',
-      host: node,
-      command: (ctx) => expectRunning(ctx.host(ctx.args.node)),
+      text: (ctx) => compareServices(ctx.host(ctx.args.node), ctx.capture<ServiceStatus[]>('services')),
     },
   ],
 });
@@ -492,47 +502,51 @@ const waitForSsh: PollStep = {
   waiting: (ctx) => `${itemNode(ctx)} does not answer SSH yet; checking again in 5 seconds`,
 };
 
-/** upstart's `status ovs-workers`: `ovs-workers start/running, process 1234` or `ovs-workers stop/waiting`. */
-const workersRunning = (status: string) => /\bstart\/running\b/.test(status);
+/** The state of one service a check named (serviceStates gives one entry per service asked). */
+const stateOf = (ctx: StepContext, stepId: string) => ctx.capture<ServiceStatus[]>(stepId)[0]!;
+
+/** `restart ovs-workers` with the host's manager; the page's advice when it fails. */
+function restartWorkersStep(id: string, title: string, host: HostOf, when?: Step['when']): Step {
+  const restart = serviceAction(host, 'restart', ['ovs-workers']);
+  return {
+    kind: 'ssh',
+    id,
+    title,
+    risk: 'write',
+    host,
+    ...(when ? { when } : {}),
+    ...restart,
+    command: (ctx: StepContext) => withAdvice((restart.command as (c: StepContext) => ShellCommand)(ctx), ADVICE_CELERY),
+  };
+}
 
 export const restartWorkers = procedure({
   pack: 'ovs',
   name: 'restart-workers',
-  summary: 'Restart the Celery workers of a node (restart ovs-workers) and check that they run',
+  summary: 'Restart the Celery workers of a node (restart ovs-workers, through its service manager) and check that they run',
   usage: 'ovs restart-workers <node>',
   examples: ['ovs restart-workers node-4'],
   source: `${SOURCE} (Restart an environment: "In case there is an issue with Celery")`,
+  requires: { host: 'systemd, upstart or init.d scripts', checked: CHECKED },
   args: z.object({ node: z.string().min(1) }),
   positional: ['node'],
   hosts: { node: { groups: ['ovs'] } },
   steps: [
-    { kind: 'ssh', id: 'status', title: 'Are the workers running (status ovs-workers)', risk: 'read', host: node, command: sh`status ovs-workers`, capture: parse.text() },
+    detectFacts({ host: node }),
+    { kind: 'ssh', id: 'status', title: 'Are the workers running (status ovs-workers)', risk: 'read', host: node, ...serviceCheck(node, ['ovs-workers']) },
+    // A stopped job is started: upstart's own `restart` refuses it ("Unknown instance"), services.ts does not.
+    restartWorkersStep('restart', 'If needed, restart the workers', node),
+    { kind: 'ssh', id: 'check', title: 'Check that ovs-workers runs (status ovs-workers)', risk: 'read', host: node, ...serviceCheck(node, ['ovs-workers']) },
     {
-      kind: 'ssh',
-      id: 'restart',
-      title: 'If needed, restart the workers',
-      risk: 'write',
-      host: node,
-      when: (ctx) => workersRunning(ctx.capture<string>('status')),
-      command: withAdvice(sh`restart ovs-workers`, ADVICE_CELERY),
-    },
-    {
-      kind: 'ssh',
-      id: 'start',
-      title: 'The workers are stopped: start them (upstart cannot restart a stopped job)',
-      risk: 'write',
-      host: node,
-      when: (ctx) => !workersRunning(ctx.capture<string>('status')),
-      command: withAdvice(sh`start ovs-workers`, ADVICE_CELERY),
-    },
-    {
-      kind: 'ssh',
-      id: 'check',
-      title: 'Check that ovs-workers runs (ovs monitor services)',
+      kind: 'report',
+      id: 'running',
+      title: 'The workers run again',
       risk: 'read',
-      host: node,
-      command: sh`ovs monitor services`,
-      capture: failingWith(serviceStates, 'ovs-workers running', (s) => (s['ovs-workers'] === 'running' ? undefined : `ovs-workers is ${s['ovs-workers'] ?? 'not installed'} after the restart. ${ADVICE_CELERY}`)),
+      text: (ctx) => {
+        const s = stateOf(ctx, 'check');
+        if (s.state !== 'running') throw new Error(`ovs-workers is ${s.raw} after the restart on ${ctx.args.node}. ${ADVICE_CELERY}`);
+        return `ovs-workers on ${ctx.args.node}: ${s.raw} (was ${stateOf(ctx, 'status').raw})`;
+      },
     },
   ],
 });
@@ -654,9 +668,9 @@ const host = (ctx: StepContext) => ctx.host(itemNode(ctx));
 /** A master-only check inside the per-node checks. */
 const onMaster = (ctx: StepContext) => isMaster(host(ctx));
 
-/** One service check of the page on a master: `service <name> status`, with the page's advice if it fails. */
+/** One service check of the page on a master: `service <name> status`, with the host's manager. */
 function serviceStatus(id: string, name: string): Step {
-  return { kind: 'ssh', id, title: `service ${name} status`, risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`service ${name} status`, ADVICE_NGINX_MEMCACHED_RABBIT) };
+  return { kind: 'ssh', id, title: `service ${name} status`, risk: 'read', host: itemNode, when: onMaster, ...systemService(itemNode, name) };
 }
 
 export const restart = procedure({
@@ -725,29 +739,27 @@ export const restart = procedure({
       key: (n: NodeItem) => n,
       concurrency: 6,
       steps: [
-        { kind: 'ssh', id: 'monitor', title: 'ovs monitor services', risk: 'read', host: itemNode, command: sh`ovs monitor services`, capture: serviceStates },
+        detectFacts({ host: itemNode }),
+        { kind: 'ssh', id: 'monitor', title: 'ovs monitor services', risk: 'read', host: itemNode, ...frameworkServices(itemNode) },
         serviceStatus('memcached', 'memcached'),
         serviceStatus('nginx', 'nginx'),
         serviceStatus('rabbitmq', 'rabbitmq-server'),
         { kind: 'ssh', id: 'cluster-status', title: 'rabbitmqctl cluster_status', risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`rabbitmqctl cluster_status`, ADVICE_NGINX_MEMCACHED_RABBIT) },
         { kind: 'ssh', id: 'list-queues', title: 'rabbitmqctl list_queues', risk: 'read', host: itemNode, when: onMaster, command: withAdvice(sh`rabbitmqctl list_queues`, ADVICE_NGINX_MEMCACHED_RABBIT) },
+        restartWorkersStep('restart-workers', 'The Celery workers are down: restart the workers', itemNode, (ctx) => ctx.capture<ServiceStatus[]>('monitor').find((s) => s.name === 'ovs-workers')?.state !== 'running'),
+        { kind: 'ssh', id: 'workers', title: 'Check that the workers run again', risk: 'read', host: itemNode, when: (ctx) => ctx.status('restart-workers') === 'succeeded', ...serviceCheck(itemNode, ['ovs-workers']) },
         {
-          kind: 'ssh',
-          id: 'restart-workers',
-          // The page says `restart ovs-workers`; upstart answers "Unknown instance" for a stopped job, so a stopped one is started.
-          title: 'The Celery workers are down: restart the workers (start ovs-workers, as they are stopped)',
-          risk: 'write',
-          host: itemNode,
-          when: (ctx) => ctx.capture<Record<string, string>>('monitor')['ovs-workers'] === 'halted',
-          command: withAdvice(sh`start ovs-workers`, ADVICE_CELERY),
-        },
-        {
-          kind: 'ssh',
+          kind: 'report',
           id: 'all-running',
-          title: 'Check that every service the page lists for this node runs (ovs monitor services)',
+          title: 'Check that every service the framework installs on this node runs',
           risk: 'read',
-          host: itemNode,
-          command: (ctx) => expectRunning(host(ctx)),
+          text: (ctx) =>
+            compareServices(
+              host(ctx),
+              ctx.capture<ServiceStatus[]>('monitor'),
+              ctx.status('workers') === 'succeeded' ? ctx.capture<ServiceStatus[]>('workers') : [],
+              onMaster(ctx) ? ['memcached', 'nginx', 'rabbitmq'].flatMap((id) => ctx.capture<ServiceStatus[]>(id)) : [],
+            ),
         },
       ],
     },

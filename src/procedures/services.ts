@@ -31,9 +31,11 @@ export interface ServiceStatus {
 
 /**
  * A service of a host: its name, or its placement when it is not the init system's own service of
- * that name. A service under runit is checked with `sv` whatever the init system.
+ * that name. A service under runit is checked with `sv` whatever the init system; `initd`: an init
+ * script the init system runs through its SysV compatibility (Ubuntu 14.04's memcached, nginx and
+ * rabbitmq-server under upstart, which `initctl` does not know).
  */
-export type ServiceSpec = string | { name: string; runit?: boolean; unit?: string };
+export type ServiceSpec = string | { name: string; runit?: boolean; initd?: boolean; unit?: string };
 
 /**
  * Where the managers keep their files. Real hosts: the defaults. The lab keeps them in each host's
@@ -70,7 +72,7 @@ function place(facts: HostFacts, services: readonly ServiceSpec[]): { manager: M
   const placed = services.map((s): Placed => {
     const spec = typeof s === 'string' ? { name: s } : s;
     if (spec.runit && !facts.runit) throw new Error(`${spec.name} runs under runit, but the host has no runit (sv)`);
-    const manager: Manager = spec.runit ? 'runit' : facts.init;
+    const manager: Manager = spec.runit ? 'runit' : spec.initd ? 'sysv' : facts.init;
     return { name: spec.name, manager, unit: spec.unit ?? (manager === 'systemd' ? `${spec.name}.service` : spec.name) };
   });
   const managers = new Set(placed.map((p) => p.manager));
