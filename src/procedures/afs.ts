@@ -1,63 +1,99 @@
 import { z } from 'zod';
 import type { InventoryHost } from '../inventory.js';
-import { forEachItem, KnownAtRunTime, parse, procedure, sh, type Parser, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { detectFacts, forEachItem, parse, procedure, sh, type Parser, type ShellCommand, type SshStep, type Step, type StepContext } from './dsl.js';
+import { controlServices, findProcesses, servicePaths, type ServiceSpec, type ServiceVerb } from './services.js';
 
 const SOURCE = 'runbooks/afs-fileserver-reboot.txt';
 
-/** The page's list: "nscd mysql postgres apache2 domtool-server cron spamassassin courier-authdaemon openbsd-inetd". */
-export const AFS_SERVICES = ['nscd', 'mysql', 'postgres', 'apache2', 'domtool-server', 'cron', 'spamassassin', 'courier-authdaemon', 'openbsd-inetd'];
+/**
+ * The page's services ("nscd mysql postgres apache2 domtool-server cron spamassassin
+ * courier-authdaemon openbsd-inetd"), as they are on a Debian host: the init script's name (the
+ * page's name, but for postgres, whose script is versioned on Debian lenny, `postgresql-8.3`, and
+ * `postgresql` since squeeze: found on the host) and the names the kernel gives their processes,
+ * which killall and pgrep match: mysqld under mysqld_safe (mysql-server), postmaster (PostgreSQL 8.3;
+ * postgres from 8.4), spamd (spamassassin), authdaemond under courierlogger (courier-authlib), inetd
+ * (openbsd-inetd). domtool-server is HCoop's own (could not be verified).
+ */
+export const AFS_SERVICES: readonly { page: string; processes: readonly string[] }[] = [
+  { page: 'nscd', processes: ['nscd'] },
+  { page: 'mysql', processes: ['mysqld_safe', 'mysqld'] },
+  { page: 'postgres', processes: ['postmaster', 'postgres'] },
+  { page: 'apache2', processes: ['apache2'] },
+  { page: 'domtool-server', processes: ['domtool-server'] },
+  { page: 'cron', processes: ['cron'] },
+  { page: 'spamassassin', processes: ['spamd'] },
+  { page: 'courier-authdaemon', processes: ['courierlogger', 'authdaemond'] },
+  { page: 'openbsd-inetd', processes: ['inetd'] },
+];
+
+type AfsService = (typeof AFS_SERVICES)[number];
 
 /** Postgres "is known to need one, two or more restarts before it really starts properly": at most this many. */
 export const POSTGRES_RESTARTS = 3;
 
-/** The page's own check, word for word. */
-const POSTGRES_CHECK = sh`ps aux | egrep 'postmaste()r' > /dev/null || echo 'Postgres not running!'`;
-const POSTGRES_DOWN = 'Postgres not running!';
+/** The page's own check, shown beside the one that runs: pgrep by name never finds itself, nor depends on the title 8.3 gives. */
+const POSTGRES_CHECK_PAGE = "ps aux | egrep 'postmaste()r' > /dev/null || echo 'Postgres not running!'";
+const POSTGRES = AFS_SERVICES.find((s) => s.page === 'postgres')!;
 
 type Args = { host: string };
 const server = (ctx: StepContext<Args>) => ctx.args.host;
-/** The service of a forEach item; undefined while planning, where the step then shows as known at run time. */
-const service = (ctx: StepContext): string => {
-  if (typeof ctx.item !== 'string') throw new KnownAtRunTime();
-  return ctx.item;
-};
+const service = (ctx: StepContext) => forEachItem<AfsService>(ctx);
 const other = (ctx: StepContext) => forEachItem<Other>(ctx);
 
 /** Services the host runs under runit (`vars.runit`); the others are init.d scripts. */
 function runit(h: InventoryHost): string[] {
   return Array.isArray(h.vars.runit) ? h.vars.runit.map(String) : [];
 }
-const usesRunit = (ctx: StepContext<Args>, name: string) => runit(ctx.host(ctx.args.host)).includes(name);
 
 /**
- * `/etc/init.d/SERVICE_NAME stop` (init.d approach) or `sv stop SERVICE_NAME` (runit approach).
- * The init.d scripts are called through `service`, which runs the same script with a clean
- * environment (and which the lab simulates; an absolute /etc/init.d path would reach the real machine).
+ * The init scripts of postgres on the host, `<initd>/postgresql*` (versioned on lenny): listed with
+ * the shell's own glob and test, so nothing but the directory is read.
  */
-function control(ctx: StepContext<Args>, name: string, action: 'start' | 'stop' | 'restart'): ShellCommand {
-  return usesRunit(ctx, name) ? sh`sv ${action} ${name}` : sh`service ${name} ${action}`;
+function postgresScripts(h: InventoryHost): ShellCommand {
+  const initd = servicePaths(h.vars).initd;
+  return sh`for f in ${initd}/postgresql*; do [ -x "$f" ] && printf '%s\n' "\${f##*/}"; done; true`;
 }
 
-/** "It is important to verify that the service is really down": init.d status says 3 (not running), sv says down. */
-function verifyDown(ctx: StepContext<Args>, name: string): ShellCommand {
-  const still = `${name} is still running: it must really be down (the page: "especially in case of courier-authdaemon which won't want to restart cleanly … if a previous improperly initialized instance is running")`;
-  if (usesRunit(ctx, name)) return sh`st=$(sv status ${name}); echo "$st"; case "$st" in down:*) ;; *) echo ${still} >&2; exit 1 ;; esac`;
-  return sh`service ${name} status; rc=$?; [ $rc -eq 3 ] || { echo ${still} >&2; exit 1; }`;
+/** What runs a page's service on the host: its runit service, its init script(s). */
+function specs(ctx: StepContext<Args>, s: AfsService): ServiceSpec[] {
+  if (runit(ctx.host(ctx.args.host)).includes(s.page)) return [{ name: s.page, runit: true }];
+  if (s === POSTGRES) return ctx.capture<string[]>('scripts');
+  return [s.page];
 }
 
-/** Postgres steps: check, then up to POSTGRES_RESTARTS restarts, each followed by the check again. */
+/** The page's line for an action: `/etc/init.d/SERVICE_NAME stop` (init.d approach), `sv stop SERVICE_NAME` (runit approach). */
+function pageLine(ctx: StepContext<Args>, s: AfsService, verb: ServiceVerb): string {
+  return runit(ctx.host(ctx.args.host)).includes(s.page) ? `sv ${verb} ${s.page}` : `/etc/init.d/${s.page} ${verb}`;
+}
+
+/** Starts, stops or restarts a page's service with what runs it on the host. */
+function control(verb: ServiceVerb, s: (ctx: StepContext<Args>) => AfsService): Pick<SshStep<Args>, 'command' | 'variant' | 'reference'> {
+  const build = (ctx: StepContext<Args>) => controlServices(ctx.facts(ctx.args.host), verb, specs(ctx, s(ctx)), servicePaths(ctx.host(ctx.args.host).vars));
+  return { command: (ctx) => build(ctx).command, variant: (ctx) => build(ctx).variant, reference: (ctx) => pageLine(ctx, s(ctx), verb) };
+}
+
+/** Which of a service's processes run (pgrep -x by the kernel's names). */
+const processesOf = (s: AfsService) => findProcesses(s.processes);
+
+/** `pgrep -l`'s lines, whatever the names asked. */
+const PGREP_LINES = processesOf(POSTGRES).parser;
+
+/** Postgres steps: check by process, then up to POSTGRES_RESTARTS restarts, each followed by the check again. */
 function postgresSteps(): Step<Args>[] {
-  const steps: Step<Args>[] = [
-    {
-      kind: 'ssh',
-      id: 'postgres-check',
-      title: 'DOUBLE-CHECK that Postgres in particular is started properly',
-      risk: 'read',
-      host: server,
-      command: POSTGRES_CHECK,
-      capture: parse.text(),
-    },
-  ];
+  const check = processesOf(POSTGRES);
+  const checkStep = (id: string, title: string, when?: Step<Args>['when']): Step<Args> => ({
+    kind: 'ssh',
+    id,
+    title,
+    risk: 'read',
+    host: server,
+    ...(when ? { when } : {}),
+    command: check.command,
+    okExitCodes: check.okExitCodes,
+    capture: check.parser,
+    reference: POSTGRES_CHECK_PAGE,
+  });
+  const steps: Step<Args>[] = [checkStep('postgres-check', 'DOUBLE-CHECK that Postgres in particular is started properly')];
   for (let i = 1; i <= POSTGRES_RESTARTS; i++) {
     const before = i === 1 ? 'postgres-check' : `postgres-check-${i - 1}`;
     steps.push(
@@ -67,29 +103,20 @@ function postgresSteps(): Step<Args>[] {
         title: `Postgres is not running: restart it (restart ${i} of at most ${POSTGRES_RESTARTS})`,
         risk: 'write',
         host: server,
-        when: (ctx) => ctx.status(before) === 'succeeded' && ctx.capture<string>(before).includes(POSTGRES_DOWN),
-        command: (ctx) => control(ctx, 'postgres', 'restart'),
+        when: (ctx) => ctx.status(before) === 'succeeded' && ctx.capture<unknown[]>(before).length === 0,
+        ...control('restart', () => POSTGRES),
       },
-      {
-        kind: 'ssh',
-        id: `postgres-check-${i}`,
-        title: `Check Postgres again after restart ${i}`,
-        risk: 'read',
-        host: server,
-        when: (ctx) => ctx.status(`postgres-restart-${i}`) === 'succeeded',
-        command: POSTGRES_CHECK,
-        capture: parse.text(),
-      },
+      checkStep(`postgres-check-${i}`, `Check Postgres again after restart ${i}`, (ctx) => ctx.status(`postgres-restart-${i}`) === 'succeeded'),
     );
   }
   return steps;
 }
 
-/** What the last Postgres check that ran said. */
+/** What the last Postgres check that ran found: a process of it. */
 function postgresRunning(ctx: StepContext<Args>): boolean {
   for (let i = POSTGRES_RESTARTS; i >= 0; i--) {
     const id = i === 0 ? 'postgres-check' : `postgres-check-${i}`;
-    if (ctx.status(id) === 'succeeded') return !ctx.capture<string>(id).includes(POSTGRES_DOWN);
+    if (ctx.status(id) === 'succeeded') return ctx.capture<unknown[]>(id).length > 0;
   }
   return false;
 }
@@ -98,6 +125,12 @@ function postgresRunning(ctx: StepContext<Args>): boolean {
 interface Other {
   host: string;
   service: string;
+}
+
+/** The restart of a service on another machine, with that machine's own service manager. */
+function restartOther(ctx: StepContext) {
+  const o = other(ctx);
+  return controlServices(ctx.facts(o.host), 'restart', runit(ctx.host(o.host)).includes(o.service) ? [{ name: o.service, runit: true }] : [o.service], servicePaths(ctx.host(o.host).vars));
 }
 
 /**
@@ -124,6 +157,10 @@ export const reboot = procedure({
   usage: 'afs reboot <host>',
   examples: ['afs reboot deleuze'],
   source: `${SOURCE} (RebootingDeleuze)`,
+  requires: {
+    host: 'init.d scripts (vars.initd, default /etc/init.d) and runit\'s sv for the services in vars.runit, pgrep and killall, OpenAFS\'s bos; on the other machines their own service manager',
+    checked: 'Debian sysvinit init scripts with and without LSB status, runit 2.1.2, procps-ng 4.0.2, psmisc, and OpenAFS 1.4.12 bos (src/bozo/bos.c, fsbnodeops.c), as the lab\'s doubles of them',
+  },
   args: z.object({ host: z.string().min(1) }),
   positional: ['host'],
   hosts: { host: { groups: ['afs-fileserver'] } },
@@ -154,11 +191,25 @@ export const reboot = procedure({
           'Press Done when ready.',
         ].join('\n'),
     },
+    detectFacts({ host: server }),
+    {
+      kind: 'ssh',
+      id: 'scripts',
+      title: (ctx) => `Find the init script of postgres on ${ctx.args.host} (versioned on Debian lenny)`,
+      risk: 'read',
+      host: server,
+      command: (ctx) => postgresScripts(ctx.host(ctx.args.host)),
+      capture: parse.lines(),
+    },
     {
       kind: 'group',
       id: 'shutdown',
       title: (ctx) => `Shutdown all services that depend on AFS, then reboot ${ctx.args.host}`,
       risk: 'destructive',
+      guard: (ctx) =>
+        runit(ctx.host(ctx.args.host)).includes('postgres') || ctx.capture<string[]>('scripts').length > 0
+          ? undefined
+          : `${ctx.args.host} has no postgresql init script in ${servicePaths(ctx.host(ctx.args.host).vars).initd} (vars.initd): which script runs Postgres there?`,
       steps: [
         {
           kind: 'forEach',
@@ -166,13 +217,36 @@ export const reboot = procedure({
           title: 'Shutdown all services possible, primarily those that depend on AFS',
           risk: 'write',
           items: () => AFS_SERVICES,
-          key: (s: string) => s,
+          key: (s: AfsService) => s.page,
           concurrency: 1,
           steps: [
-            { kind: 'ssh', id: 'stop', title: (ctx) => `Stop ${service(ctx)}`, risk: 'write', host: server, command: (ctx) => control(ctx, service(ctx), 'stop') },
-            // killall answers 1 ("no process found") when the stop already ended every process.
-            { kind: 'ssh', id: 'killall', title: (ctx) => `killall ${service(ctx)} (to be sure it's down)`, risk: 'write', host: server, command: (ctx) => sh`killall ${service(ctx)}`, okExitCodes: [0, 1] },
-            { kind: 'ssh', id: 'down', title: (ctx) => `Verify that ${service(ctx)} is really down`, risk: 'read', host: server, command: (ctx) => verifyDown(ctx, service(ctx)) },
+            { kind: 'ssh', id: 'stop', title: (ctx) => `Stop ${service(ctx).page}`, risk: 'write', host: server, ...control('stop', service) },
+            {
+              kind: 'ssh',
+              id: 'killall',
+              title: (ctx) => `killall ${service(ctx).page} (to be sure it's down)`,
+              risk: 'write',
+              host: server,
+              // killall matches the kernel's process names, not the service's; it answers 1 ("no process found") when the stop ended them all.
+              command: (ctx) => sh`killall ${service(ctx).processes}`,
+              reference: (ctx) => `killall ${service(ctx).page}`,
+              okExitCodes: [0, 1],
+            },
+            {
+              kind: 'poll',
+              id: 'down',
+              title: (ctx) => `Verify that ${service(ctx).page} is really down`,
+              risk: 'read',
+              host: server,
+              // pgrep exits 1 when it finds nothing: here the answer awaited, not an error.
+              command: (ctx) => sh`${processesOf(service(ctx)).command} || [ $? -eq 1 ]`,
+              capture: PGREP_LINES,
+              until: (found: unknown[]) => found.length === 0,
+              intervalMs: 1_000,
+              timeoutMs: 60_000,
+              waiting: (ctx) =>
+                `${service(ctx).page} is still running (${service(ctx).processes.join(', ')}): it must really be down (the page: "especially in case of courier-authdaemon which won't want to restart cleanly … if a previous improperly initialized instance is running"); checking again in a second`,
+            },
           ],
         },
         {
@@ -224,9 +298,9 @@ export const reboot = procedure({
       title: 'Start all those services that were stopped, watching for any errors',
       risk: 'write',
       items: () => AFS_SERVICES,
-      key: (s: string) => s,
+      key: (s: AfsService) => s.page,
       concurrency: 1,
-      steps: [{ kind: 'ssh', id: 'start', title: (ctx) => `Start ${service(ctx)}`, risk: 'write', host: server, command: (ctx) => control(ctx, service(ctx), 'start') }],
+      steps: [{ kind: 'ssh', id: 'start', title: (ctx) => `Start ${service(ctx).page}`, risk: 'write', host: server, ...control('start', service) }],
     },
     ...postgresSteps(),
     {
@@ -238,8 +312,8 @@ export const reboot = procedure({
       guard: (ctx) =>
         postgresRunning(ctx)
           ? undefined
-          : `Postgres is still not running after ${POSTGRES_RESTARTS} restarts ("ps aux | egrep 'postmaste()r'" finds no postmaster); domtool-server uses Postgres. Look at the Postgres logs on ${ctx.args.host}.`,
-      command: (ctx) => control(ctx, 'domtool-server', 'restart'),
+          : `Postgres is still not running after ${POSTGRES_RESTARTS} restarts (no ${POSTGRES.processes.join(' or ')} process); domtool-server uses Postgres. Look at the Postgres logs on ${ctx.args.host}.`,
+      ...control('restart', () => AFS_SERVICES.find((s) => s.page === 'domtool-server')!),
     },
     {
       kind: 'ssh',
@@ -264,13 +338,16 @@ export const reboot = procedure({
       label: (o: Other) => `${o.service} on ${o.host}`,
       concurrency: 4,
       steps: [
+        detectFacts({ host: (ctx) => other(ctx).host }),
         {
           kind: 'ssh',
           id: 'restart',
           title: (ctx) => `Restart ${other(ctx).service} on ${other(ctx).host}`,
           risk: 'write',
           host: (ctx) => other(ctx).host,
-          command: (ctx) => sh`service ${other(ctx).service} restart`,
+          command: (ctx) => restartOther(ctx).command,
+          variant: (ctx) => restartOther(ctx).variant,
+          reference: (ctx) => `service ${other(ctx).service} restart`,
         },
       ],
     },

@@ -69,12 +69,8 @@ const allRunning = (host: string) => Object.fromEntries(Object.keys(services(hos
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
-  // The procedure checks "really down" with `service <name> status` = 3, which only an LSB script
-  // answers: pinned until the afs procedure checks by process (deleuze's pre-LSB scripts print usage).
-  lab = await startTestLab({
-    only: ['deleuze', 'outpost', 'mire'],
-    profiles: { deleuze: { services: Object.fromEntries(['spamassassin', 'openbsd-inetd', 'domtool-server'].map((s) => [s, { lsbStatus: true }])) } },
-  });
+  // deleuze as it is: pre-LSB scripts among its init scripts (no `status`), which is why "really down" is checked by process.
+  lab = await startTestLab({ only: ['deleuze', 'outpost', 'mire'] });
   driver = testRuntime(lab.lab.configPath, { prefix });
   setHostSetting(dir(), 'deleuze', 'rebootDownMs', 800);
 });
@@ -103,57 +99,62 @@ describe('afs reboot', () => {
     const at = (cmd: string) => mine.findIndex((c) => c.argv.join(' ') === cmd);
     const reboot = at('reboot');
     expect(reboot).toBeGreaterThan(0);
-    for (const s of AFS_SERVICES) {
-      const stop = s === 'courier-authdaemon' ? `sv stop ${s}` : `service ${s} stop`;
-      const start = s === 'courier-authdaemon' ? `sv start ${s}` : `service ${s} start`;
+    for (const { page, processes } of AFS_SERVICES) {
+      // The init script as it is on deleuze (lenny's versioned postgresql-8.3), courier-authdaemon under runit.
+      const script = page === 'postgres' ? 'postgresql-8.3' : page;
+      const stop = page === 'courier-authdaemon' ? `sv stop ${page}` : `/etc/init.d/${script} stop`;
+      const start = page === 'courier-authdaemon' ? `sv start ${page}` : `/etc/init.d/${script} start`;
       expect(at(stop)).toBeGreaterThanOrEqual(0);
       expect(at(stop)).toBeLessThan(reboot);
-      expect(at(`killall ${s}`)).toBeLessThan(reboot);
+      // killall and "really down" by the kernel's process names (mysqld, spamd, authdaemond, inetd).
+      expect(at(`killall ${processes.join(' ')}`)).toBeLessThan(reboot);
+      expect(at(`pgrep -l -x ${processes.join('|')}`)).toBeLessThan(reboot);
       expect(at(start)).toBeGreaterThan(reboot);
-      expect(step(out, `shutdown.stop[${s}].down`)?.status).toBe('succeeded');
+      expect(step(out, `shutdown.stop[${page}].down`)?.status).toBe('succeeded');
     }
     // One approval for the shutdown and reboot together; the person prepared and re-checked.
     expect(Object.values(run.gates).map((g) => `${g.kind}:${g.stepPath}`)).toEqual(['manual:preparations', 'approval:shutdown', 'manual:re-check']);
     expect(readHostState<{ state: string; boots: number }>(dir(), 'deleuze', 'power')).toMatchObject({ state: 'on', boots: 1 });
     expect(run.captures.back).not.toEqual(run.captures['shutdown.booted']);
     expect(services('deleuze')).toEqual(allRunning('deleuze'));
-    expect(run.captures['postgres-check']).toBe('');
+    expect(run.captures.scripts).toEqual(['postgresql-8.3']);
+    expect(run.captures['postgres-check']).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'postmaster' })]));
     expect(step(out, 'postgres-restart-1')?.status).toBe('skipped');
     expect(readHostState<{ configured: string[] }>(dir(), 'deleuze', 'domtool')!.configured).toEqual(['test.hcoop.net']);
-    expect(calls('outpost', 'service domtool-slave restart')).toHaveLength(1);
-    expect(calls('outpost', 'service bind9 restart')).toHaveLength(1);
-    expect(calls('mire', 'service domtool-slave restart')).toHaveLength(1);
-    expect(calls('mire', 'service apache2 restart')).toHaveLength(1);
+    expect(calls('outpost', '/etc/init.d/domtool-slave restart')).toHaveLength(1);
+    expect(calls('outpost', '/etc/init.d/bind9 restart')).toHaveLength(1);
+    expect(calls('mire', '/etc/init.d/domtool-slave restart')).toHaveLength(1);
+    expect(calls('mire', '/etc/init.d/apache2 restart')).toHaveLength(1);
   });
 
   it('restarts Postgres until it really runs', async () => {
-    setHostSetting(dir(), 'deleuze', 'badStarts', { postgres: 2 });
+    setHostSetting(dir(), 'deleuze', 'badStarts', { 'postgresql-8.3': 2 });
     const { out, run } = await cliRun('afs reboot deleuze');
     expect(out.status).toBe('succeeded');
-    expect(run.captures['postgres-check']).toBe('Postgres not running!');
+    expect(run.captures['postgres-check']).toEqual([]);
     expect(step(out, 'postgres-restart-1')?.status).toBe('succeeded');
-    expect(run.captures['postgres-check-1']).toBe('Postgres not running!');
+    expect(run.captures['postgres-check-1']).toEqual([]);
     expect(step(out, 'postgres-restart-2')?.status).toBe('succeeded');
-    expect(run.captures['postgres-check-2']).toBe('');
+    expect(run.captures['postgres-check-2']).not.toEqual([]);
     expect(step(out, 'postgres-restart-3')?.status).toBe('skipped');
-    expect(services('deleuze').postgres).toBe('running');
+    expect(services('deleuze')['postgresql-8.3']).toBe('running');
     expect(step(out, 'domtool-server')?.status).toBe('succeeded');
   });
 
   it(`refuses to go on without Postgres after ${POSTGRES_RESTARTS} restarts`, async () => {
-    setHostSetting(dir(), 'deleuze', 'badStarts', { postgres: 100 });
+    setHostSetting(dir(), 'deleuze', 'badStarts', { 'postgresql-8.3': 100 });
     const { code, out, run } = await cliRun('afs reboot deleuze');
     expect(code).toBe(1);
     expect(out.status).toBe('failed');
-    expect(calls('deleuze', 'service postgres restart').length).toBeGreaterThanOrEqual(POSTGRES_RESTARTS);
-    expect(run.steps['domtool-server']!.error).toMatch(/^refused: Postgres is still not running after 3 restarts/);
-    expect(services('deleuze').postgres).toBe('failed');
+    expect(calls('deleuze', '/etc/init.d/postgresql-8.3 restart').length).toBeGreaterThanOrEqual(POSTGRES_RESTARTS);
+    expect(run.steps['domtool-server']!.error).toMatch(/^refused: Postgres is still not running after 3 restarts \(no postmaster or postgres process\)/);
+    expect(services('deleuze')['postgresql-8.3']).toBe('failed');
     expect(run.steps['domtool-test']).toBeUndefined();
     expect(run.steps.others).toBeUndefined();
   });
 
   it('stops at a service that will not start, and says which', async () => {
-    setFault(dir(), 'deleuze', { match: 'service mysql start', action: 'fail', stderr: 'Starting MySQL database server: mysqld . . . . . . failed!', times: 1 });
+    setFault(dir(), 'deleuze', { match: '/etc/init.d/mysql start', action: 'fail', stderr: 'Starting MySQL database server: mysqld . . . . . . failed!', times: 1 });
     const { out, run } = await cliRun('afs reboot deleuze');
     expect(out.status).toBe('failed');
     expect(run.steps['start[mysql].start']!.error).toBe('exit code 1: Starting MySQL database server: mysqld . . . . . . failed!');
@@ -225,6 +226,21 @@ describe('afs reboot: the salvager (shortened waits)', () => {
     }
   }
 
+  it('does not reboot while a service is not really down: its processes are found by the names the kernel gives them', async () => {
+    // A stop and a killall that end nothing (an improperly initialized courier-authdaemon, as the page warns).
+    setFault(dir(), 'deleuze', { match: 'sv stop courier-authdaemon', action: 'fail', exitCode: 0, stderr: 'ok: down: courier-authdaemon: 0s' });
+    setFault(dir(), 'deleuze', { match: 'killall courierlogger authdaemond', action: 'fail', exitCode: 0, stderr: '' });
+    const boots = readHostState<{ boots?: number }>(dir(), 'deleuze', 'power')?.boots ?? 0;
+    const { run } = await runtimeRun(0.001);
+    expect(run.status).toBe('failed');
+    const down = run.steps['shutdown.stop[courier-authdaemon].down']!;
+    expect(down.status).toBe('failed');
+    expect(down.error).toMatch(/^condition not met after \d+ checks in 60 s$/);
+    expect(down.outputTail).toMatch(/^\d+ (courierlogger|authdaemond)$/m);
+    expect(run.steps['shutdown.reboot']).toBeUndefined();
+    expect(readHostState<{ boots?: number }>(dir(), 'deleuze', 'power')?.boots ?? 0).toBe(boots);
+  });
+
   it('waits while bos status reports the salvager, saying so each time', async () => {
     // The next reboot is unclean: the salvager runs for 3 checks.
     setHostSetting(dir(), 'deleuze', 'salvageChecks', 3);
@@ -250,7 +266,7 @@ describe('afs reboot: the salvager (shortened waits)', () => {
     expect(run.steps.salvager!.reason).toBe('condition met after 5 checks');
     // Every check exited 0, the two before the bosserver answered too: only the instance list tells.
     expect(calls('deleuze', 'bos status deleuze').slice(before).map((c) => c.exit)).toEqual([0, 0, 0, 0, 0]);
-    for (const s of AFS_SERVICES) expect(services('deleuze')[s]).toBe('running');
+    expect(services('deleuze')).toEqual(allRunning('deleuze'));
   });
 
   it('times out when the salvager never finishes, and starts nothing on a salvaging fileserver', async () => {
@@ -261,6 +277,6 @@ describe('afs reboot: the salvager (shortened waits)', () => {
     expect(run.steps.salvager!.error).toMatch(/^condition not met after \d+ checks in 3600 s$/);
     expect(run.steps.salvager!.outputTail).toContain('Auxiliary status is: salvaging file system.');
     expect(run.steps.start).toBeUndefined();
-    for (const s of AFS_SERVICES) expect(services('deleuze')[s]).toBe('stopped');
+    for (const s of Object.values(services('deleuze'))) expect(s).toBe('stopped');
   });
 });

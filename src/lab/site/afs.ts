@@ -1,8 +1,12 @@
 /** HCoop's AFS site: the fileserver deleuze and the machines that depend on it. */
 import { runningServices, type SiteHost } from './host.js';
 
-/** The services RebootingDeleuze stops before the reboot: they depend on AFS (and on user lookups). */
-export const AFS_DEPENDENT_SERVICES = ['nscd', 'mysql', 'postgres', 'apache2', 'domtool-server', 'cron', 'spamassassin', 'courier-authdaemon', 'openbsd-inetd'];
+/**
+ * The services RebootingDeleuze stops before the reboot (they depend on AFS and on user lookups), by
+ * their Debian init scripts' names on lenny, which deleuze ran in 2010: the page's "postgres" is
+ * PostgreSQL 8.3's versioned script.
+ */
+const AFS_DEPENDENT_SERVICES = ['nscd', 'mysql', 'postgresql-8.3', 'apache2', 'domtool-server', 'cron', 'spamassassin', 'courier-authdaemon', 'openbsd-inetd'];
 
 /** HCoop's own scripts and Debian's older ones (pre-LSB skeleton) know no `status`: they print their usage. */
 const NO_STATUS = ['spamassassin', 'openbsd-inetd', 'domtool-server', 'domtool-slave'];

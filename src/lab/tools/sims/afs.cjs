@@ -68,7 +68,9 @@ function domtool(ctx, args) {
   const text = ctx.read('files', {})[file];
   if (text === undefined) throw new ToolError(`domtool: ${file}: No such file or directory`, 1);
   if (ctx.serviceState('domtool-server') !== 'running') throw new ToolError('domtool: Error connecting to domtool-server: Connection refused', 1);
-  if (ctx.serviceState('postgres') !== 'running') throw new ToolError('domtool-server: Error: could not connect to the database (is Postgres running?)', 1);
+  // Postgres under whichever of Debian's scripts runs it (postgresql-8.3 on lenny, postgresql later).
+  const postgres = Object.entries(ctx.serviceStates()).filter(([name]) => /^postgres/.test(name));
+  if (!postgres.some(([, state]) => state === 'running')) throw new ToolError('domtool-server: Error: could not connect to the database (is Postgres running?)', 1);
   const domain = /domain\s+"([^"]+)"/.exec(text)?.[1];
   if (domain === undefined) throw new ToolError(`${file}:1.1-1.1 Error: expected a domain declaration`, 1);
   ctx.update('domtool', { configured: [] }, (d) => {
