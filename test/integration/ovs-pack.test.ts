@@ -1,71 +1,38 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRunbookConfig } from '../../src/config/runbook-config.js';
-import { isTerminal, type Gate, type Run } from '../../src/engine/types.js';
-import { SshPool } from '../../src/executors/ssh/pool.js';
-import { clearFaults, readCalls, readHostState, readServices, setFault, setHostSetting, setService as setHostService, startHost, type ServiceStatus, type Vdisk } from '../../src/lab/index.js';
+import { readCalls, readHostState, readServices, setHostSetting, setService, startHost, type Vdisk } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
-import { runCli } from '../helpers/cli.js';
-import { startTestLab } from '../helpers/lab.js';
-import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
+import { cli, statuses } from '../helpers/cli.js';
+import { startTestConsole } from '../helpers/console.js';
+import { startTestLab, type TestLab } from '../helpers/lab.js';
+import { uniquePrefix } from '../helpers/runtime.js';
 
 /**
- * The ovs pack end to end from the CLI (`runbook run … --json`), on a lab of two masters (node-1,
- * node-2) and one extra (node-4). Manual steps are answered from here through the Runtime API,
- * playing the person who powers nodes on.
+ * Every procedure of the ovs pack end to end, on systemd storage routers (node-1, node-2: 2.9
+ * masters; node-4: a 2.9 extra) and upstart ones (node-3: a Fargo master; node-6: a Fargo extra),
+ * each from the CLI on one kind of router and from the web console (a chat adapter) on the other,
+ * with the lab's state checked afterwards.
  */
-const CLI = resolve('dist/cli.js');
-const NODES = ['node-1', 'node-2', 'node-4'];
+const NODES = ['node-1', 'node-2', 'node-3', 'node-4', 'node-6'];
 
-let lab: Awaited<ReturnType<typeof startTestLab>>;
-let driver: ReturnType<typeof testRuntime>;
+let lab: TestLab;
+let web: Awaited<ReturnType<typeof startTestConsole>>;
 const prefix = uniquePrefix();
 const dir = () => lab.lab.dir;
+const { runbook, follow } = cli(() => lab, prefix);
 
-const runbook = (...args: string[]) => runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, ...args);
+/** From the CLI as alice, bob approving and pressing Done. */
+const fromCli = (text: string, onManual?: (stepPath: string) => void | Promise<void>) => follow(text, { approveAs: 'bob', done: 'bob', ...(onManual ? { onManual } : {}) });
+/** From the console as alice, bob approving and pressing Done. */
+const fromConsole = (text: string, onManual?: (stepPath: string) => void | Promise<void>) => web.follow(text, { approver: 'bob', done: 'bob', ...(onManual ? { onManual } : {}) });
 
-interface RunJson {
-  id: string;
-  status: string;
-  error?: string;
-  steps: { id: string; title: string; risk: string; status: string; exitCode?: number }[];
-}
-
-/**
- * `runbook run "<text>" --as alice --approve-as bob --json`, answering every manual step as bob
- * (after `onManual`, which plays what the person does). Returns the CLI's JSON and the stored run.
- */
-async function run(text: string, onManual: (g: Gate) => Promise<void> | void = () => undefined): Promise<{ code: number; out: RunJson; run: Run; manual: string[]; stderr: string }> {
-  const child = runbook('run', text, '--as', 'alice', '--approve-as', 'bob', '--json');
-  let ended = false;
-  void child.finally(() => (ended = true));
-  const answered: string[] = [];
-  while (!ended) {
-    for (const r of await driver.store.list(50)) {
-      if (isTerminal(r.status)) continue;
-      const full = await driver.store.load(r.id);
-      for (const g of Object.values(full.gates)) {
-        if (g.kind !== 'manual' || g.status !== 'open' || answered.includes(g.id)) continue;
-        answered.push(g.id);
-        await onManual(g);
-        await driver.decisions.decide(full.id, 'bob', 'done', { gateId: g.id });
-      }
-    }
-    await sleep(150);
-  }
-  const r = await child;
-  const out = JSON.parse(r.stdout) as RunJson;
-  return { code: r.code, out, run: await driver.store.load(out.id), manual: answered.map((g) => g.replace(/@manual$/, '')), stderr: r.stderr };
-}
-
-const step = (out: RunJson, id: string) => out.steps.find((s) => s.id === id);
+const vdisks = (host: string) => readHostState<Vdisk[]>(dir(), host, 'vdisks')!;
 const calls = (host: string, prefix: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(prefix));
-const services = (host: string) => readServices(dir(), host);
-/** Sets a host's service state as a fault in the field would leave it. */
-const setService = (host: string, name: string, state: ServiceStatus | undefined) => setHostService(dir(), host, name, state);
+/** The snapshots the volumedriver made for a volume: create_snapshot calls of flush_snapshot that succeeded. */
+const created = (host: string, volumeId: string) => calls(host, `storagerouterclient create_snapshot ${volumeId} flush_snapshot`).filter((c) => c.exit === 0).length;
 
 function answers(host: string): Promise<boolean> {
   const h = lab.lab.hosts.find((x) => x.name === host)!;
@@ -85,125 +52,177 @@ async function waitDown(host: string): Promise<boolean> {
   return false;
 }
 
+/** After a flush: every vDisk has its scheduled snapshot and no flush_snapshot, and each flush_snapshot was made once. */
+function flushed(host: string, before: Record<string, number>): void {
+  for (const v of vdisks(host)) {
+    expect(v.snapshots.map((s) => s.name)).not.toContain('flush_snapshot');
+    expect(v.snapshots).toHaveLength(1);
+    expect(created(host, v.volume_id) - (before[v.volume_id] ?? 0)).toBe(1);
+  }
+}
+const createdSoFar = (host: string) => Object.fromEntries(vdisks(host).map((v) => [v.volume_id, created(host, v.volume_id)]));
+
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
-  // node-4 is a systemd host now; ovs restart-workers and the checks of ovs restart still type
-  // upstart's `status|start|restart ovs-workers`: pinned to upstart here until the ovs procedures use
-  // the host's own service manager.
-  lab = await startTestLab({ only: NODES, profiles: { 'node-4': { init: 'upstart' } } });
-  driver = testRuntime(lab.lab.configPath, { prefix });
+  lab = await startTestLab({ only: NODES });
+  // The console's runtime shares the CLI's Redis prefix: one place to read every run from.
+  web = await startTestConsole(lab.lab.configPath, prefix);
   // Snapshots are in the backend at the first check: no 5-second waits in these runs.
   for (const n of NODES) setHostSetting(dir(), n, 'pendingChecks', 0);
 });
 
 afterAll(async () => {
-  await driver?.cleanup();
+  await web?.stop();
   await lab?.down();
 });
 
-describe('the lab tools of the pages', () => {
-  it('tail reads the fake root (a pipe goes to the real tail); the vPool test fails when the volumedriver is down', async () => {
-    const cfg = loadRunbookConfig(lab.lab.configPath);
-    const pool = new SshPool(cfg.ssh);
-    const target = { name: 'node-4', ...cfg.hosts['node-4']! };
-    try {
-      expect((await pool.exec(target, "printf 'a\\nb\\n' | tail -n 1")).stdout).toBe('b\n');
-      expect((await pool.exec(target, 'tail -n 2 /var/log/ovs/volumedriver/vpool1.log')).stdout.trim().split('\n')).toHaveLength(2);
-      expect((await pool.exec(target, 'tail /var/log/ovs/nope.log')).stderr).toContain("tail: cannot open '/var/log/ovs/nope.log' for reading: No such file or directory");
-      const etc = await pool.exec(target, 'touch /etc/runbook-lab-ovs-test');
-      expect(etc.exitCode).toBe(1);
-      expect(existsSync('/etc/runbook-lab-ovs-test')).toBe(false);
-      setService('node-4', 'ovs-volumedriver_vpool1', 'stopped');
-      const down = await pool.exec(target, 'truncate -s 10G /mnt/vpool1/test.raw');
-      expect(down.exitCode).toBe(1);
-      expect(down.stderr).toContain("truncate: cannot open '/mnt/vpool1/test.raw' for writing: Transport endpoint is not connected");
-      expect(readHostState(dir(), 'node-4', 'files-written')).toBeUndefined();
-    } finally {
-      setService('node-4', 'ovs-volumedriver_vpool1', 'running');
-      await pool.close();
-    }
+describe('ovs flush', () => {
+  it('flushes every vDisk of a systemd router from the CLI: one step per vDisk through the framework, no snapshot left', async () => {
+    const before = createdSoFar('node-1');
+    const { code, run } = await fromCli('ovs flush node-1');
+    expect(code).toBe(0);
+    expect(run.status).toBe('succeeded');
+    const s = statuses(run);
+    for (const v of vdisks('node-1')) for (const step of ['snapshot', 'in-backend', 'delete-snapshot']) expect(s[`flush[${v.name}].${step}`]).toBe('succeeded');
+    flushed('node-1', before);
+  });
+
+  it('flushes an upstart (Fargo) router from the console', async () => {
+    const before = createdSoFar('node-3');
+    const { run, history } = await fromConsole('/ovs flush node-3');
+    expect(run.status).toBe('succeeded');
+    expect(run.facts!['node-3']).toMatchObject({ init: 'upstart', python3: expect.any(String) });
+    flushed('node-3', before);
+    expect(history).toContain("Commencing flush to backend for volume 'vd-3-01'");
+  });
+
+  it('reuses the flush_snapshot of an interrupted step instead of making another, and replaces one an earlier flush left', async () => {
+    // An earlier flush died after its create_snapshot: its flush_snapshot (another flush id) is still there.
+    const [stale, ...rest] = vdisks('node-4');
+    runtime.updateJson<Vdisk[], void>(dir(), 'node-4', runtime.statePath(dir(), 'node-4', 'vdisks'), [], (vs) => {
+      vs.find((v) => v.volume_id === stale!.volume_id)!.snapshots.push({ name: 'flush_snapshot', uuid: 'left-by-an-earlier-flush', timestamp: 1, metadata: '', pending: 0 });
+    });
+    const before = createdSoFar('node-4');
+    const { run } = await fromCli('ovs flush node-4');
+    expect(run.status).toBe('succeeded');
+    flushed('node-4', before);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(calls('node-4', `storagerouterclient delete_snapshot ${stale!.volume_id} flush_snapshot`).filter((c) => c.exit === 0)).toHaveLength(2);
   });
 });
 
 describe('ovs services', () => {
-  it('finds every service the page lists for a master and for an extra node (with its vPool)', async () => {
-    for (const n of ['node-1', 'node-4']) {
-      const r = await run(`ovs services ${n}`);
-      expect(r.code).toBe(0);
-      expect(r.out.status).toBe('succeeded');
-    }
-    expect(calls('node-4', 'ovs monitor services').length).toBeGreaterThan(0);
+  it('checks the framework\'s services of a Fargo upstart master from the CLI and of a 2.9 systemd extra from the console', async () => {
+    const { code, run: fargo } = await fromCli('ovs services node-3');
+    expect(code).toBe(0);
+    expect(fargo.status).toBe('succeeded');
+    const { run, history } = await fromConsole('/ovs services node-4');
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.services).toMatchObject({ status: 'succeeded', exitCode: 0 });
+    expect(history).toContain('systemctl list-units --all --no-legend --plain');
+    expect(String(run.captures.compare)).toContain('ovs-dtl_vpool1');
   });
 
-  it('fails naming what is missing and what the page advises', async () => {
-    setService('node-4', 'ovs-workers', 'stopped');
-    setService('node-4', 'ovs-failovercache_vpool1', undefined);
+  it('names what is not running or missing, and what the page advises', async () => {
+    setService(dir(), 'node-6', 'ovs-workers', 'stopped');
+    setService(dir(), 'node-6', 'ovs-dtl_vpool1', undefined);
     try {
-      const r = await run('ovs services node-4');
-      expect(r.code).toBe(1);
-      expect(r.out.status).toBe('failed');
-      const monitor = r.run.steps.monitor!;
-      expect(monitor.error).toMatch(/^exit code 1: not running or missing on node-4 \(extra node, vPools vpool1\): ovs-workers ovs-failovercache_vpool1\./);
-      expect(monitor.error).toContain('If needed, restart the workers');
-      expect(monitor.outputTail).toContain('ovs-workers: halted');
+      const { code, run } = await fromCli('ovs services node-6');
+      expect(code).toBe(1);
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatch(/^step "Compare them with the services the framework installs on such a node" failed: not running or missing on node-6: fargo extra node, vPools vpool1: ovs-workers: stop\/waiting; ovs-dtl_vpool1: not listed by the service manager\./);
+      expect(run.error).toContain('If needed, restart the workers');
     } finally {
-      setService('node-4', 'ovs-workers', 'running');
-      setService('node-4', 'ovs-failovercache_vpool1', 'running');
+      setService(dir(), 'node-6', 'ovs-dtl_vpool1', 'running');
+      setService(dir(), 'node-6', 'ovs-workers', 'running');
     }
   });
 });
 
-describe('ovs collect-logs, who-master, restart-workers, tail', () => {
-  it('collects the logs into /var/tmp/ovs-<hostname>-logs.tar and reports the path', async () => {
-    const r = await run('ovs collect-logs node-2');
-    expect(r.out.status).toBe('succeeded');
-    expect(r.run.captures.collect).toEqual({ archive: '/var/tmp/ovs-node-2-logs.tar' });
-    expect(r.run.steps.collect!.outputTail).toContain('/var/tmp/ovs-node-2-logs.tar');
-    expect(readFileSync(runtime.realPath(dir(), 'node-2', '/var/tmp/ovs-node-2-logs.tar'), 'utf8')).toContain('/var/log/ovs/celery.log');
+describe('ovs restart-workers', () => {
+  it('restarts the workers through systemd from the CLI, and starts stopped ones through upstart from the console', async () => {
+    const { run: sd } = await fromCli('ovs restart-workers node-1');
+    expect(sd.status).toBe('succeeded');
+    expect(calls('node-1', 'systemctl restart ovs-workers.service')).toHaveLength(1);
+    setService(dir(), 'node-6', 'ovs-workers', 'stopped');
+    const { run } = await fromConsole('/ovs restart-workers node-6');
+    expect(run.status).toBe('succeeded');
+    expect(run.captures.running).toMatch(/^ovs-workers on node-6: start\/running \(was stop\/waiting\)$/);
+    expect(readServices(dir(), 'node-6')['ovs-workers']).toBe('running');
+  });
+});
+
+describe('ovs who-master', () => {
+  it('asks the Arakoon of the node\'s own configuration: arakoon:// on 2.9 from the CLI, etcd:// on Fargo from the console', async () => {
+    const { run } = await fromCli('ovs who-master ovsdb --node node-2');
+    expect(run.status).toBe('succeeded');
+    const r = await web.rt.store.find(run.id);
+    expect(r!.steps['who-master']!.command).toBe("arakoon --who-master -config 'arakoon://cacc/ovs/arakoon/ovsdb/config?ini=%2Fopt%2FOpenvStorage%2Fconfig%2Farakoon_cacc.ini' || { rc=$?; echo 'The page: \"Next, address issues with the Arakoon databases by checking the log. A typical issue is the lack of a master.\" (arakoon --who-master -config etcd://127.0.0.1:2379/ovs/arakoon/<DB_name>/config)' >&2; exit $rc; }");
+    expect(r!.captures.master).toBe('The master of the Arakoon database ovsdb is node-1 (machine id ' + readFileSync(runtime.realPath(dir(), 'node-1', '/etc/openvstorage_id'), 'utf8').trim() + ').');
+    const { run: fargo } = await fromConsole('/ovs who-master voldrv --node node-3');
+    expect(fargo.status).toBe('succeeded');
+    expect(fargo.steps['who-master']!.command).toMatch(/^arakoon --who-master -config etcd:\/\/127\.0\.0\.1:2379\/ovs\/arakoon\/voldrv\/config /);
+    expect(fargo.captures.master).toMatch(/^The master of the Arakoon database voldrv is node-2 /);
   });
 
-  it('names the Arakoon master of a database, and gives the page advice when there is none', async () => {
-    const ok = await run('ovs who-master ovsdb');
-    expect(ok.out.status).toBe('succeeded');
-    expect(ok.run.args).toEqual({ database: 'ovsdb', node: 'node-1' });
-    expect(ok.run.captures['who-master']).toBe('node-1');
-    runtime.updateJson<Record<string, { master: string | null }>, void>(dir(), 'node-2', runtime.statePath(dir(), 'node-2', 'arakoon'), {}, (a) => {
-      a.voldrv = { master: null };
+  it('says when there is no master, with the page\'s advice, and refuses a database the node does not have', async () => {
+    runtime.updateJson<Record<string, { master: string | null }>, void>(dir(), 'node-1', runtime.statePath(dir(), 'node-1', 'arakoon'), {}, (a) => {
+      a.voldrv!.master = null;
     });
-    const none = await run('ovs who-master voldrv --node node-2');
-    expect(none.out.status).toBe('failed');
-    expect(none.run.steps['who-master']!.outputTail).toContain('No Master');
-    expect(none.run.steps['who-master']!.error).toMatch(/^exit code 1: The page: "Next, address issues with the Arakoon databases by checking the log\. A typical issue is the lack of a master\."/);
-    const bad = await runbook('run', 'ovs who-master "ovsdb; reboot"', '--as', 'alice');
-    expect(bad.code).toBe(2);
+    try {
+      const { run } = await fromCli('ovs who-master voldrv --node node-1');
+      expect(run.status).toBe('failed');
+      const r = (await web.rt.store.find(run.id))!;
+      expect(r.steps['who-master']!.outputTail).toContain('Fatal error: exception Failure("No Master")');
+      expect(r.steps['who-master']!.error).toMatch(/^exit code 2: The page: "Next, address issues with the Arakoon databases/);
+      const { run: none } = await fromCli('ovs who-master nosuchdb --node node-1');
+      expect(none.status).toBe('failed');
+      expect(none.error).toMatch(/node-1's configuration has no Arakoon database "nosuchdb"; it has ovsdb, voldrv/);
+    } finally {
+      runtime.updateJson<Record<string, { master: string | null }>, void>(dir(), 'node-1', runtime.statePath(dir(), 'node-1', 'arakoon'), {}, (a) => {
+        a.voldrv!.master = readFileSync(runtime.realPath(dir(), 'node-2', '/etc/openvstorage_id'), 'utf8').trim();
+      });
+    }
+  });
+});
+
+describe('ovs collect-logs', () => {
+  it('attaches the archive the launcher made, byte for byte: from the CLI on a 2.9 router, from the console on a Fargo one', async () => {
+    for (const [node, how] of [
+      ['node-2', fromCli],
+      ['node-6', (t: string) => fromConsole(`/${t}`)],
+    ] as const) {
+      const { run } = await how(`ovs collect-logs ${node}`);
+      expect(run.status).toBe('succeeded');
+      const r = (await web.rt.store.find(run.id))!;
+      const archive = (r.captures.collect as { archive: string }).archive;
+      expect(archive).toMatch(new RegExp(`^/tmp/ovs-${node}-\\d{14}-logs\\.tar\\.gz$`));
+      const att = r.steps.collect!.attachment!;
+      expect(att).toMatchObject({ path: archive, name: archive.slice(5) });
+      const bytes = await web.rt.store.getFile(r.id, att.id);
+      expect(bytes!.equals(readFileSync(runtime.realPath(dir(), node, archive)))).toBe(true);
+      expect(gunzipSync(bytes!).toString('latin1')).toContain(node === 'node-2' ? 'var/log/journald.log' : 'var/log/upstart/ovs-workers.log');
+    }
+  });
+});
+
+describe('ovs tail', () => {
+  it('reads a log where the framework writes it: the systemd journal from the CLI, upstart\'s log from the console', async () => {
+    // The workers were restarted since they logged: systemd says so in their journal.
+    setService(dir(), 'node-1', 'ovs-workers', 'stopped');
+    setService(dir(), 'node-1', 'ovs-workers', 'running');
+    const { run } = await fromCli('ovs tail node-1 celery.log --lines 10');
+    expect(run.status).toBe('succeeded');
+    const r = (await web.rt.store.find(run.id))!;
+    expect(r.steps.tail!.command).toBe('journalctl -u ovs-workers -n 10 --no-pager');
+    // What the workers logged, then what systemd said when they were restarted.
+    expect(r.steps.tail!.outputTail).toMatch(/node-1 ovs-workers\[\d+\]: .*lab log line 4\n(.*\n)*.* node-1 systemd\[1\]: Started ovs-workers\.service - Open vStorage workers\.\n$/);
+    const { run: up } = await fromConsole('/ovs tail node-3 foc_vpool1.log --lines 1');
+    expect(up.status).toBe('succeeded');
+    expect(up.steps.tail!.command).toMatch(/^tail -n 1 \/var\/log\/upstart\/ovs-dtl_vpool1\.log$/);
+    expect(up.steps.tail!.outputTail).toContain('dtl_vpool1');
   });
 
-  it('restarts the workers of a node, and fails when they do not come back', async () => {
-    const running = await run('ovs restart-workers node-4');
-    expect(running.out.status).toBe('succeeded');
-    expect(running.out.steps.map((s) => `${s.id}:${s.status}`)).toEqual(['status:succeeded', 'restart:succeeded', 'start:skipped', 'check:succeeded']);
-    expect(calls('node-4', 'restart ovs-workers')).toHaveLength(1);
-    setService('node-4', 'ovs-workers', 'stopped');
-    const stopped = await run('ovs restart-workers node-4');
-    expect(stopped.out.steps.map((s) => `${s.id}:${s.status}`)).toEqual(['status:succeeded', 'restart:skipped', 'start:succeeded', 'check:succeeded']);
-    expect(services('node-4')['ovs-workers']).toBe('running');
-    setFault(dir(), 'node-4', { match: 'restart ovs-workers', action: 'fail', stderr: 'restart: Job failed to restart', times: 1 });
-    const bad = await run('ovs restart-workers node-4');
-    clearFaults(dir(), 'node-4');
-    expect(bad.out.status).toBe('failed');
-    expect(bad.run.steps.restart!.error).toMatch(/^exit code 1: The page: "In case there is an issue with Celery/);
-    expect(bad.run.steps.restart!.outputTail).toContain('restart: Job failed to restart');
-    expect(bad.run.steps.check).toBeUndefined();
-  });
-
-  it('tails a log of the page, and refuses logs the page does not list', async () => {
-    const r = await run('ovs tail node-1 celery.log --lines 3');
-    expect(r.out.status).toBe('succeeded');
-    expect(r.run.steps.tail!.command).toBe('tail -n 3 /var/log/ovs/celery.log');
-    expect(r.run.steps.tail!.outputTail!.trim().split('\n')).toHaveLength(3);
-    const foc = await run('ovs tail node-4 foc_vpool1.log');
-    expect(foc.out.status).toBe('succeeded');
-    expect(foc.run.steps.tail!.outputTail).toContain('failovercache_vpool1');
+  it('refuses logs the page does not list and vPools the node does not serve', async () => {
     const passwd = await runbook('run', 'ovs tail node-1 ../../etc/passwd', '--as', 'alice');
     expect(passwd.code).toBe(2);
     expect(passwd.stderr).toMatch(/the logs are api\.log, arakoon\.log, celery\.log, dal\.log, django\.log, extensions\.log, lib\.log/);
@@ -216,80 +235,70 @@ describe('ovs collect-logs, who-master, restart-workers, tail', () => {
 describe('ovs shutdown and ovs restart', () => {
   it('refuses to leave half or fewer of the masters online, before anything runs', async () => {
     const before = readCalls(dir(), 'node-1').length;
-    const r = await runbook('run', 'ovs shutdown node-1', '--as', 'alice', '--approve-as', 'bob', '--json');
+    const r = await runbook('run', 'ovs shutdown node-1 node-2', '--as', 'alice', '--approve-as', 'bob', '--json');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/ovs shutdown refused: shutting down node-1 would leave 1 of the 2 master nodes online/);
+    expect(r.stderr).toMatch(/ovs shutdown refused: shutting down node-1, node-2 would leave 1 of the 3 master nodes online/);
     expect(readCalls(dir(), 'node-1').length).toBe(before);
-    expect(await answers('node-1')).toBe(true);
   });
 
-  it('shuts an extra node down: VMs stopped by a person, vDisks flushed, then shutdown -h now; the node goes down', async () => {
-    const r = await run('ovs shutdown node-4');
-    expect(r.out.status).toBe('succeeded');
-    expect(r.manual).toEqual(['stop-vms']);
-    const vdisks = readHostState<Vdisk[]>(dir(), 'node-4', 'vdisks')!;
-    for (const v of vdisks) {
-      expect(step(r.out, `flush[node-4].flush[${v.name}].snapshot`)?.status).toBe('succeeded');
-      expect(step(r.out, `flush[node-4].flush[${v.name}].delete-snapshot`)?.status).toBe('succeeded');
-    }
-    expect(vdisks.every((v) => v.snapshots.length === 0)).toBe(true);
-    expect(step(r.out, 'shutdown[node-4].halt')).toMatchObject({ status: 'succeeded', risk: 'destructive', exitCode: 0 });
+  it('shuts an extra node down after its flush: a systemd one from the CLI, an upstart one from the console', async () => {
+    const { run } = await fromCli('ovs shutdown node-4');
+    expect(run.status).toBe('succeeded');
+    expect(statuses(run)['shutdown[node-4].halt']).toBe('succeeded');
     expect(await waitDown('node-4')).toBe(true);
-    expect(readHostState<{ state: string; last: string }>(dir(), 'node-4', 'power')).toMatchObject({ state: 'off', last: 'shutdown -h now' });
+    const before = createdSoFar('node-6');
+    const { run: up } = await fromConsole('/ovs shutdown node-6');
+    expect(up.status).toBe('succeeded');
+    flushed('node-6', before);
+    expect(await waitDown('node-6')).toBe(true);
+    expect(readHostState<{ state: string; last: string }>(dir(), 'node-6', 'power')).toMatchObject({ state: 'off', last: 'shutdown -h now' });
     expect(await answers('node-1')).toBe(true);
     await startHost(dir(), 'node-4');
+    await startHost(dir(), 'node-6');
   });
 
-  it('shuts the whole cluster down on purpose, extras first and masters last; ovs restart brings it back and checks it', async () => {
-    const down = await run('ovs shutdown cluster');
-    expect(down.out.status).toBe('succeeded');
-    expect(down.run.args).toEqual({ nodes: NODES, cluster: true });
-    expect(down.run.notes[0]).toMatch(/^The whole cluster goes down on purpose: all 3 nodes/);
-    expect(Object.values(down.run.gates).filter((g) => g.kind === 'approval').map((g) => g.stepPath)).toEqual(['stop-vms', 'shutdown']);
-    const halts = ['node-4', 'node-1', 'node-2'].map((n) => Date.parse(down.run.steps[`shutdown[${n}].halt`]!.finishedAt!));
-    expect([...halts].sort((a, b) => a - b)).toEqual(halts);
+  it('shuts the whole cluster down on purpose; ovs restart from the CLI brings it back and checks every node with its own service manager', async () => {
+    const down = await fromCli('ovs shutdown cluster');
+    expect(down.run.status).toBe('succeeded');
     for (const n of NODES) expect(await waitDown(n)).toBe(true);
-
-    // The person powers each node on when asked; the bot waits for SSH before the next master.
     const poweredOn: string[] = [];
-    const up = await run('ovs restart', async (g) => {
-      if (g.stepPath === 'backend') return;
-      const hosts = g.stepPath === 'extras-power-on' ? ['node-4'] : [/^masters\[(.+)\]\.power-on$/.exec(g.stepPath)![1]!];
+    const { run } = await fromCli('ovs restart', async (stepPath) => {
+      if (stepPath === 'backend') return;
+      const hosts = stepPath === 'extras-power-on' ? ['node-4', 'node-6'] : [/^masters\[(.+)\]\.power-on$/.exec(stepPath)![1]!];
       for (const h of hosts) {
         poweredOn.push(h);
         await startHost(dir(), h);
       }
     });
-    expect(up.out.status).toBe('succeeded');
-    expect(up.manual).toEqual(['backend', 'masters[node-1].power-on', 'masters[node-2].power-on', 'extras-power-on']);
-    expect(poweredOn).toEqual(['node-1', 'node-2', 'node-4']);
-    expect(step(up.out, 'checks[node-1].cluster-status')?.status).toBe('succeeded');
-    expect(step(up.out, 'checks[node-4].cluster-status')?.status).toBe('skipped');
-    expect(step(up.out, 'checks[node-4].restart-workers')?.status).toBe('skipped');
-    expect(up.run.captures['arakoon[ovsdb].who-master']).toBe('node-1');
-    for (const n of NODES) {
-      expect(readHostState<Record<string, number>>(dir(), n, 'files-written')).toEqual({ '/mnt/vpool1/test.raw': 10 * 1024 ** 3, '/mnt/vpool1/myvm.xml': 0 });
-    }
+    expect(run.status).toBe('succeeded');
+    expect(poweredOn).toEqual(['node-1', 'node-2', 'node-3', 'node-4', 'node-6']);
+    const s = statuses(run);
+    expect(s['checks[node-1].cluster-status']).toBe('succeeded');
+    expect(s['checks[node-4].cluster-status']).toBe('skipped');
+    expect(s['checks[node-3].restart-workers']).toBe('skipped');
+    expect(s['arakoon.databases[ovsdb].who-master']).toBe('succeeded');
+    expect(s['arakoon.databases[voldrv].who-master']).toBe('succeeded');
+    // The checks asked each manager once: systemctl on node-1, initctl on node-3.
+    expect(calls('node-1', 'systemctl list-units --all --no-legend --plain ovs-workers.service').length).toBeGreaterThan(0);
+    expect(calls('node-3', 'initctl list').length).toBeGreaterThan(0);
+    for (const n of NODES) expect(readHostState<Record<string, number>>(dir(), n, 'files-written')).toMatchObject({ '/mnt/vpool1/test.raw': 10 * 1024 ** 3, '/mnt/vpool1/myvm.xml': 0 });
   });
 
-  it('restarts the workers where they are down, and names the failed check with the page advice', async () => {
-    setService('node-4', 'ovs-workers', 'stopped');
-    setService('node-2', 'rabbitmq-server', 'stopped');
+  it('from the console: restarts the workers where they are down, and stops at RabbitMQ with the page\'s advice', async () => {
+    setService(dir(), 'node-6', 'ovs-workers', 'stopped');
+    setService(dir(), 'node-2', 'rabbitmq-server', 'stopped');
     try {
-      const r = await run('ovs restart');
-      expect(r.out.status).toBe('failed');
-      expect(step(r.out, 'checks[node-4].restart-workers')?.status).toBe('succeeded');
-      expect(services('node-4')['ovs-workers']).toBe('running');
-      const rabbit = r.run.steps['checks[node-2].rabbitmq']!;
-      expect(rabbit.status).toBe('failed');
-      // node-2 is a systemd host: `service rabbitmq-server status` is `systemctl status rabbitmq-server.service`.
-      expect(rabbit.outputTail).toContain('Active: inactive (dead)');
-      expect(rabbit.error).toMatch(/^exit code 3: The page: "First fix the issues with Nginx, Memcached and RabbitMQ by checking the relevant logs\. In case the RabbitMQ service isn't started, start the service on all nodes at the same time using `service rabbitmq-server start`/);
-      expect(r.out.error).toContain('service rabbitmq-server status');
-      // Nothing further down the stack runs while a service check fails.
-      expect(calls('node-1', 'truncate').length).toBe(1);
+      const { run, history } = await fromConsole('/ovs restart');
+      expect(run.status).toBe('failed');
+      expect(run.steps['checks[node-6].restart-workers']!.status).toBe('succeeded');
+      expect(readServices(dir(), 'node-6')['ovs-workers']).toBe('running');
+      const cluster = run.steps['checks[node-2].cluster-status']!;
+      expect(cluster.status).toBe('failed');
+      expect(cluster.error).toMatch(/^exit code 2: The page: "First fix the issues with Nginx, Memcached and RabbitMQ by checking the relevant logs\. In case the RabbitMQ service isn't started, start the service on all nodes at the same time using `service rabbitmq-server start`/);
+      expect((run.captures['checks[node-2].rabbitmq'] as { state: string }[])[0]!.state).toBe('stopped');
+      expect(history).toContain(`Run ${run.id} failed`);
     } finally {
-      setService('node-2', 'rabbitmq-server', 'running');
+      setService(dir(), 'node-2', 'rabbitmq-server', 'running');
     }
   });
 });

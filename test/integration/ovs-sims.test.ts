@@ -34,7 +34,7 @@ afterAll(async () => {
 
 function ssh(host: string, command: string, opts: { stdin?: string; timeoutMs?: number } = {}) {
   const h = t.lab.hosts.find((x) => x.name === host)!;
-  return pool.exec({ name: host, address: h.address, port: h.port, user: t.lab.user, groups: h.groups, vars: h.vars }, command, opts);
+  return pool.exec({ name: host, address: h.address, port: h.port, user: t.lab.user }, command, opts);
 }
 
 /** A script through the lab's doubles of the framework, as the procedures run it. */

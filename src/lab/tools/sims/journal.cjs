@@ -8,8 +8,8 @@
  * systemd has no journalctl: the shell answers 127.
  *
  * Entries: what systemd said of the units (service-state.cjs: Started at boot, Stopped, …) and what
- * the units wrote (state `journal` = { "<unit>": ["<message>", …] }, a second apart from the boot
- * on), in time order.
+ * the units wrote since the boot (state `journal` = { "<unit>": ["<message>", …] }, oldest first), in
+ * time order.
  */
 const { ToolError } = require('../runtime.cjs');
 const services = require('../service-state.cjs');
@@ -35,7 +35,7 @@ function entries(ctx, units) {
   for (const [unit, messages] of Object.entries(journal)) {
     if (!units.some((u) => globMatch(u, unit))) continue;
     const pid = known[unit]?.pids?.[0] ?? known[unit]?.exit?.pid ?? 0;
-    messages.forEach((message, i) => all.push({ t: bootedAt + (i + 1) * 1000, unit, text: `${ctx.host} ${unit}[${pid}]: ${message}` }));
+    messages.forEach((message, i) => all.push({ t: bootedAt + i + 1, unit, text: `${ctx.host} ${unit}[${pid}]: ${message}` }));
   }
   for (const [name, s] of Object.entries(known)) {
     if (s.manager !== 'systemd' || !units.some((u) => globMatch(u, name) || globMatch(u, s.unit))) continue;
