@@ -9,6 +9,7 @@ import { clearFaults, readCalls, readHostState, readServices, setFault, setHostS
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { AFS_SERVICES, POSTGRES_RESTARTS } from '../../src/procedures/afs.js';
 import { runCli } from '../helpers/cli.js';
+import { startTestConsole } from '../helpers/console.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix, watch } from '../helpers/runtime.js';
 
@@ -163,6 +164,21 @@ describe('afs reboot', () => {
     expect(services('deleuze').mysql).toBe('stopped');
     expect(services('deleuze').cron).toBe('stopped');
     expect(services('deleuze').nscd).toBe('running');
+  });
+
+  it('from the web console: the same reboot, approved and done with its buttons', async () => {
+    const web = await startTestConsole(lab.lab.configPath);
+    try {
+      const boots = readHostState<{ boots?: number }>(dir(), 'deleuze', 'power')?.boots ?? 0;
+      const { run, history } = await web.follow('/afs reboot deleuze', { approver: 'bob', done: 'bob' });
+      expect(run.status).toBe('succeeded');
+      expect(run.facts!.deleuze).toMatchObject({ init: 'sysv', runit: true });
+      expect(readHostState<{ boots: number }>(dir(), 'deleuze', 'power')!.boots).toBe(boots + 1);
+      expect(services('deleuze')).toEqual(allRunning('deleuze'));
+      expect(history).toContain(`Run ${run.id} succeeded`);
+    } finally {
+      await web.stop();
+    }
   });
 
   it('only reboots an AFS fileserver', async () => {
