@@ -22,13 +22,13 @@
 import type { InventoryHost } from '../inventory.js';
 import { sh, type HostFacts, type Parser, type ShellCommand, type StepContext } from './dsl.js';
 
-export const DEFAULT_FRAMEWORK = '/opt/OpenvStorage';
+const DEFAULT_FRAMEWORK = '/opt/OpenvStorage';
 
 /** The release lines the procedures know the services of. */
-export const RELEASES = ['fargo', '2.9', 'develop'] as const;
-export type OvsRelease = (typeof RELEASES)[number];
+const RELEASES = ['fargo', '2.9', 'develop'] as const;
+type OvsRelease = (typeof RELEASES)[number];
 
-export function frameworkDir(h: InventoryHost): string {
+function frameworkDir(h: InventoryHost): string {
   const dir = h.vars.ovsFramework ?? DEFAULT_FRAMEWORK;
   if (typeof dir !== 'string' || !dir.startsWith('/')) throw new Error(`${h.name}: vars.ovsFramework must be an absolute path (default ${DEFAULT_FRAMEWORK})`);
   return dir;
@@ -41,7 +41,7 @@ export function releaseOf(h: InventoryHost): OvsRelease {
 }
 
 /** The interpreter the scripts run with: python2 where the host has it (the framework's own). */
-export function pythonOf(facts: HostFacts): { command: 'python2' | 'python3'; version: string } | undefined {
+function pythonOf(facts: HostFacts): { command: 'python2' | 'python3'; version: string } | undefined {
   if (facts.python2) return { command: 'python2', version: facts.python2 };
   if (facts.python3) return { command: 'python3', version: facts.python3 };
   return undefined;

@@ -21,7 +21,7 @@
 import type { InventoryHost } from '../inventory.js';
 import { releaseOf } from './ovs-framework.js';
 
-export interface ExpectedService {
+interface ExpectedService {
   name: string;
   /** Why it may be absent on a healthy node: then it is reported, not required. */
   optional?: string;

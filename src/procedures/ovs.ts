@@ -680,6 +680,7 @@ export const restart = procedure({
   usage: 'ovs restart',
   examples: ['ovs restart'],
   source: `${SOURCE} (Restart an environment)`,
+  requires: { host: `systemd, upstart or init.d scripts; rabbitmqctl on masters; ${FRAMEWORK_HOST} and the arakoon client on the first master`, checked: CHECKED },
   args: z.object({}),
   positional: [],
   locks: (ctx) => ctx.inventory.inGroups(['ovs']).map((h) => ({ host: h.name, mode: 'write' as const })),

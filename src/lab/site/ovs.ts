@@ -17,7 +17,7 @@
 import type { Vdisk } from '../types.js';
 import { runningServices, stableUuid, type InitSystem, type SiteHost, type SiteService } from './host.js';
 
-export type OvsRelease = 'fargo' | '2.9' | 'develop';
+type OvsRelease = 'fargo' | '2.9' | 'develop';
 
 const RELEASE: Record<number, OvsRelease> = { 1: '2.9', 2: '2.9', 3: 'fargo', 4: '2.9', 5: 'develop', 6: 'fargo' };
 /** Fargo's routers run Ubuntu 14.04 (upstart); the later lines Ubuntu 16.04 (systemd). */
@@ -30,7 +30,7 @@ const SYSV_ON_UPSTART = ['memcached', 'nginx', 'rabbitmq-server'];
 const MASTERS = [1, 2, 3];
 
 /** A Storage Router's machine id: 16 letters and digits (/etc/openvstorage_id), stable per node. */
-export function machineId(n: number): string {
+function machineId(n: number): string {
   return stableUuid(`machine node-${n}`).replace(/-/g, '').slice(0, 16);
 }
 
