@@ -24,6 +24,10 @@
  *   `collect <anything>` (ovs/cli/misc/misc.py) runs `tar czfP` into /tmp/ovs-<storage router>-
  *   <%Y-%m-%d-%H-%M-%S>-logs.tar (gzipped, named .tar) and prints `Files stored in <path>`.
  *
+ * `ovs config get <key>` prints the key's value as the framework stored it (JSON, indent 4), nothing for
+ * a key not set; `ovs config list <key>` the names under it: the same on every line (the launcher's
+ * `Configuration.get(key, raw=True)` / `Configuration.list(key)`; ovs/cli/config/config.py).
+ *
  * What every line shares: the monitor loop reprints only when the states change (after '\x1b[2J\x1b[H',
  * the screen clear) and sleeps a second, until killed; Python 2 block-buffers stdout on a pipe (glibc
  * stdio, a st_blksize buffer: 4096 bytes for a pipe), so nothing reaches a caller without a terminal
