@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
@@ -638,7 +639,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+/**
+ * Whether node runs this file as its program, also when it was reached through a link: npm's
+ * `node_modules/.bin/runbook`, `npm link`, `npm i -g` and `npx` all start the CLI through a symlink,
+ * so `process.argv[1]` names the link while `import.meta.url` names this file.
+ */
+function isProgram(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // Open handles (ssh keepalives, redis) must not keep a finished command alive.
