@@ -9,7 +9,7 @@ import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
 import type { Decision, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
-import { ConfigError, NotAllowedError, NotFoundError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { ConfigError, NotAllowedError, NotFoundError, PackError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { formatBytes } from './executors/ssh/output.js';
 import { Runtime } from './runtime.js';
 import { findConfigPath } from './config/runbook-config.js';
@@ -73,7 +73,7 @@ function requireAs(v: unknown, what: string): string {
 }
 
 async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: ConstructorParameters<typeof Runtime>[0] = {}): Promise<T> {
-  const rt = new Runtime(opts);
+  const rt = await Runtime.create(opts);
   try {
     return await fn(rt);
   } finally {
@@ -532,7 +532,7 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
 
 async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const prepared = kind === 'start' ? await firstRun() : undefined;
-  const rt = new Runtime(prepared ? { env: prepared.env } : {});
+  const rt = await Runtime.create(prepared ? { env: prepared.env } : {});
   let server: { close(): Promise<void> } | undefined;
   if (kind === 'worker' && rt.env.WORKER_METRICS_PORT !== undefined) {
     // Before the worker takes jobs: a port in use ends the command with nothing started.
@@ -622,7 +622,7 @@ export async function main(argv: string[]): Promise<number> {
       err(e.message);
       return 2;
     }
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof PackError) {
       err(e.message);
       return 2;
     }

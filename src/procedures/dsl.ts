@@ -382,23 +382,28 @@ export interface ProcedureDefinition<S extends z.ZodObject<any> = z.ZodObject<an
 export function procedure<S extends z.ZodObject<any>>(definition: ProcedureDefinition<S>): Procedure<S> {
   const { steps, finally: last, ...header } = definition;
   const def: Procedure<S> = { ...header, steps: stepList(steps), ...(last ? { finally: stepList(last) } : {}) };
-  const seen = new Set<string>();
+  const problem = stepIdProblems(def)[0];
+  if (problem) throw new Error(`${def.pack} ${def.name}: ${problem}`);
+  return def;
+}
+
+/** What is wrong with the step ids of a procedure: each id is a word, unique in its list and across steps and finally. */
+export function stepIdProblems(def: { steps: Step[]; finally?: Step[] | undefined }): string[] {
+  const problems: string[] = [];
   const check = (steps: Step[], where: string) => {
     const ids = new Set<string>();
     for (const s of steps) {
-      if (!/^[a-z][a-z0-9-]*$/.test(s.id)) throw new Error(`${def.pack} ${def.name}: step id "${s.id}" must be lower-case words joined by "-"`);
-      if (ids.has(s.id)) throw new Error(`${def.pack} ${def.name}: duplicate step id "${s.id}" in ${where}`);
+      if (typeof s.id !== 'string' || !/^[a-z][a-z0-9-]*$/.test(s.id)) problems.push(`step id "${String(s.id)}" must be lower-case words joined by "-"`);
+      else if (ids.has(s.id)) problems.push(`duplicate step id "${s.id}" in ${where}`);
       ids.add(s.id);
-      if (s.kind === 'forEach' || s.kind === 'group') check(s.steps, s.id);
+      if ((s.kind === 'forEach' || s.kind === 'group') && Array.isArray(s.steps)) check(s.steps, s.id);
     }
   };
   check(def.steps, 'steps');
   check(def.finally ?? [], 'finally');
-  for (const id of [...def.steps, ...(def.finally ?? [])].map((s) => s.id)) {
-    if (seen.has(id)) throw new Error(`${def.pack} ${def.name}: step id "${id}" is used in both steps and finally`);
-    seen.add(id);
-  }
-  return def;
+  const top = new Set(def.steps.map((s) => s.id));
+  for (const s of def.finally ?? []) if (top.has(s.id)) problems.push(`step id "${s.id}" is used in both steps and finally`);
+  return problems;
 }
 
 export const procedureId = (p: Pick<Procedure, 'pack' | 'name'>): string => `${p.pack} ${p.name}`;
