@@ -11,6 +11,11 @@ export interface LabOptions {
   mysqlUrl?: string;
   /** Prefix of the lab's database names. Default `lab_` (lab_nova, lab_cinder, lab_neutron). */
   dbPrefix?: string;
+  /**
+   * Pack directories whose procedures the lab runs: their `lab/<tool>.cjs` simulators join the
+   * lab's tools, and the lab's runbook.yaml loads the packs. Default none.
+   */
+  packs?: string[];
 }
 
 export interface LabHost {
@@ -39,6 +44,8 @@ export interface Lab {
   databases: LabDatabases;
   /** Server URL without a database. */
   mysqlUrl: string;
+  /** Absolute pack directories the lab simulates the tools of, and its runbook.yaml loads. */
+  packs?: string[];
 }
 
 /** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */

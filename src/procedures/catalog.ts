@@ -156,9 +156,10 @@ export class Catalog {
 
   /**
    * `ovs flush node-3`, `ovs flush --node node-3`, `ovs flush node:node-3` (Discord's form) and
-   * `ovs flush node=node-3` all give `{ node: 'node-3' }`. Host arguments are checked against the inventory.
+   * `ovs flush node=node-3` all give `{ node: 'node-3' }`. Host arguments are checked against the
+   * inventory; without one (a pack's examples, checked before any runbook.yaml) they are not.
    */
-  parse(text: string, inventory: Inventory): ParsedCommand {
+  parse(text: string, inventory?: Inventory): ParsedCommand {
     const split = tokenizeRest(text.trim());
     const proc = this.resolve(split.words);
     // `--` ends the options only for a procedure that takes a verbatim rest (an ad-hoc command).
@@ -219,6 +220,7 @@ export class Catalog {
       throw new UsageError(`${lines.join('; ')}\nUsage: ${proc.usage}\nExample: ${proc.examples[0] ?? proc.usage}`, { procedure: procedureId(proc) });
     }
     const args = parsed.data as Record<string, unknown>;
+    if (!inventory) return { procedure: proc, args };
     for (const [arg, spec] of Object.entries(proc.hosts ?? {})) {
       const v = args[arg];
       const names = Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)];
