@@ -198,7 +198,8 @@ describe('a pack of the operator\'s own, outside the checkout', () => {
     expect(noWorker.code, `${noWorker.stderr}\n${worker.output()}`).toBe(0);
     const run = JSON.parse(noWorker.stdout) as { id: string; status: string };
     expect(run.status).toBe('succeeded');
-    expect((await rt.store.load(run.id)).definition).toEqual({ file: `${pack}/index.ts`, fingerprint: rt.catalog.origin('media purge-cache').fingerprint });
+    const shown = await runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, 'show', run.id, '--json');
+    expect(JSON.parse(shown.stdout).definition).toEqual({ file: `${pack}/index.ts`, fingerprint: rt.catalog.origin('media purge-cache').fingerprint });
     // The second run on outpost found the cache empty: nothing more to purge.
     expect(purged('outpost')).toEqual(['a', 'b']);
     expect(readCalls(lab.lab.dir, 'outpost').filter((c) => c.argv[0] === 'mediactl').length).toBe(4);

@@ -52,7 +52,7 @@ describe('the public authoring API (runbook-bot/dsl)', () => {
 
   it('type-checks every README example that imports it, as written', async () => {
     const examples = readmeExamples();
-    expect(examples.length).toBeGreaterThanOrEqual(1);
+    expect(examples.length).toBeGreaterThanOrEqual(2);
     const r = await typecheck(Object.fromEntries(examples.map((code, i) => [`readme-${i + 1}.ts`, code])));
     expect(r.output).toBe('');
     expect(r.code).toBe(0);
