@@ -12,7 +12,7 @@ import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, NotFoundError, PackError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { formatBytes } from './executors/ssh/output.js';
 import { Runtime } from './runtime.js';
-import { findConfigPath } from './config/runbook-config.js';
+import { findConfigPath, type RunbookConfig } from './config/runbook-config.js';
 import { loadEnv } from './config/env.js';
 import { redactUrl } from './log.js';
 import type { KnownFacts } from './procedures/facts.js';
@@ -525,6 +525,7 @@ async function cmdConfig(argv: string[]): Promise<number> {
   const { loadRunbookConfig } = await import('./config/runbook-config.js');
   const cfg = loadRunbookConfig(resolve(file));
   out(`${file}: valid (${Object.keys(cfg.hosts).length} hosts, ${Object.keys(cfg.databases).length} databases, ${Object.keys(cfg.people).length} people)`);
+  out(await packsLoad(cfg, resolve(file)));
   const { SshPool } = await import('./executors/ssh/pool.js');
   const { SqlExecutor } = await import('./executors/sql/index.js');
   const { FACTS_PROBE, describeFacts, parseFacts } = await import('./procedures/facts.js');
@@ -570,6 +571,21 @@ async function cmdConfig(argv: string[]): Promise<number> {
   }
   out(bad ? `${bad} problem${bad === 1 ? '' : 's'}` : 'every host and database answers');
   return bad ? 1 : 0;
+}
+
+/**
+ * `config check`: the packs runbook.yaml and RUNBOOK_PACKS name load as the bot would load them,
+ * and the policy keys name loaded procedures; throws (exit 2) when not.
+ */
+async function packsLoad(cfg: RunbookConfig, file: string): Promise<string> {
+  const { loadCatalog, packSources, policyKeyProblems } = await import('./packs/index.js');
+  const sources = packSources(cfg, file, process.env);
+  const catalog = await loadCatalog(sources);
+  const problems = policyKeyProblems(cfg.policy, catalog);
+  if (problems.length) throw new ConfigError(file, problems);
+  if (sources.length === 0) return "  ok    packs: the bot's own only";
+  const theirs = catalog.all().filter((p) => catalog.origin(`${p.pack} ${p.name}`).file !== 'built-in').length;
+  return `  ok    packs: ${sources.map((s) => s.path).join(', ')} load (${theirs} procedure${theirs === 1 ? '' : 's'})`;
 }
 
 /** Keeps what `config check` learnt of the hosts for the next plans, when the bot's Redis answers. */

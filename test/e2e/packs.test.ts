@@ -207,6 +207,35 @@ describe('a pack of the operator\'s own, outside the checkout', () => {
   }, 240_000);
 });
 
+describe('a bad pack', () => {
+  it('stops a worker at start with the file, the procedure and the problem, never a stack trace', async () => {
+    const bad = join(dir, 'bad');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(join(bad, 'index.ts'), INDEX.replace("id: 'cache'", "id: 'Cache'"));
+    const r = await runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix, RUNBOOK_PACKS: bad }, 'worker');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^cannot load the packs \\(1 problem\\):\\n  ${bad}/index.ts:\\d+: media purge-cache: step id "Cache" must be lower-case words joined by "-"\\n$`));
+  });
+});
+
+describe('a pack\'s simulators', () => {
+  it('may not stand in for a tool the lab simulates already', async () => {
+    const shadow = join(dir, 'shadow');
+    mkdirSync(join(shadow, 'lab'), { recursive: true });
+    writeFileSync(join(shadow, 'index.ts'), INDEX.replace("pack: 'media'", "pack: 'shadow'"));
+    writeFileSync(join(shadow, 'lab', 'cat.cjs'), "module.exports = { cat: () => 0 };\n");
+    const labDir = mkdtempSync(join(tmpdir(), 'runbook-shadow-lab-'));
+    try {
+      const r = await runCli({}, 'lab', 'up', '--dir', labDir, '--port', '0', '--pack', shadow);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${shadow}/lab/cat.cjs: the tool cat is simulated by the lab already; a pack simulates only its own tools`);
+    } finally {
+      await runCli({}, 'lab', 'down', '--dir', labDir);
+      rmSync(labDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a new pack, as "Writing your own pack" in the README makes one', () => {
   it('runbook pack new, pack check, a run in the lab, its own lab test, and its types check', async () => {
     const fresh = join(dir, 'packs', 'acme');
