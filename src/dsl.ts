@@ -38,6 +38,7 @@ export {
 } from './procedures/dsl.js';
 export { quote, raw, secret, sh, ShellCommand, type ShellValue } from './procedures/shell.js';
 export { describeFacts, type HostFacts, type InitSystem, type KnownFacts } from './procedures/facts.js';
+export { findProcesses, serviceAction, serviceCheck, type FoundProcess, type ServiceSpec, type ServiceState, type ServiceStatus } from './procedures/services.js';
 export { UsageError } from './errors.js';
 export type { Inventory, InventoryHost } from './inventory.js';
 export type { PolicyConfig } from './config/runbook-config.js';
