@@ -6,7 +6,7 @@ import { PackError, UsageError, errorMessage } from '../errors.js';
 import { procedureId } from '../procedures/dsl.js';
 import type { Catalog } from '../procedures/catalog.js';
 import { defaultCatalog } from '../procedures/index.js';
-import { NAME_MAX } from './check.js';
+import { NAME_MAX, WORD } from './check.js';
 import { loadCatalog, policyKeyProblems, type PackSource } from './index.js';
 import { packFiles } from './templates.js';
 
@@ -15,7 +15,7 @@ const DSL_TYPES = fileURLToPath(new URL('../dsl.d.ts', import.meta.url));
 
 /** Writes a new pack `pack` in `dir` (new or empty); returns the files written, relative to `dir`. */
 export function newPack(dir: string, pack: string): string[] {
-  if (!/^[a-z][a-z0-9-]*$/.test(pack) || pack.length > NAME_MAX) throw new UsageError(`"${pack}" cannot be a pack's name: lower-case words joined by "-", at most ${NAME_MAX} characters (it is the chat command /${pack})`);
+  if (!WORD.test(pack) || pack.length > NAME_MAX) throw new UsageError(`"${pack}" cannot be a pack's name: lower-case words joined by "-", at most ${NAME_MAX} characters (it is the chat command /${pack})`);
   if (defaultCatalog().packs().includes(pack)) throw new UsageError(`${pack} is a pack of the bot's own; give yours another name`);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new UsageError(`${dir} is not empty: runbook pack new writes a pack into a new or empty directory`);
   const files = packFiles(pack, DSL_TYPES);

@@ -7,6 +7,7 @@
  * Commands": name `^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$`, lower case).
  */
 import { z } from 'zod';
+import { kebab } from '../procedures/catalog.js';
 import { stepIdProblems, type Procedure, type Step } from '../procedures/dsl.js';
 import { ShellCommand } from '../procedures/shell.js';
 
@@ -18,12 +19,12 @@ export const OPTIONS_MAX = 25;
 /** Subcommands every pack has besides its procedures (see adapters/discord/commands.ts). */
 const BUILTIN_SUBCOMMANDS = ['help', 'status', 'cancel'];
 
-const WORD = /^[a-z][a-z0-9-]*$/;
+/** A pack's or procedure's name: a chat command's word. */
+export const WORD = /^[a-z][a-z0-9-]*$/;
 const ARG = /^[a-z][a-zA-Z0-9]*$/;
 const RISKS = ['read', 'write', 'destructive', 'sensitive'];
 const KINDS = ['ssh', 'sql', 'poll', 'manual', 'report', 'forEach', 'group'];
 
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const isFn = (v: unknown) => typeof v === 'function';
 const text = (v: unknown) => typeof v === 'string' || isFn(v);
 

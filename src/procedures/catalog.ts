@@ -253,6 +253,7 @@ function camel(s: string): string {
   return s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-function kebab(s: string): string {
+/** `blockMigrate` → `block-migrate`: an argument's option name. */
+export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore } from '../../src/engine/store.js';
+import { runProgram as run } from '../helpers/cli.js';
 import { uniquePrefix } from '../helpers/runtime.js';
 
-const exec = promisify(execFile);
 const CLI = resolve('dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'runbook-install-'));
 // Apart from `dir` (mode 700): the lab's unprivileged user must reach it.
@@ -24,17 +22,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
   rmSync(labDir, { recursive: true, force: true });
 });
-
-/** Runs a program; never throws on a non-zero exit. */
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(file, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ...(cwd ? { cwd } : {}), maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 describe('the runbook command, installed', () => {
   it('runs through a symlink, as node_modules/.bin/runbook, npm link and npx reach it', async () => {

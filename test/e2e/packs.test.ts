@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Run } from '../../src/engine/types.js';
 import { readCalls } from '../../src/lab/index.js';
 import { Runtime } from '../../src/runtime.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runProgram } from '../helpers/cli.js';
 import { FakeDiscord, Interactions } from '../helpers/fake-discord.js';
 import { FakeSlack, slackSignature, slashCommandBody } from '../helpers/fake-slack.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
@@ -250,24 +250,13 @@ describe('a new pack, as "Writing your own pack" in the README makes one', () =>
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, 'runbook'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
     chmodSync(join(bin, 'runbook'), 0o755);
-    const test = await new Promise<{ code: number | null; out: string }>((done) => {
-      const child = spawn('npm', ['test'], { cwd: fresh, env: { ...process.env, RUNBOOK: join(bin, 'runbook') }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('close', (code) => done({ code, out }));
-    });
-    expect(test.out).toMatch(/# pass 2\n# fail 0/);
-    expect(test.code, test.out).toBe(0);
+    const test = await runProgram('npm', ['test'], { RUNBOOK: join(bin, 'runbook') }, fresh);
+    expect(test.stdout).toMatch(/# pass 2\n# fail 0/);
+    expect(test.code, `${test.stdout}${test.stderr}`).toBe(0);
 
     // Editors and tsc find the DSL's types through the pack's tsconfig.json.
-    const tsc = await new Promise<{ code: number | null; out: string }>((done) => {
-      const child = spawn(resolve('node_modules/.bin/tsc'), ['-p', fresh], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('close', (code) => done({ code, out }));
-    });
-    expect(tsc.out).toBe('');
+    const tsc = await runProgram(resolve('node_modules/.bin/tsc'), ['-p', fresh]);
+    expect(tsc.stdout).toBe('');
     expect(tsc.code).toBe(0);
     expect(JSON.parse(readFileSync(join(fresh, 'tsconfig.json'), 'utf8')).compilerOptions.paths['runbook-bot/dsl']).toEqual([resolve('dist/dsl.d.ts')]);
   }, 120_000);
