@@ -109,6 +109,20 @@ export const policySchema = z.strictObject({
 });
 export type PolicyConfig = z.infer<typeof policySchema>;
 
+/** `<pack>` or `<pack> <procedure>`: how policy keys and pack replacements name procedures. */
+const procedureKey = z.string().regex(/^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$/, 'name "<pack>" or "<pack> <procedure>"');
+
+/**
+ * A pack of the operator's own procedures: a directory (its index.ts or index.js) or a module,
+ * relative to this file. `replaces` lets it redefine the bot's own procedures (`"ovs flush"`) or a
+ * whole pack (`"ovs"`); without it, a pack that redefines one is refused.
+ */
+export const packSchema = z.union([
+  z.string().min(1).transform((path) => ({ path, replaces: [] as string[] })),
+  z.strictObject({ path: z.string().min(1), replaces: z.array(procedureKey).default([]) }),
+]);
+export type PackEntry = z.infer<typeof packSchema>;
+
 export const runbookConfigSchema = z
   .strictObject({
     hosts: z.record(name, hostSchema).default({}),
@@ -116,6 +130,8 @@ export const runbookConfigSchema = z
     databases: z.record(name, databaseSchema).default({}),
     people: z.record(name, personSchema).default({}),
     policy: policySchema.default(policySchema.parse({})),
+    /** Packs of procedures loaded beside the built-in ones (and those of RUNBOOK_PACKS). */
+    packs: z.array(packSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
     for (const proc of Object.keys(cfg.policy.procedures)) {
@@ -234,6 +250,7 @@ export function parseRunbookConfig(text: string, file: string, env: NodeJS.Proce
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.ssh.privateKeyPath = abs(cfg.ssh.privateKeyPath);
   cfg.ssh.knownHostsPath = abs(cfg.ssh.knownHostsPath);
+  for (const pack of cfg.packs) pack.path = abs(pack.path);
   return cfg;
 }
 

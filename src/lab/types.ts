@@ -18,6 +18,11 @@ export interface LabOptions {
    * e.g. `{ c01: { init: 'upstart' } }`. Default: the site's profiles (see site/host.ts).
    */
   profiles?: Record<string, HostProfile>;
+  /**
+   * Pack directories whose procedures the lab runs: their `lab/<tool>.cjs` simulators join the
+   * lab's tools, and the lab's runbook.yaml loads the packs. Default none.
+   */
+  packs?: string[];
 }
 
 export interface LabHost {
@@ -46,6 +51,8 @@ export interface Lab {
   databases: LabDatabases;
   /** Server URL without a database. */
   mysqlUrl: string;
+  /** Absolute pack directories the lab simulates the tools of, and its runbook.yaml loads. */
+  packs?: string[];
 }
 
 /** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */
