@@ -329,8 +329,9 @@ describe('the procedure library on each host', () => {
   });
 
   it('a start the badStarts setting spoils reports success, and the service is dead afterwards', async () => {
-    setHostSetting(t.lab.dir, 'deleuze', 'badStarts', { postgres: 1 });
-    const r = await ssh('deleuze', 'service postgres restart; service postgres status; echo rc=$?; service postgres start; service postgres status');
+    // deleuze runs Debian lenny's PostgreSQL 8.3, whose init script is versioned.
+    setHostSetting(t.lab.dir, 'deleuze', 'badStarts', { 'postgresql-8.3': 1 });
+    const r = await ssh('deleuze', 'service postgresql-8.3 restart; service postgresql-8.3 status; echo rc=$?; service postgresql-8.3 start; service postgresql-8.3 status');
     expect(r.stdout).toBe('Restarting PostgreSQL 8.3 database server: postmaster.\npostmaster is not running ... failed!\nrc=1\nStarting PostgreSQL 8.3 database server: postmaster.\npostmaster is running.\n');
   });
 });
