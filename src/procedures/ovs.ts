@@ -809,6 +809,15 @@ export const restart = procedure({
           host: (ctx) => forEachItem<{ node: string }>(ctx).node,
           command: (ctx) => withAdvice(sh`touch ${`/mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/myvm.xml`}`, ADVICE_VPOOL),
         },
+        {
+          kind: 'ssh',
+          id: 'clean-up',
+          // Not on the page: the test files would stay, test.raw a 10 GiB vDisk of the vPool.
+          title: (ctx) => `Remove the test files again from /mnt/${forEachItem<{ vpool: string }>(ctx).vpool}`,
+          risk: 'write',
+          host: (ctx) => forEachItem<{ node: string }>(ctx).node,
+          command: (ctx) => sh`rm -f ${`/mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/test.raw`} ${`/mnt/${forEachItem<{ vpool: string }>(ctx).vpool}/myvm.xml`}`,
+        },
       ],
     },
   ],

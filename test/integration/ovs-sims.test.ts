@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { CommandTimeoutError } from '../../src/errors.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
-import { readCalls, readHostState, setHostSetting, type Vdisk } from '../../src/lab/index.js';
+import { readCalls, readHostState, setHostSetting, setService, type Vdisk } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
 import { finished, testRuntime, waitForEvent } from '../helpers/runtime.js';
@@ -14,8 +14,8 @@ import { until } from '../helpers/until.js';
 
 /**
  * The lab's Open vStorage simulators pinned to the upstream sources they follow, on a storage router
- * of each release line: node-1 (2.9.x, systemd, configuration in Arakoon), node-3 (2.7 Fargo,
- * upstart, configuration in etcd) and node-5 (the 2019 click CLI). Commands run as the ssh executor
+ * of each release line: node-1 and node-4 (2.9.x, systemd, configuration in Arakoon), node-3 (2.7
+ * Fargo, upstart, configuration in etcd) and node-5 (the 2019 click CLI). Commands run as the ssh executor
  * runs them: no terminal, and no input (end-of-file at once) unless a script is sent.
  */
 let t: TestLab;
@@ -23,7 +23,7 @@ let pool: SshPool;
 const dir = () => t.lab.dir;
 
 beforeAll(async () => {
-  t = await startTestLab({ only: ['node-1', 'node-3', 'node-5'] });
+  t = await startTestLab({ only: ['node-1', 'node-3', 'node-4', 'node-5'] });
   pool = new SshPool(loadRunbookConfig(t.lab.configPath).ssh);
 });
 
@@ -259,6 +259,25 @@ describe('the framework\'s data-access layer and the volumedriver binding (tools
     const script = 'from ovs.extensions.generic.configuration import Configuration\nprint(sorted(Configuration.list("/ovs/arakoon")))\nprint(Configuration.get_configuration_path("/ovs/arakoon/ovsdb/config"))';
     expect((await python('node-3', script)).stdout).toBe("['ovsdb', 'voldrv']\netcd://127.0.0.1:2379/ovs/arakoon/ovsdb/config\n");
     expect((await python('node-1', script)).stdout).toBe("['ovsdb', 'voldrv']\narakoon://cacc/ovs/arakoon/ovsdb/config?ini=%2Fopt%2FOpenvStorage%2Fconfig%2Farakoon_cacc.ini\n");
+  });
+});
+
+describe("the vPool test of 'Restart an environment' (a volumedriver FUSE mount at /mnt/<vpool>)", () => {
+  it('truncate, touch and rm act on the mount; with the volumedriver down the mount answers ENOTCONN; nothing is written outside the lab', async () => {
+    const r = await ssh('node-4', 'truncate -s 10G /mnt/vpool1/test.raw && touch /mnt/vpool1/myvm.xml && rm /mnt/vpool1/test.raw; rm /mnt/vpool1/test.raw; echo rc=$?');
+    expect(r).toMatchObject({ stdout: 'rc=1\n', stderr: "rm: cannot remove '/mnt/vpool1/test.raw': No such file or directory\n" });
+    expect(readHostState(dir(), 'node-4', 'files-written')).toEqual({ '/mnt/vpool1/myvm.xml': 0 });
+    expect((await ssh('node-4', 'rm -f /mnt/vpool1/myvm.xml /mnt/vpool1/nothing')).exitCode).toBe(0);
+    expect(readHostState(dir(), 'node-4', 'files-written')).toEqual({});
+    expect((await ssh('node-4', 'touch /etc/runbook-lab-ovs-test')).exitCode).toBe(1);
+    expect(existsSync('/etc/runbook-lab-ovs-test')).toBe(false);
+    setService(dir(), 'node-4', 'ovs-volumedriver_vpool1', 'stopped');
+    try {
+      const down = await ssh('node-4', 'truncate -s 10G /mnt/vpool1/test.raw');
+      expect(down).toMatchObject({ exitCode: 1, stderr: "truncate: cannot open '/mnt/vpool1/test.raw' for writing: Transport endpoint is not connected\n" });
+    } finally {
+      setService(dir(), 'node-4', 'ovs-volumedriver_vpool1', 'running');
+    }
   });
 });
 

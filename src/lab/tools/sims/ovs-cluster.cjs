@@ -4,16 +4,17 @@
  * `rabbitmqctl cluster_status|list_queues`, `arakoon --who-master -config <url>` (the etcd era's
  * `etcd://127.0.0.1:2379/ovs/arakoon/<cluster>/config` and the later
  * `arakoon://<cacc cluster id>/ovs/arakoon/<cluster>/config?ini=…`), `tail [-n N] <file>` (files of the
- * fake root; a pipe goes to the real tail), and the vPool test `truncate -s <size> <file>` / `touch <file>`.
+ * fake root; a pipe goes to the real tail), and the vPool test `truncate -s <size> <file>` / `touch <file>`
+ * and its clean-up `rm [-f] <file>…` (GNU coreutils' messages).
  *
  * State: the host's services (`ctx.serviceState`: rabbitmq-server must run for rabbitmqctl; the vPool's
  * `ovs-volumedriver_<vpool>` for files under /mnt/<vpool>/), `rabbitmq` = { nodes: [], queues:
  * [{ name, messages }] }, `arakoon` = { "<cluster>": { master: "<machine id>" | null, nodes: [] } } (the
  * configuration store's /ovs/arakoon; which store the host uses is its framework.json),
  * `vpools` = ["<vpool>"], `files-written` = { "<path>": <size> } (what truncate and touch made on a vPool, a volumedriver FUSE
- * mount, where nothing real is written). Paths off a vPool go to the real /usr/bin/truncate and
- * /usr/bin/touch with the same arguments, as they did before these were simulated (the lab user may
- * write nowhere outside the lab).
+ * mount, where nothing real is written). Paths off a vPool go to the real /usr/bin/truncate,
+ * /usr/bin/touch and /usr/bin/rm with the same arguments, as they did before these were simulated
+ * (the lab user may write nowhere outside the lab).
  */
 const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
@@ -155,7 +156,8 @@ function onVpool(ctx, tool, file) {
   const vpool = /^\/mnt\/([^/]+)\//.exec(p)?.[1];
   if (vpool === undefined || !ctx.read('vpools', []).includes(vpool)) return undefined;
   if (ctx.serviceState(`ovs-volumedriver_${vpool}`) !== 'running') {
-    throw new ToolError(`${tool}: cannot ${tool === 'touch' ? 'touch' : 'open'} '${file}'${tool === 'touch' ? '' : ' for writing'}: Transport endpoint is not connected`, 1);
+    const what = { touch: `touch '${file}'`, rm: `remove '${file}'` }[tool] ?? `open '${file}' for writing`;
+    throw new ToolError(`${tool}: cannot ${what}: Transport endpoint is not connected`, 1);
   }
   return p;
 }
@@ -189,5 +191,22 @@ module.exports = {
     if (p === undefined) return real('touch', args);
     record(ctx, p);
     return 0;
+  },
+  rm(ctx, args) {
+    const force = args[0] === '-f';
+    const files = force ? args.slice(1) : args;
+    const onPool = files.map((f) => (f.startsWith('-') ? undefined : onVpool(ctx, 'rm', f)));
+    if (files.length === 0 || onPool.every((p) => p === undefined)) return real('rm', args);
+    if (onPool.some((p) => p === undefined)) throw new ToolError('rm: the lab removes files on a vPool or off it, not both in one call', 1);
+    const missing = ctx.update('files-written', {}, (written) =>
+      onPool.filter((p) => {
+        const had = Object.hasOwn(written, p);
+        delete written[p];
+        return !had;
+      }),
+    );
+    if (force) return 0;
+    for (const p of missing) process.stderr.write(`rm: cannot remove '${p}': No such file or directory\n`);
+    return missing.length > 0 ? 1 : 0;
   },
 };
