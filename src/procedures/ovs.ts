@@ -330,18 +330,18 @@ function compareServices(h: InventoryHost, found: ServiceStatus[], later: Servic
   const byName = new Map([...found, ...later].map((s) => [s.name, s]));
   const rows = expectedServices(h).map((e) => ({ ...e, status: byName.get(e.name) ?? { name: e.name, state: 'missing' as const, raw: 'not listed by the service manager' } }));
   const bad = [...rows.filter((r) => !r.optional && r.status.state !== 'running').map((r) => r.status), ...system.filter((s) => s.state !== 'running')];
-  const lines = [
-    ...rows.map((r) => `${r.status.state === 'running' ? 'running' : r.optional && r.status.state === 'missing' ? 'absent ' : 'NOT    '}  ${stateLine(r.status)}${r.optional && r.status.state !== 'running' ? ` (${r.optional})` : ''}`),
-    ...system.map((s) => `${s.state === 'running' ? 'running' : 'NOT    '}  ${stateLine(s)}`),
-  ];
-  if (bad.length === 0) return `Every service of ${describeNode(h)} runs:\n${lines.join('\n')}`;
+  if (bad.length === 0) {
+    // Only an optional service can be other than running here.
+    const lines = [...rows, ...system.map((status) => ({ status, optional: undefined }))].map((r) => (r.status.state === 'running' ? `running  ${stateLine(r.status)}` : `absent   ${stateLine(r.status)} (${r.optional})`));
+    return `Every service of ${describeNode(h)} runs:\n${lines.join('\n')}`;
+  }
   const advice = [
     bad.some((s) => MASTER_SYSTEM_SERVICES.includes(s.name)) && ADVICE_NGINX_MEMCACHED_RABBIT,
     bad.some((s) => s.name.startsWith('ovs-arakoon-')) && ADVICE_ARAKOON,
     bad.some((s) => s.name === 'ovs-workers') && ADVICE_CELERY,
     bad.some((s) => /^ovs-(volumedriver|dtl|albaproxy)_/.test(s.name)) && ADVICE_VPOOL,
   ].filter(Boolean);
-  throw new Error(`not running or missing on ${describeNode(h)}: ${bad.map(stateLine).join('; ')}.${advice.length ? ` ${advice.join(' ')}` : ''}\n${lines.join('\n')}`);
+  throw new Error(`not running or missing on ${describeNode(h)}: ${bad.map(stateLine).join('; ')}.${advice.length ? ` ${advice.join(' ')}` : ''}`);
 }
 
 export const services = procedure({
