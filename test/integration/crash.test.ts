@@ -105,17 +105,24 @@ describe('a worker killed mid-step', () => {
     const vdisks = readHostState<Vdisk[]>(dir, 'node-5', 'vdisks')!;
     const first = vdisks[0]!;
     setHostSetting(dir, 'node-5', 'pendingChecks', 0);
-    // The first vDisk's create_snapshot call is slow: the kill lands while that step runs.
-    setFault(dir, 'node-5', { match: `storagerouterclient create_snapshot ${first.volume_id}`, action: 'slow', delayMs: 1_500, times: 1 });
+    // The first vDisk's create_snapshot call never returns (a volumedriver that does not answer): the
+    // kill lands while that step runs, and that attempt never makes its snapshot.
+    setFault(dir, 'node-5', { match: `storagerouterclient create_snapshot ${first.volume_id}`, action: 'hang', times: 1 });
     const req = await rt.intake.request({ text: 'ovs flush node-5', person: 'alice', origin: { adapter: 'test' } });
     const a = spawnWorker(rt);
     await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path === `flush[${first.name}].snapshot`);
+    // Killed only once the hanging call is there: killed earlier, the resumed attempt would be the
+    // one that hangs. This lab's call: other labs' hosts have the same volume ids.
+    const call = `${dir}/tools/labtool.cjs\0storagerouterclient\0create_snapshot\0${first.volume_id}\0`;
+    await until('the hung create_snapshot on node-5', () => readdirSync('/proc').some((p) => /^\d+$/.test(p) && cmdline(Number(p)).includes(call)));
     await kill9(a);
     rt.startWorker(2);
     const run = await finished(rt, req.id);
     clearFaults(dir, 'node-5');
+    // The killed worker's call still hangs on the host; it goes now, as a stuck process would be ended.
+    for (const p of readdirSync('/proc')) if (/^\d+$/.test(p) && cmdline(Number(p)).includes(call)) process.kill(Number(p), 'SIGKILL');
     expect(run.status).toBe('succeeded');
-    // Idempotent: taken again without asking anyone, and it found (or made) the one snapshot.
+    // Idempotent: taken again without asking anyone, and it made the one snapshot.
     expect(Object.values(run.gates)).toEqual([]);
     expect(run.steps[`flush[${first.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
     for (const v of vdisks) expect(created(dir, 'node-5', v.volume_id)).toBe(1);
@@ -129,7 +136,8 @@ describe('a worker killed mid-step', () => {
     const req = await rt.intake.request({ text: 'ovs collect-logs node-5', person: 'alice', origin: { adapter: 'test' } });
     const a = spawnWorker(rt);
     await waitForEvent(rt, req.id, (e) => e.type === 'step.started' && e.path === 'collect');
-    await until('the hung ovs collect logs on node-5', () => readdirSync('/proc').some((p) => /^\d+$/.test(p) && cmdline(Number(p)).includes('ovs\0collect\0logs')));
+    const hung = `${dir}/bin/ovs\0collect\0logs`;
+    await until('the hung ovs collect logs on node-5', () => readdirSync('/proc').some((p) => /^\d+$/.test(p) && cmdline(Number(p)).includes(hung)));
     await kill9(a);
     rt.startWorker(2);
 
@@ -140,6 +148,7 @@ describe('a worker killed mid-step', () => {
     await expect(rt.decisions.decide(req.id, 'alice', 'retry')).rejects.toThrow(/cannot retry its own/);
     await rt.decisions.decide(req.id, 'carol', 'retry');
     const run = await finished(rt, req.id);
+    for (const p of readdirSync('/proc')) if (/^\d+$/.test(p) && cmdline(Number(p)).includes(hung)) process.kill(Number(p), 'SIGKILL');
     expect(run.status).toBe('succeeded');
     expect(run.steps.collect).toMatchObject({ status: 'succeeded', attempts: 2 });
     expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });

@@ -9,6 +9,7 @@ import { SshPool } from '../../src/executors/ssh/pool.js';
 import { readCalls, readHostState, setHostSetting, setService, type Vdisk } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
+import { CREATE_SNAPSHOT } from '../../src/procedures/ovs-framework.js';
 import { finished, testRuntime, waitForEvent } from '../helpers/runtime.js';
 import { until } from '../helpers/until.js';
 
@@ -253,6 +254,22 @@ describe('the framework\'s data-access layer and the volumedriver binding (tools
       '',
     ]);
     expect(readHostState<Vdisk[]>(dir(), 'node-1', 'vdisks')![0]!.snapshots.map((s) => s.name)).not.toContain('flush_snapshot');
+  });
+
+  it("the flush's snapshot script, run again with the same flush id, finds the snapshot it made; with another id it replaces it", async () => {
+    setHostSetting(dir(), 'node-1', 'pendingChecks', 0);
+    const vid = readHostState<Vdisk[]>(dir(), 'node-1', 'vdisks')![1]!.volume_id;
+    const fw = String(t.lab.hosts.find((x) => x.name === 'node-1')!.vars.ovsFramework);
+    const snapshot = (flushId: string) => ssh('node-1', `cd ${fw} && PYTHONPATH=${fw}:${fw}/webapps\${PYTHONPATH:+:$PYTHONPATH} python3 - ${vid} flush_snapshot ${flushId}`, { stdin: CREATE_SNAPSHOT });
+    const made = () => readCalls(dir(), 'node-1').filter((c) => c.argv.slice(0, 4).join(' ') === `storagerouterclient create_snapshot ${vid} flush_snapshot` && c.exit === 0).length;
+    const before = made();
+    expect((await snapshot('aaaa')).stdout).toBe('{"created": true, "replaced": false}\n');
+    expect((await snapshot('aaaa')).stdout).toBe('{"created": false, "replaced": false}\n');
+    expect(made() - before).toBe(1);
+    const other = await snapshot('bbbb');
+    expect(other.stdout).toBe('{"created": true, "replaced": true}\n');
+    expect(other.stderr).toContain("Deleted the flush_snapshot an earlier flush left on volume 'vd-1-02' (it was in the backend)");
+    expect(made() - before).toBe(2);
   });
 
   it('gives the configuration URL of the node\'s store (Configuration.get_configuration_path, etcd at 2.7.4-fargo.1, Arakoon at 2.9.30)', async () => {
