@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
-import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
+import { eventText, formatDuration, gateText, planText, waitingText } from './adapters/console/text.js';
 import type { Decision, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, RunbookError, UsageError, errorMessage } from './errors.js';
@@ -22,7 +22,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
   runbook approve|reject|cancel <run-id> --as <person> [--gate <gate-id>] [--reason <text>]
-  runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>]
+  runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>] [--step <path>]
   runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
   runbook lab down [--dir DIR]
   runbook audit [--since 2h|<time>] [--run <run-id>] [--json]   the audit trail (JSON lines with --json)
@@ -193,7 +193,7 @@ async function requestAndFollow(o: FollowOptions): Promise<number> {
         onEvent: async (e: StampedEvent) => {
           if (!quiet) {
             // The report goes to stdout at the end; on stderr its step's line says it is there.
-            const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e, run);
+            const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e);
             if (line) err(line);
           }
           if (e.type === 'gate.opened' && approveAs && e.gate.kind === 'approval' && !refused) {
@@ -262,16 +262,18 @@ async function cmdShow(argv: string[]): Promise<number> {
       const facts = [s.host, s.exitCode !== undefined && s.exitCode !== null ? `exit ${s.exitCode}` : '', s.rowsAffected !== undefined ? `${s.rowsAffected} rows` : '', formatDuration(s.durationMs), s.error ?? s.reason ?? ''].filter(Boolean).join(' · ');
       out(`  ${s.status.padEnd(11)} ${s.path}: ${s.title}${facts ? ` · ${facts}` : ''}`);
     }
+    if (run.status === 'waiting' && run.waitingFor) out(`waiting for ${waitingText(run.waitingFor)}`);
     const open = Object.values(run.gates).filter((g) => g.status === 'open');
-    for (const g of open) out(gateText(g, run.requester));
+    for (const g of open) out(gateText(g));
     return 0;
   });
 }
 
 async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { as: { type: 'string' }, gate: { type: 'string' }, reason: { type: 'string' } });
+  const { values, positionals } = parse(argv, { as: { type: 'string' }, gate: { type: 'string' }, step: { type: 'string' }, reason: { type: 'string' } });
   const id = positionals[0];
   if (!id) throw new UsageError(`runbook ${kind} needs a run id`);
+  const step = values.step as string | undefined;
   const person = requireAs(values.as, `runbook ${kind}`);
   return withRuntime(async (rt) => {
     if (kind === 'cancel') {
@@ -281,17 +283,18 @@ async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv:
     }
     const run = await rt.store.load(id);
     if (isTerminal(run.status)) throw new UsageError(`run ${id} has already ended (${run.status})`);
-    const gate = rt.decisions.openGate(run, values.gate as string | undefined);
+    const gate = rt.decisions.openGate(run, values.gate as string | undefined, step);
     let decision: Decision;
     if (kind === 'decide') {
       const d = positionals[1];
-      if (!d || !['retry', 'skip', 'abort', 'done', 'approve', 'reject'].includes(d)) throw new UsageError('runbook decide <run-id> retry|skip|abort|done --as <person>');
+      if (!d || !['retry', 'skip', 'abort', 'done', 'approve', 'reject'].includes(d)) throw new UsageError('runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>] [--step <path>]');
       decision = d as Decision;
     } else if (gate.kind === 'approval') decision = kind;
     else if (gate.kind === 'manual') decision = kind === 'approve' ? 'done' : 'abort';
+    else if (gate.kind === 'definition') decision = kind === 'approve' ? 'approve' : 'abort';
     else decision = kind === 'approve' ? 'retry' : 'abort';
-    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(values.reason ? { reason: values.reason as string } : {}) });
-    out(`${decision} recorded for ${gate.stepPath} of ${id} by ${person}`);
+    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(step ? { step } : {}), ...(values.reason ? { reason: values.reason as string } : {}) });
+    out(`${decision} recorded for ${step ?? (gate.steps.length > 1 ? `${gate.steps.length} steps (${gate.id})` : gate.stepPath || gate.id)} of ${id} by ${person}`);
     return 0;
   });
 }
@@ -572,6 +575,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+  // A reader that stopped reading (`runbook list | head -3`) ends the command quietly, as SIGPIPE
+  // ends other command-line tools (exit status 128 + 13).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // Open handles (ssh keepalives, redis) must not keep a finished command alive.

@@ -5,7 +5,8 @@ import type { Inventory } from '../inventory.js';
 import type { Catalog } from '../procedures/catalog.js';
 import { procedureId, type Procedure } from '../procedures/dsl.js';
 import { ROOT, makeContext } from './context.js';
-import { locksFor } from './engine.js';
+import { fingerprint } from './definition.js';
+import { locksFor } from './locks.js';
 import { buildPlan } from './render.js';
 import { newRunId, type RunStore } from './store.js';
 import type { Origin, Run } from './types.js';
@@ -67,6 +68,7 @@ export class Intake {
       plan: buildPlan(procedure, args, inventory, (risk) => policy.isGated(id, risk)),
       notes: procedure.notes?.(ctx) ?? [],
       locks: locksFor(procedure, ctx),
+      definition: fingerprint(procedure),
       steps: {},
       captures: {},
       expansions: {},

@@ -109,7 +109,7 @@ describe('a worker killed mid-step', () => {
     const run = await finished(rt, req.id);
     expect(run.status).toBe('succeeded');
     expect(run.steps[`flush[${first!.name}].snapshot`]).toMatchObject({ status: 'succeeded', attempts: 2 });
-    expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });
+    expect(Object.values(run.gates)[0]).toMatchObject({ status: 'decided', decision: 'retry', decidedBy: 'carol' });
   });
 });
 

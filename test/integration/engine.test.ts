@@ -176,7 +176,7 @@ describe('nova inspect-disk', () => {
       const req = await short.intake.request({ text: 'nova inspect-disk instance-0000274a', person: 'alice', origin: { adapter: 'test' } });
       const run = await finished(short, req.id);
       expect(run.status).toBe('expired');
-      expect(Object.values(run.gates)[0]).toMatchObject({ status: 'expired', decidedBy: 'system' });
+      expect(Object.values(run.gates)[0]).toMatchObject({ status: 'decided', decision: 'expire', decidedBy: 'system' });
       await expect(short.decisions.decide(req.id, 'bob', 'approve')).rejects.toThrow(/already ended \(expired\)/);
     } finally {
       await short.cleanup();

@@ -46,7 +46,7 @@ describe('neutral messages', () => {
   });
 
   it('a decided gate replaces its buttons with who decided and when', () => {
-    const m = gateMessage({ ...gate, status: 'approved', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' });
+    const m = gateMessage({ ...gate, status: 'decided', decision: 'approve', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' });
     expect(m.blocks.some((b) => b.type === 'buttons')).toBe(false);
     expect(m.blocks.at(-1)).toEqual({ type: 'context', text: 'Approved by @bob at 12:03 UTC' });
   });
