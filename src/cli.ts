@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -8,9 +8,13 @@ import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText, waitingText } from './adapters/console/text.js';
 import type { Decision, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
-import { ConfigError, NotAllowedError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { ConfigError, NotAllowedError, NotFoundError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { formatBytes } from './executors/ssh/output.js';
 import { Runtime } from './runtime.js';
 import { findConfigPath } from './config/runbook-config.js';
+import { loadEnv } from './config/env.js';
+import { redactUrl } from './log.js';
+import type { KnownFacts } from './procedures/facts.js';
 
 const USAGE = `runbook: run incident runbooks with approvals, from chat or from here
 
@@ -21,6 +25,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
                                               one command on a node set (node-[1-3], @ovs!node-3), output gathered
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
+  runbook attachment <run-id> [<step>] [--out FILE]   a file a step attached (a log archive): to FILE, or stdout when piped
   runbook approve|reject|cancel <run-id> --as <person> [--gate <gate-id>] [--reason <text>]
   runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>] [--step <path>]
   runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
@@ -42,6 +47,7 @@ export function runJson(run: Run): Record<string, unknown> {
     status: s.status,
     ...(s.exitCode !== undefined && s.exitCode !== null ? { exitCode: s.exitCode } : {}),
     ...(s.rowsAffected !== undefined ? { rowsAffected: s.rowsAffected } : {}),
+    ...(s.attachment ? { attachment: { name: s.attachment.name, path: s.attachment.path, bytes: s.attachment.bytes } } : {}),
   }));
   const seen = new Set(steps.map((s) => s.id));
   for (const p of run.plan) if (!seen.has(p.path)) steps.push({ id: p.path, title: p.title, risk: p.risk, status: 'pending' });
@@ -261,10 +267,36 @@ async function cmdShow(argv: string[]): Promise<number> {
     for (const s of Object.values(run.steps)) {
       const facts = [s.host, s.exitCode !== undefined && s.exitCode !== null ? `exit ${s.exitCode}` : '', s.rowsAffected !== undefined ? `${s.rowsAffected} rows` : '', formatDuration(s.durationMs), s.error ?? s.reason ?? ''].filter(Boolean).join(' · ');
       out(`  ${s.status.padEnd(11)} ${s.path}: ${s.title}${facts ? ` · ${facts}` : ''}`);
+      if (s.attachment) out(`              📎 ${s.attachment.path} (${formatBytes(s.attachment.bytes)}): runbook attachment ${run.id} ${s.path} --out ${s.attachment.name}`);
     }
     if (run.status === 'waiting' && run.waitingFor) out(`waiting for ${waitingText(run.waitingFor)}`);
     const open = Object.values(run.gates).filter((g) => g.status === 'open');
     for (const g of open) out(gateText(g));
+    return 0;
+  });
+}
+
+async function cmdAttachment(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { out: { type: 'string' } });
+  const [id, stepPath] = positionals;
+  if (!id) throw new UsageError('runbook attachment needs a run id, and the step when several attached a file: runbook attachment <run-id> [<step>] [--out FILE]');
+  return withRuntime(async (rt) => {
+    const run = await rt.store.load(id);
+    const attached = Object.values(run.steps).filter((s) => s.attachment && (stepPath === undefined || s.path === stepPath));
+    if (attached.length === 0) throw new UsageError(`run ${id} has no attached file${stepPath ? ` from step ${stepPath}` : ''}${Object.values(run.steps).some((s) => s.attachment) ? `; steps with one: ${Object.values(run.steps).filter((s) => s.attachment).map((s) => s.path).join(', ')}` : ''}`);
+    if (attached.length > 1) throw new UsageError(`run ${id} has files from several steps; name one: ${attached.map((s) => s.path).join(', ')}`);
+    const att = attached[0]!.attachment!;
+    const bytes = await rt.store.getFile(id, att.id);
+    if (!bytes) throw new NotFoundError(`${att.name} of run ${id} is no longer kept (files are kept 7 days); it was ${att.path} on ${attached[0]!.host ?? 'the host'}`);
+    const file = values.out as string | undefined;
+    if (file) {
+      writeFileSync(file, bytes);
+      err(`wrote ${att.name} (${formatBytes(bytes.length)}) to ${file}`);
+    } else if (process.stdout.isTTY) {
+      throw new UsageError(`${att.name} is ${formatBytes(bytes.length)} of bytes: give --out FILE, or pipe it (runbook attachment ${id} > ${att.name})`);
+    } else {
+      await new Promise<void>((res, rej) => process.stdout.write(bytes, (e) => (e ? rej(e) : res())));
+    }
     return 0;
   });
 }
@@ -405,22 +437,34 @@ async function cmdConfig(argv: string[]): Promise<number> {
   out(`${file}: valid (${Object.keys(cfg.hosts).length} hosts, ${Object.keys(cfg.databases).length} databases, ${Object.keys(cfg.people).length} people)`);
   const { SshPool } = await import('./executors/ssh/pool.js');
   const { SqlExecutor } = await import('./executors/sql/index.js');
+  const { FACTS_PROBE, describeFacts, parseFacts } = await import('./procedures/facts.js');
   const pool = new SshPool({ ...cfg.ssh, connectTimeoutMs: Math.min(cfg.ssh.connectTimeoutMs, 5_000) });
   const sql = new SqlExecutor(cfg.databases);
+  const facts: Record<string, KnownFacts> = {};
   let bad = 0;
   try {
     const hosts = await Promise.all(
       Object.entries(cfg.hosts).map(async ([name, h]) => {
+        const where = `host ${name} (${h.user}@${h.address}:${h.port})`;
+        let res: Awaited<ReturnType<typeof pool.exec>>;
         try {
-          await pool.exec({ name, ...h }, 'true', { timeoutMs: 10_000 });
-          return `  ok    host ${name} (${h.user}@${h.address}:${h.port}): reachable, host key matches`;
+          res = await pool.exec({ name, ...h }, FACTS_PROBE.text, { timeoutMs: 10_000 });
         } catch (e) {
           bad++;
-          return `  FAIL  host ${name} (${h.user}@${h.address}:${h.port}): ${errorMessage(e)}`;
+          return `  FAIL  ${where}: ${errorMessage(e)}`;
+        }
+        // The probe only reads; what it learns (service manager, Python) lets plans name the variant that runs.
+        try {
+          const f = parseFacts(res.stdout);
+          facts[name] = { ...f, detectedAt: new Date().toISOString(), source: 'run' };
+          return `  ok    ${where}: reachable, host key matches; ${describeFacts(f)}${f.python2 ? `, python ${f.python2}` : ''}${f.python3 ? `, python3 ${f.python3}` : ''}`;
+        } catch (e) {
+          return `  ok    ${where}: reachable, host key matches; could not tell its service manager (${errorMessage(e)}; exit ${res.exitCode})`;
         }
       }),
     );
     hosts.forEach((l) => out(l));
+    out(await cacheFacts(facts));
     for (const db of Object.keys(cfg.databases)) {
       try {
         await sql.query(db, 'SELECT 1');
@@ -436,6 +480,27 @@ async function cmdConfig(argv: string[]): Promise<number> {
   }
   out(bad ? `${bad} problem${bad === 1 ? '' : 's'}` : 'every host and database answers');
   return bad ? 1 : 0;
+}
+
+/** Keeps what `config check` learnt of the hosts for the next plans, when the bot's Redis answers. */
+async function cacheFacts(facts: Record<string, KnownFacts>): Promise<string> {
+  const n = Object.keys(facts).length;
+  if (n === 0) return '  (no host facts to keep)';
+  const env = loadEnv();
+  const { Redis } = await import('ioredis');
+  const { RunStore } = await import('./engine/store.js');
+  const redis = new Redis(env.REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    const store = new RunStore(redis, env.RUNBOOK_PREFIX);
+    await Promise.all(Object.entries(facts).map(([host, f]) => store.saveFacts(host, f)));
+    return `  kept what ${n} host${n === 1 ? '' : 's'} run (service manager, Python) for the plans of ${redactUrl(env.REDIS_URL)}`;
+  } catch (e) {
+    return `  (host facts not kept: Redis at ${redactUrl(env.REDIS_URL)} does not answer: ${errorMessage(e)})`;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**
@@ -523,6 +588,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdList(rest);
       case 'show':
         return await cmdShow(rest);
+      case 'attachment':
+        return await cmdAttachment(rest);
       case 'approve':
       case 'reject':
       case 'cancel':

@@ -3,23 +3,23 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
-import { CancelledError, LeaseLostError, errorMessage } from '../errors.js';
+import { CancelledError, FileTooLargeError, LeaseLostError, errorMessage } from '../errors.js';
 import type { SshPool } from '../executors/ssh/pool.js';
-import { tailOf } from '../executors/ssh/output.js';
+import { formatBytes, tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
 import { PREVIEW_ROWS } from '../executors/sql/index.js';
-import type { Inventory } from '../inventory.js';
+import type { Inventory, InventoryHost } from '../inventory.js';
 import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
-import type { Procedure } from '../procedures/dsl.js';
+import type { HostFacts, Procedure } from '../procedures/dsl.js';
 import { makeContext, value } from './context.js';
 import { fingerprint } from './definition.js';
 import { findStep, scopeOf } from './paths.js';
 import { idempotent, liveGate, newPlanCache, plan, type Action, type Plan, type PlanCache } from './planner.js';
-import { bindingHash, isLeaf, renderLeaf, renderTree } from './render.js';
-import { settle, type LeafResult } from './results.js';
+import { bindingHash, buildPlan, isLeaf, renderLeaf, renderTree } from './render.js';
+import { readOutput, settle, type Attached, type LeafResult } from './results.js';
 import type { RunStore } from './store.js';
-import { Transitions, type Effect } from './transitions.js';
+import { Transitions, type Effect, type StartDetails } from './transitions.js';
 import { isTerminal, type DecisionRecord, type Gate, type GateKind, type LockHolder, type RenderedStep, type Run, type RunStatus, type WaitingFor } from './types.js';
 
 /** How the engine has a run advanced again later, by a job on the queue (queue/index.ts). */
@@ -52,6 +52,8 @@ export interface EngineOptions {
   leaseTtlMs?: number;
   /** Multiplies poll intervals and timeouts. Default 1; tests shorten waits with it. */
   timeScale?: number;
+  /** Largest file a step attaches (ssh.maxAttachmentBytes). Default 8 MiB. */
+  maxAttachmentBytes?: number;
   /** Told of runs ending, steps ending and gates decided (metrics). */
   observer?: Pick<Observer, 'runFinished' | 'stepFinished' | 'gateDecided'>;
 }
@@ -467,7 +469,8 @@ class Pass {
   private starting(a: Extract<Action, { type: 'start' }>): void {
     const r = a.rendered;
     const patch = a.step.kind === 'poll' && !this.run.steps[a.path]?.deadline ? { deadline: new Date(Date.now() + a.step.timeoutMs * this.engine.timeScale).toISOString() } : {};
-    const details = r.host ? { host: r.host, command: r.command } : r.database ? { database: r.database, statement: r.statement } : {};
+    const shown = { ...(r.reference !== undefined ? { reference: r.reference } : {}), ...(r.variant !== undefined ? { variant: r.variant } : {}) };
+    const details: StartDetails = r.host ? { host: r.host, command: r.command, ...(r.stdin !== undefined ? { stdin: r.stdin } : {}), ...shown } : r.database ? { database: r.database, statement: r.statement, ...shown } : {};
     this.tx.step(a.path, a.def, a.check ? 'resume' : 'start', { ...patch, ...(r.host ? { host: r.host, command: r.command } : {}), ...(r.database ? { database: r.database, statement: r.statement } : {}) }, details);
   }
 
@@ -491,10 +494,16 @@ class Pass {
         case 'poll': {
           const host = ctx.host(value(s.host, ctx));
           const command = value(s.command, ctx);
+          const stdin = s.stdin === undefined ? undefined : value(s.stdin, ctx);
           const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
           const out = this.outputSink(a.path);
-          const res = await this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push }).finally(out.flush);
-          return { kind: 'exec', res };
+          const res = await this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push }).finally(out.flush);
+          if (s.kind === 'poll') return { kind: 'exec', res };
+          const read = readOutput(s, res);
+          // What a host is made of is worth keeping even if this run stops here: the next plans read it.
+          if (read.ok && s.detects) await this.o.store.saveFacts(host.name, { ...(read.capture as HostFacts), detectedAt: new Date().toISOString(), source: 'run' });
+          const attached = read.ok && s.attach !== undefined ? await this.attach(host, value(s.attach, ctx), a.path, signal) : undefined;
+          return { kind: 'exec', res, ...(attached ? { attached } : {}) };
         }
         case 'sql': {
           const r = a.rendered;
@@ -511,8 +520,28 @@ class Pass {
     }
   }
 
+  /**
+   * Fetches the file a step attaches and keeps it with the run. A file over the configured bound
+   * stays on the host and the step says where (it still succeeded: the command did its work).
+   */
+  private async attach(host: InventoryHost, path: string, stepPath: string, signal: AbortSignal): Promise<Attached> {
+    const maxBytes = this.o.maxAttachmentBytes ?? 8 * 1024 * 1024;
+    try {
+      const bytes = await this.o.ssh.fetch(host, path, { maxBytes, signal });
+      const id = await this.o.store.putFile(this.run.id, stepPath, bytes);
+      return { attachment: { name: path.split('/').at(-1) || 'file', path, bytes: bytes.length, id } };
+    } catch (err) {
+      if (err instanceof FileTooLargeError) {
+        return { tooLarge: `${path} is larger than ${formatBytes(maxBytes)}, the most a step attaches (ssh.maxAttachmentBytes): it stays on ${host.name}; copy it with scp ${host.user}@${host.address}:${path} .` };
+      }
+      if (err instanceof CancelledError) throw err;
+      return { error: `the file to attach: ${errorMessage(err)}` };
+    }
+  }
+
   private settle(c: Completion): void {
-    settle(this.tx, c.action, c.result, { now: Date.now(), timeScale: this.engine.timeScale, runError: (t) => this.runError(t) });
+    const replan = (facts: NonNullable<Run['facts']>) => buildPlan(this.proc, this.run.args, this.o.inventory, (risk) => this.o.policy.isGated(this.run.procedure, risk), facts);
+    settle(this.tx, c.action, c.result, { now: Date.now(), timeScale: this.engine.timeScale, runError: (t) => this.runError(t), replan });
     if (c.result.kind === 'error' && !(c.result.error instanceof CancelledError)) this.log.warn({ stepId: c.action.path, err: errorMessage(c.result.error) }, 'step failed');
   }
 

@@ -7,15 +7,19 @@ import { CancelledError, HostKeyError, errorMessage } from '../errors.js';
 import type { ExecResult } from '../executors/ssh/pool.js';
 import type { SqlResult } from '../executors/sql/index.js';
 import { tailOf } from '../executors/ssh/output.js';
-import type { KeptOutput } from '../procedures/dsl.js';
+import type { HostFacts, KeptOutput, KnownFacts } from '../procedures/dsl.js';
 import { value } from './context.js';
 import type { Action } from './planner.js';
+import type { LeafStep } from './render.js';
 import type { Transitions } from './transitions.js';
-import type { StepState } from './types.js';
+import type { Attachment, Run, StepState } from './types.js';
+
+/** A file a step attaches: fetched and kept, left on the host (too large), or unreadable (the step fails). */
+export type Attached = { attachment: Attachment } | { tooLarge: string } | { error: string };
 
 /** What running a leaf step gave: a command's result (any exit code), rows, a report's text, or an error. */
 export type LeafResult =
-  | { kind: 'exec'; res: ExecResult }
+  | { kind: 'exec'; res: ExecResult; attached?: Attached }
   | { kind: 'sql'; res: SqlResult }
   | { kind: 'report'; text: string }
   | { kind: 'error'; error: unknown };
@@ -47,11 +51,29 @@ function kept(res: ExecResult | undefined, error?: string): KeptOutput {
 
 const lastLine = (stderr: string) => (stderr.trim() ? `: ${stderr.trim().split('\n').slice(-1)[0]}` : '');
 
+/**
+ * What an ssh step's command came to: success with its capture, or why it failed (an exit code not
+ * counted as success, output its parser cannot read).
+ */
+export function readOutput(s: Extract<LeafStep, { kind: 'ssh' }>, res: ExecResult): { ok: true; capture?: unknown } | { ok: false; error: string; parse?: boolean } {
+  if (res.exitCode === null || !(s.okExitCodes ?? [0]).includes(res.exitCode)) {
+    return { ok: false, error: `${res.exitCode === null ? `killed by signal ${res.signal ?? '?'}` : `exit code ${res.exitCode}`}${lastLine(res.stderr)}` };
+  }
+  if (!s.capture) return { ok: true };
+  try {
+    return { ok: true, capture: s.capture.parse(res.stdout) };
+  } catch (err) {
+    return { ok: false, error: `the output could not be read as ${s.capture.name}: ${errorMessage(err)}`, parse: true };
+  }
+}
+
 export interface SettleOptions {
   now: number;
   timeScale: number;
   /** The run's error, if it has none yet. */
   runError(text: string): void;
+  /** The run's plan drawn again, once a host's facts are known. */
+  replan(facts: NonNullable<Run['facts']>): Run['plan'];
 }
 
 /** Applies what `result` means for the step `a` started. */
@@ -73,26 +95,27 @@ export function settle(tx: Transitions, a: Start, result: LeafResult, o: SettleO
   }
   switch (s.kind) {
     case 'ssh': {
-      const res = (result as Extract<LeafResult, { kind: 'exec' }>).res;
+      const { res, attached } = result as Extract<LeafResult, { kind: 'exec' }>;
       if (s.keepOutput) tx.capture(path, kept(res));
       const patch: Partial<StepState> = { exitCode: res.exitCode, outputTail: res.tail, outputTruncated: res.truncated, ...(res.signal ? { signal: res.signal } : {}) };
-      if (res.exitCode === null || !(s.okExitCodes ?? [0]).includes(res.exitCode)) {
-        const error = `${res.exitCode === null ? `killed by signal ${res.signal ?? '?'}` : `exit code ${res.exitCode}`}${lastLine(res.stderr)}`;
-        tx.step(path, def, 'fail', { ...patch, error });
-        o.runError(`step "${def.title}" failed on ${host} (${error})`);
+      const read = readOutput(s, res);
+      if (!read.ok) {
+        tx.step(path, def, 'fail', { ...patch, error: read.error });
+        o.runError(read.parse ? `step "${def.title}": ${read.error}` : `step "${def.title}" failed on ${host} (${read.error})`);
         return;
       }
-      if (s.capture) {
-        try {
-          tx.capture(path, s.capture.parse(res.stdout));
-        } catch (err) {
-          const error = `the output could not be read as ${s.capture.name}: ${errorMessage(err)}`;
-          tx.step(path, def, 'fail', { ...patch, error });
-          o.runError(`step "${def.title}": ${error}`);
-          return;
-        }
+      if (s.capture) tx.capture(path, read.capture);
+      if (s.detects && host) {
+        const facts: KnownFacts = { ...(read.capture as HostFacts), detectedAt: new Date(o.now).toISOString(), source: 'run' };
+        const all = { ...tx.run.facts, [host]: facts };
+        tx.patchRun({ facts: all, plan: o.replan(all) });
       }
-      tx.step(path, def, 'succeed', patch);
+      if (attached && 'error' in attached) {
+        tx.step(path, def, 'fail', { ...patch, error: attached.error });
+        o.runError(`step "${def.title}" failed on ${host} (${attached.error})`);
+        return;
+      }
+      tx.step(path, def, 'succeed', { ...patch, ...(attached && 'attachment' in attached ? { attachment: attached.attachment } : {}), ...(attached && 'tooLarge' in attached ? { reason: attached.tooLarge } : {}) });
       return;
     }
     case 'poll':

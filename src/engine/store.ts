@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
+import type { KnownFacts } from '../procedures/facts.js';
 import type { Changes, Effect } from './transitions.js';
 import type { DecisionRecord, Gate, Run, RunEvent, StampedEvent } from './types.js';
 
@@ -125,6 +126,9 @@ for i = 1, #KEYS / 3 do
   end
 end
 return waiters`);
+
+/** How long a file a step attached is kept. */
+const FILE_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Entries kept in a run's own event stream (the audit stream is never trimmed). */
 const RUN_STREAM_MAX = 20_000;
@@ -460,6 +464,42 @@ export class RunStore {
 
   async deactivate(runId: string): Promise<void> {
     await this.redis.zrem(this.activeKey, runId);
+  }
+
+  /**
+   * Keeps a file a step fetched from a host (for 7 days: chat adapters upload it, the CLI and the
+   * console hand it out); returns the id that names it within the run.
+   */
+  async putFile(runId: string, stepPath: string, bytes: Buffer): Promise<string> {
+    const id = createHash('sha256').update(stepPath).digest('hex').slice(0, 16);
+    await this.redis.set(this.k(runId, `file:${id}`), bytes, 'EX', FILE_TTL_SECONDS);
+    return id;
+  }
+
+  /** The file's bytes, or undefined once it expired (or never was). */
+  async getFile(runId: string, id: string): Promise<Buffer | undefined> {
+    if (!/^[0-9a-f]{16}$/.test(id)) return undefined;
+    return (await this.redis.getBuffer(this.k(runId, `file:${id}`))) ?? undefined;
+  }
+
+  /**
+   * What was last detected on each host (service manager, Python), for plans made before a run
+   * asks the host again. One hash for all hosts: a plan reads its hosts in one HMGET.
+   */
+  async saveFacts(host: string, facts: KnownFacts): Promise<void> {
+    await this.redis.hset(`${this.prefix}:facts`, host, JSON.stringify({ ...facts, source: 'cache' }));
+  }
+
+  /** The cached facts of those hosts that have any, marked as coming from the cache. */
+  async cachedFacts(hosts: string[]): Promise<Record<string, KnownFacts>> {
+    if (hosts.length === 0) return {};
+    const raws = await this.redis.hmget(`${this.prefix}:facts`, ...hosts);
+    const out: Record<string, KnownFacts> = {};
+    hosts.forEach((h, i) => {
+      const raw = raws[i];
+      if (raw) out[h] = { ...(JSON.parse(raw) as KnownFacts), source: 'cache' };
+    });
+    return out;
   }
 
   /** Removes everything under this prefix (tests). */

@@ -92,9 +92,9 @@ export interface StepDef {
 }
 
 /** What a started step's event says of what runs. */
-export type StartDetails = Pick<RenderedStep, 'host' | 'command' | 'database' | 'statement'> & Partial<Record<string, unknown>>;
+export type StartDetails = Pick<RenderedStep, 'host' | 'command' | 'stdin' | 'reference' | 'variant' | 'database' | 'statement'>;
 
-const FINISHED_FIELDS = ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason'] as const;
+const FINISHED_FIELDS = ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason', 'attachment'] as const;
 
 /**
  * Applies transitions to one run in memory and collects them for the next commit. The only code

@@ -1,4 +1,5 @@
 import type { Decision, Gate, PlanStep, Run, StampedEvent, WaitingFor } from '../../engine/types.js';
+import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
 
@@ -37,10 +38,21 @@ export function planText(plan: PlanStep[], depth = 0): string[] {
   return plan.flatMap((p, i) => {
     const num = depth === 0 ? `${p.finally ? 'finally' : `${i + 1}.`}` : '-';
     const where = p.host ? ` on ${p.host}` : p.database ? ` on database ${p.database}` : '';
-    const what = p.command ? `: ${p.command}` : p.after ? ` (${p.after})` : '';
+    const what = p.command ? `: ${p.command.split('\n')[0]}${p.stdin !== undefined ? ' <<script' : ''}` : p.after ? ` (${p.after})` : '';
+    const pad = '  '.repeat(depth + 2);
     const line = `${'  '.repeat(depth + 1)}${num} ${p.title} [${RISK_MARK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}`;
-    return [line, ...(p.children ? planText(p.children, depth + 1) : [])];
+    const more = [p.variant ? `${pad}  variant: ${p.variant}` : '', p.reference !== undefined ? `${pad}  page: ${p.reference}` : ''].filter(Boolean);
+    return [line, ...more, ...(p.children ? planText(p.children, depth + 1) : [])];
   });
+}
+
+/** The script on stdin, the variant and the page's command, under a command. */
+function runsText(s: { stdin?: string | undefined; reference?: string; variant?: string }): string[] {
+  return [
+    ...(s.stdin !== undefined ? ['    <<script', indent(s.stdin, '      '), '    script'] : []),
+    ...(s.variant ? [`    variant: ${s.variant}`] : []),
+    ...(s.reference !== undefined ? [`    page: ${s.reference}`] : []),
+  ];
 }
 
 const GATE_HEAD: Record<Gate['kind'], string> = { approval: 'APPROVAL NEEDED', manual: 'A PERSON MUST ACT', interrupted: 'STEP INTERRUPTED: retry, skip or abort?', definition: 'THE PROCEDURE CHANGED since the run started: continue (approve) or abort?' };
@@ -50,8 +62,8 @@ export function gateText(gate: Gate): string {
   const lines = [`⏸ ${kind}${gate.steps.length ? `: ${gate.steps.length === 1 ? gate.steps[0]!.title : `${gate.steps.length} steps`}` : ''}`];
   for (const s of gate.steps) {
     if (gate.steps.length > 1) lines.push(`  - ${s.path}: ${s.title}${gate.stepDecisions?.[s.path] ? ` (${decidedWord(gate.stepDecisions[s.path]!.decision)} by ${gate.stepDecisions[s.path]!.by})` : ''}`);
-    if (s.command) lines.push(`    ${s.host}$ ${s.command}`);
-    if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`);
+    if (s.command) lines.push(`    ${s.host}$ ${s.command}`, ...runsText(s));
+    if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`, ...runsText({ ...s, stdin: undefined }));
     if (s.preview) lines.push(`    rows it touches (${s.preview.total}):`, indent([s.preview.columns.join('\t'), ...s.preview.rows.map((r) => r.map(String).join('\t'))].join('\n'), '      '));
     if (s.instructions) lines.push(indent(s.instructions));
   }
@@ -73,7 +85,7 @@ export function eventText(e: StampedEvent): string | undefined {
     case 'lock.waiting':
       return `… waiting for ${waitingText({ locks: { hosts: e.hosts, heldBy: e.holders ?? e.heldBy.map((run) => ({ run })) } })} (no worker is held meanwhile)`;
     case 'step.started':
-      return `▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`;
+      return [`▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`, ...runsText(e)].join('\n');
     case 'step.output':
       return undefined;
     case 'step.progress':
@@ -84,7 +96,8 @@ export function eventText(e: StampedEvent): string | undefined {
       const mark = e.status === 'succeeded' ? '✓' : e.status === 'skipped' ? '↷' : e.status === 'cancelled' ? '■' : '✗';
       const facts = [e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
       const out = e.outputTail?.trim() && e.kind !== 'forEach' && e.kind !== 'group' ? `\n${indent(e.outputTail.trim().split('\n').slice(-10).join('\n'))}` : '';
-      return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}`;
+      const file = e.attachment ? `\n    📎 attached ${e.attachment.path} (${formatBytes(e.attachment.bytes)}): runbook attachment ${e.runId} ${e.path} --out ${e.attachment.name}` : '';
+      return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}${file}`;
     }
     case 'gate.opened':
       return gateText(e.gate);

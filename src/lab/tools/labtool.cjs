@@ -37,6 +37,7 @@ const handlers = {
   ...require('./sims/swift.cjs'),
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
+  ...require('./sims/cat.cjs'),
 };
 
 /** What a handler may touch: the state of the host it runs on, nothing else. */
