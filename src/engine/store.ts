@@ -221,6 +221,9 @@ export class RunStore {
       (run as unknown as Record<Part, unknown>)[p] = part;
     }
     if (isLegacy) this.upgrade(run);
+    // A hash keeps no order: steps are listed as the run reached them, gates as they opened.
+    run.steps = Object.fromEntries(Object.entries(run.steps).sort(([, a], [, b]) => (a.seq ?? 0) - (b.seq ?? 0)));
+    run.gates = Object.fromEntries(Object.entries(run.gates).sort(([, a], [, b]) => a.requestedAt.localeCompare(b.requestedAt)));
     return run;
   }
 

@@ -102,6 +102,7 @@ const FINISHED_FIELDS = ['host', 'exitCode', 'signal', 'rowsAffected', 'duration
  */
 export class Transitions {
   private changes = new Changes();
+  private nextSeq: number | undefined;
 
   constructor(
     readonly run: Run,
@@ -181,7 +182,11 @@ export class Transitions {
 
   /** A step's state, created `pending` the first time. */
   private state(path: string, def: StepDef): StepState {
-    const st = (this.run.steps[path] ??= { path, title: def.title, kind: def.kind, risk: def.risk, status: 'pending', attempts: 0 });
+    let st = this.run.steps[path];
+    if (!st) {
+      this.nextSeq ??= Object.values(this.run.steps).reduce((n, s) => Math.max(n, (s.seq ?? 0) + 1), Object.keys(this.run.steps).length);
+      st = this.run.steps[path] = { path, seq: this.nextSeq++, title: def.title, kind: def.kind, risk: def.risk, status: 'pending', attempts: 0 };
+    }
     st.title = def.title;
     return st;
   }

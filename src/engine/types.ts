@@ -86,6 +86,8 @@ export interface LockHolder {
 
 export interface StepState {
   path: string;
+  /** Order in which the run reached the step: a run's steps are listed in it. */
+  seq?: number;
   title: string;
   kind: StepKind;
   risk: Risk;
