@@ -13,14 +13,13 @@ import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
 import type { HostFacts, Procedure } from '../procedures/dsl.js';
 import { makeContext, value } from './context.js';
-import { fingerprint } from './definition.js';
 import { findStep, scopeOf } from './paths.js';
-import { idempotent, liveGate, newPlanCache, plan, type Action, type Plan, type PlanCache } from './planner.js';
-import { bindingHash, buildPlan, isLeaf, renderLeaf, renderTree } from './render.js';
-import { readOutput, settle, type Attached, type LeafResult } from './results.js';
+import { Machine, type Start } from './machine.js';
+import type { Action } from './planner.js';
+import { readOutput, type Attached, type LeafResult } from './results.js';
 import type { RunStore } from './store.js';
-import { Transitions, type Effect, type StartDetails } from './transitions.js';
-import { isTerminal, type DecisionRecord, type Gate, type GateKind, type LockHolder, type RenderedStep, type Run, type RunStatus, type WaitingFor } from './types.js';
+import type { Effect } from './transitions.js';
+import { isTerminal, type LockHolder, type RenderedStep, type Run, type RunEvent, type RunStatus } from './types.js';
 
 /** How the engine has a run advanced again later, by a job on the queue (queue/index.ts). */
 export interface Waker {
@@ -167,16 +166,15 @@ export class Engine {
 }
 
 interface Completion {
-  action: Extract<Action, { type: 'start' }>;
+  action: Start;
   result: LeafResult;
 }
 
-/** One pass of a worker over one run. */
+/** One pass of a worker over one run: the machine decides and records, this does the effects. */
 class Pass {
   private readonly o: EngineOptions;
   private readonly log: Logger;
-  private readonly tx: Transitions;
-  private readonly cache: PlanCache = newPlanCache();
+  private readonly m: Machine;
   /** Aborted on cancellation (main steps stop) or on a lost lease (every step stops). */
   private readonly cancelAbort = new AbortController();
   private readonly inFlight = new Set<string>();
@@ -196,7 +194,7 @@ class Pass {
   ) {
     this.o = engine.opts;
     this.log = engine.opts.log.child({ runId: run.id, procedure: run.procedure });
-    this.tx = new Transitions(run);
+    this.m = new Machine(run, { proc, inventory: this.o.inventory, policy: this.o.policy, worker: engine.workerId, timeScale: engine.timeScale });
     // Every running command of a fan-out listens on these signals.
     setMaxListeners(0, this.cancelAbort.signal, lost);
     lost.addEventListener('abort', () => this.cancelAbort.abort(), { once: true });
@@ -219,30 +217,29 @@ class Pass {
   }
 
   private async loop(): Promise<RunStatus> {
-    const run = this.run;
+    const { m, run } = this;
     await this.arrivals();
-    if (run.status === 'running') this.tx.takeRun(this.engine.workerId);
-    this.resume();
+    m.resume();
     for (;;) {
       if (this.lost.aborted) throw new LeaseLostError(run.id);
       if (this.signalled) await this.arrivals();
       for (const c of this.done.splice(0)) this.settle(c);
-      const p = plan({ run, proc: this.proc, inventory: this.o.inventory, gated: (risk) => this.o.policy.isGated(run.procedure, risk), now: Date.now(), timeScale: this.engine.timeScale, cache: this.cache });
+      const p = m.plan();
       if (p.actions.some((a) => a.type === 'take-locks')) {
-        if (!(await this.takeLocks())) return this.status();
+        if (!(await this.takeLocks())) return run.status;
         continue;
       }
       const end = p.actions.find((a) => a.type === 'end');
       if (end) return this.end(end);
-      if (p.actions.length && run.status !== 'running') this.tx.takeRun(this.engine.workerId);
-      const starts: Extract<Action, { type: 'start' }>[] = [];
+      if (p.actions.length) m.take();
+      const starts: Start[] = [];
       for (const a of p.actions) {
         if (a.type === 'start') starts.push(a);
-        else if (a.type === 'open-gate') await this.openGate(a);
-        else this.apply(a);
+        else if (a.type === 'open-gate') m.openGate(a, a.kind === 'approval' ? await this.withPreviews(a.rendered) : a.rendered);
+        else if (a.type !== 'take-locks' && a.type !== 'end') m.apply(a);
       }
       if (p.actions.length && !starts.length) continue;
-      for (const a of starts) this.starting(a);
+      for (const a of starts) m.start(a);
       await this.commit();
       for (const a of starts) this.launch(a);
       if (this.inFlight.size || this.done.length) {
@@ -254,198 +251,23 @@ class Pass {
         await this.sleepUntil(p.timer.at);
         continue;
       }
-      return this.park(p);
+      m.park(Machine.waitingFor(p));
+      await this.checkpoint();
+      return run.status;
     }
   }
 
-  private status(): RunStatus {
-    return this.run.status;
-  }
-
-  // ── what arrived while the run waited ───────────────────────────────────
-
-  /** Decisions recorded and a cancellation requested since the last look; approvals past their expiry expire. */
+  /** Decisions recorded and a cancellation requested since the last look. */
   private async arrivals(): Promise<void> {
     this.signalled = false;
     const [decisions, cancel] = await Promise.all([this.o.store.decisions(this.run.id), this.o.store.cancelRequest(this.run.id)]);
-    if (cancel) this.cancelled(cancel);
-    for (const d of decisions.sort((a, b) => a.at.localeCompare(b.at))) this.decided(d);
-    const now = Date.now();
-    for (const g of Object.values(this.run.gates)) {
-      if (g.status === 'open' && g.expiresAt && now >= Date.parse(g.expiresAt)) this.tx.decideGate(g.id, { decision: 'expire', by: 'system', at: new Date(now).toISOString() });
-    }
+    this.m.arrive(decisions, cancel);
+    this.cancelled();
   }
 
-  private cancelled(req: { by: string; at: string }): void {
-    if (!this.run.cancelRequested) this.tx.patchRun({ cancelRequested: req });
-    if (this.run.phase === 'main') this.cancelAbort.abort();
-  }
-
-  private decided(d: DecisionRecord): void {
-    const g = this.run.gates[d.gateId];
-    if (!g || g.status !== 'open') return;
-    if (d.step) {
-      if (!g.stepDecisions?.[d.step]) this.tx.decideGateStep(g.id, d.step, d);
-      return;
-    }
-    this.tx.decideGate(g.id, d);
-    if (g.kind === 'definition' && d.decision === 'approve' && g.definition) this.tx.patchRun({ definition: g.definition.now });
-  }
-
-  // ── resuming ────────────────────────────────────────────────────────────
-
-  /**
-   * What a pass checks before anything runs: that the procedure is the one the run started with,
-   * that approvals still match what their steps would run, and which steps the last worker left
-   * running (interrupted: those that may not simply run again wait for one decision together).
-   */
-  private resume(): void {
-    this.checkDefinition();
-    this.reverifyApprovals();
-    this.interrupted();
-  }
-
-  private checkDefinition(): void {
-    const run = this.run;
-    const now = fingerprint(this.proc);
-    if (!run.definition) {
-      this.tx.patchRun({ definition: now });
-      return;
-    }
-    if (run.definition === now) return;
-    const id = `definition@${now.slice(0, 12)}`;
-    for (const g of Object.values(run.gates)) if (g.kind === 'definition' && g.status === 'open' && g.id !== id) this.tx.voidGate(g.id, 'the procedure changed again since');
-    if (run.gates[id]) return;
-    this.tx.openGate(this.gate(id, 'definition', '', 'write', [], { definition: { was: run.definition, now } }));
-  }
-
-  /** Approvals, open or given, of steps that have not finished: void when what the step would run now differs. */
-  private reverifyApprovals(): void {
-    const run = this.run;
-    for (const g of Object.values(run.gates)) {
-      if (g.kind !== 'approval' || (g.status !== 'open' && !(g.status === 'decided' && g.decision === 'approve'))) continue;
-      const st = run.steps[g.stepPath];
-      if (st && st.status !== 'pending' && st.status !== 'waiting' && st.status !== 'running' && st.status !== 'interrupted') continue;
-      const def = findStep(this.proc, g.stepPath);
-      if (!def) continue;
-      let hash: string;
-      try {
-        hash = bindingHash(renderTree(def, run, this.o.inventory, scopeOf(run, g.stepPath), g.stepPath));
-      } catch {
-        continue;
-      }
-      if (hash === g.hash) continue;
-      const who = g.status === 'decided' ? `The approval by ${g.decidedBy}` : 'The open approval request';
-      this.tx.voidGate(g.id, 'what this step would run changed; a new decision is needed');
-      this.tx.emit({ type: 'step.progress', path: g.stepPath, message: `${who} no longer counts: what "${g.steps[0]?.title ?? g.stepPath}" would run has changed since. A new approval is requested.` });
-    }
-  }
-
-  private interrupted(): void {
-    const run = this.run;
-    const left = Object.values(run.steps).filter((s) => s.status === 'running' && s.kind !== 'forEach' && s.kind !== 'group');
-    if (!left.length) return;
-    const gated: RenderedStep[] = [];
-    for (const st of left) {
-      const def = findStep(this.proc, st.path);
-      if (def && idempotent(def)) {
-        this.tx.interrupt(st.path, true);
-        continue;
-      }
-      try {
-        if (!def || !isLeaf(def)) throw new Error('the procedure has no such step any more');
-        gated.push(renderLeaf(def, makeContext(run, this.o.inventory, scopeOf(run, st.path)), st.path));
-      } catch (err) {
-        this.tx.interrupt(st.path, false);
-        this.tx.step(st.path, st, 'fail', { error: `interrupted, and cannot be prepared again: ${errorMessage(err)}` });
-        this.runError(`step "${st.title}" was interrupted and cannot be prepared again`);
-      }
-    }
-    if (!gated.length) return;
-    const crash = (run.crashes ?? 0) + 1;
-    const id = `interrupted@${crash}`;
-    this.tx.patchRun({ crashes: crash });
-    for (const r of gated) this.tx.interrupt(r.path, false, id);
-    const risk = gated.some((r) => r.risk === 'destructive') ? 'destructive' : gated.some((r) => r.risk === 'sensitive') ? 'sensitive' : 'write';
-    this.tx.openGate(this.gate(id, 'interrupted', gated[0]!.path, risk, gated));
-  }
-
-  private gate(id: string, kind: GateKind, stepPath: string, risk: Gate['risk'], steps: RenderedStep[], extra: Partial<Gate> = {}): Gate {
-    const now = Date.now();
-    return {
-      id,
-      kind,
-      stepPath,
-      risk,
-      hash: bindingHash(steps),
-      steps,
-      requestedAt: new Date(now).toISOString(),
-      ...(kind === 'approval' ? { expiresAt: new Date(now + this.o.policy.expiryMs).toISOString() } : {}),
-      deciders: this.o.policy.deciders(kind, this.run),
-      status: 'open',
-      ...extra,
-    };
-  }
-
-  // ── applying the plan ─────────────────────────────────────────────────
-
-  private runError(text: string | undefined): void {
-    if (text && this.run.error === undefined) this.tx.patchRun({ error: text });
-  }
-
-  /** An action that only changes the run's state. */
-  private apply(a: Action): void {
-    const tx = this.tx;
-    switch (a.type) {
-      case 'start':
-      case 'open-gate':
-      case 'take-locks':
-      case 'end':
-        throw new Error(`${a.type} is not a change of state alone`);
-      case 'begin': {
-        if (a.items && !this.run.expansions[a.path]) tx.expand(a.path, a.items);
-        const items = this.run.expansions[a.path];
-        tx.step(a.path, a.def, 'start', items ? { progress: { done: 0, total: items.length, failed: 0 } } : {});
-        return;
-      }
-      case 'skip':
-        tx.step(a.path, a.def, 'skip', { reason: a.reason });
-        return;
-      case 'fail':
-        tx.step(a.path, a.def, 'fail', { error: a.error });
-        this.runError(a.runError);
-        return;
-      case 'succeed':
-        tx.step(a.path, a.def, 'succeed', { reason: a.reason });
-        return;
-      case 'cancel':
-        tx.step(a.path, a.def, 'cancel', { reason: a.reason });
-        this.runError(a.runError);
-        return;
-      case 'complete':
-        tx.step(a.path, a.def, a.status === 'succeeded' ? 'succeed' : a.status === 'failed' ? 'fail' : 'cancel', a.progress ? { progress: a.progress } : {});
-        return;
-      case 'progress':
-        tx.patchStep(a.path, { progress: a.progress });
-        tx.emit({ type: 'step.progress', path: a.path, message: a.message, ...a.progress });
-        return;
-      case 'void-gate':
-        tx.voidGate(a.id, a.reason);
-        return;
-      case 'end-main':
-        this.runError(a.error);
-        tx.patchRun({ outcome: a.outcome, phase: 'finally' });
-        return;
-    }
-  }
-
-  private async openGate(a: Extract<Action, { type: 'open-gate' }>): Promise<void> {
-    const steps = a.kind === 'approval' ? await this.withPreviews(a.rendered) : a.rendered;
-    if (a.items && !this.run.expansions[a.path]) this.tx.expand(a.path, a.items);
-    this.tx.openGate({ ...this.gate(a.id, a.kind, a.path, a.def.risk, steps), hash: bindingHash(a.rendered) });
-    // The step waits for the gate (it may wait already: for an approval that no longer counts).
-    const st = this.run.steps[a.path];
-    if (st?.status !== 'interrupted' && st?.status !== 'waiting') this.tx.step(a.path, a.def, 'wait');
+  /** A cancelled run's main steps stop (finally steps are not cancelled). */
+  private cancelled(): void {
+    if (this.run.cancelRequested && this.run.phase === 'main') this.cancelAbort.abort();
   }
 
   /** Adds the preview rows of SQL steps (what an UPDATE will touch) to what an approver sees. */
@@ -465,16 +287,7 @@ class Pass {
     );
   }
 
-  /** The step's transition into running, checkpointed before its command starts: a crash from then on leaves it interrupted. */
-  private starting(a: Extract<Action, { type: 'start' }>): void {
-    const r = a.rendered;
-    const patch = a.step.kind === 'poll' && !this.run.steps[a.path]?.deadline ? { deadline: new Date(Date.now() + a.step.timeoutMs * this.engine.timeScale).toISOString() } : {};
-    const shown = { ...(r.reference !== undefined ? { reference: r.reference } : {}), ...(r.variant !== undefined ? { variant: r.variant } : {}) };
-    const details: StartDetails = r.host ? { host: r.host, command: r.command, ...(r.stdin !== undefined ? { stdin: r.stdin } : {}), ...shown } : r.database ? { database: r.database, statement: r.statement, ...shown } : {};
-    this.tx.step(a.path, a.def, a.check ? 'resume' : 'start', { ...patch, ...(r.host ? { host: r.host, command: r.command } : {}), ...(r.database ? { database: r.database, statement: r.statement } : {}) }, details);
-  }
-
-  private launch(a: Extract<Action, { type: 'start' }>): void {
+  private launch(a: Start): void {
     this.inFlight.add(a.path);
     const signal = a.fin ? this.lost : this.cancelAbort.signal;
     void this.execute(a, signal).then((result) => {
@@ -485,7 +298,7 @@ class Pass {
   }
 
   /** Side effects of a leaf step, through the executors; never throws (an error is a result). */
-  private async execute(a: Extract<Action, { type: 'start' }>, signal: AbortSignal): Promise<LeafResult> {
+  private async execute(a: Start, signal: AbortSignal): Promise<LeafResult> {
     const { step: s, ctx } = a;
     try {
       if (signal.aborted) throw new CancelledError('cancelled before it started');
@@ -540,8 +353,7 @@ class Pass {
   }
 
   private settle(c: Completion): void {
-    const replan = (facts: NonNullable<Run['facts']>) => buildPlan(this.proc, this.run.args, this.o.inventory, (risk) => this.o.policy.isGated(this.run.procedure, risk), facts);
-    settle(this.tx, c.action, c.result, { now: Date.now(), timeScale: this.engine.timeScale, runError: (t) => this.runError(t), replan });
+    this.m.settle(c.action, c.result);
     if (c.result.kind === 'error' && !(c.result.error instanceof CancelledError)) this.log.warn({ stepId: c.action.path, err: errorMessage(c.result.error) }, 'step failed');
   }
 
@@ -599,7 +411,7 @@ class Pass {
     for (let round = 0; ; round++) {
       const blockers = await store.takeLocks(run.id, run.locks);
       if (!blockers.length) {
-        this.tx.patchRun({ locked: true });
+        this.m.locked();
         return true;
       }
       const found = await store.heads(blockers);
@@ -615,50 +427,38 @@ class Pass {
         const h = found.get(id);
         return h ? { run: id, procedure: h.procedure, requester: h.requester, status: h.status } : { run: id };
       });
-      const hosts = run.locks.map((l) => l.host);
-      const was = run.waitingFor?.locks?.heldBy.map((h) => h.run).join();
-      if (was !== blockers.join()) this.tx.emit({ type: 'lock.waiting', hosts, heldBy: blockers, holders: heldBy });
-      await this.parkWith({ locks: { hosts, heldBy } });
+      this.m.waitForLocks(blockers, heldBy);
+      await this.checkpoint();
       return false;
     }
   }
 
-  private async park(p: Plan): Promise<RunStatus> {
-    if (!p.gates.length && !p.timer) throw new Error(`run ${this.run.id}: nothing runs and nothing is awaited (planner bug)`);
-    const waitingFor: WaitingFor = {
-      ...(p.gates.length ? { gates: [...p.gates].sort() } : {}),
-      ...(p.timer ? { timer: { at: new Date(p.timer.at).toISOString(), steps: p.timer.steps } } : {}),
-    };
-    if (p.timer) this.tx.effect({ do: 'wake-at', at: p.timer.at });
-    await this.parkWith(waitingFor);
-    return 'waiting';
-  }
-
-  private async parkWith(waitingFor: WaitingFor): Promise<void> {
-    const same = this.run.status === 'waiting' && JSON.stringify(this.run.waitingFor) === JSON.stringify(waitingFor);
-    if (!same || !this.tx.pending.empty) this.tx.parkRun(waitingFor);
-    await this.commit();
-    await this.relayNow();
-  }
-
   private async end(a: Extract<Action, { type: 'end' }>): Promise<RunStatus> {
-    this.tx.endRun(a.status, a.error);
-    await this.commit();
-    await this.relayNow();
+    this.m.end(a);
+    await this.checkpoint();
     this.log.info({ status: this.run.status }, 'run finished');
     return this.run.status;
   }
 
   // ── checkpoints ──────────────────────────────────────────────────────
 
+  /** Commits, and relays the outbox now: the pass is about to give the run up. */
+  private async checkpoint(): Promise<void> {
+    await this.commit();
+    await this.relayNow();
+  }
+
   /** Commits what changed since the last commit, with its events; commits are serialised. */
   private commit(): Promise<void> {
     const p = this.committing.then(async () => {
-      const changes = this.tx.take();
+      const changes = this.m.tx.take();
       if (changes.empty) return;
       const res = await this.o.store.commit(this.run, changes, this.token);
       if (!res) throw new LeaseLostError(this.run.id);
-      if (res.cancel) this.cancelled(res.cancel);
+      if (res.cancel) {
+        this.m.cancelled(res.cancel);
+        this.cancelled();
+      }
       this.observe(changes.events);
       this.relaySoon();
     });
@@ -666,7 +466,7 @@ class Pass {
     return p;
   }
 
-  private observe(events: Transitions['pending']['events']): void {
+  private observe(events: RunEvent[]): void {
     const obs = this.o.observer;
     if (!obs) return;
     for (const e of events) {
