@@ -4,7 +4,6 @@
  * instead of silently walking a different step tree (as Temporal's `patched()` guards replays).
  */
 import { createHash } from 'node:crypto';
-import type { Procedure } from '../procedures/dsl.js';
 
 const known = new WeakMap<object, string>();
 
@@ -14,7 +13,7 @@ const known = new WeakMap<object, string>();
  * counts as being there, not by its text: the text of compiled code differs between builds of the
  * same source (tsc, a test runner's transform), and every process of one deployment must agree.
  */
-export function fingerprint(proc: Pick<Procedure, 'steps' | 'finally'>): string {
+export function fingerprint(proc: { steps: readonly unknown[]; finally?: readonly unknown[] | undefined }): string {
   let fp = known.get(proc);
   if (fp) return fp;
   const text = JSON.stringify({ steps: proc.steps, finally: proc.finally ?? [] }, (_key, v: unknown) => {

@@ -240,14 +240,18 @@ class Pass {
       }
       if (p.actions.length && !starts.length) continue;
       for (const a of starts) m.start(a);
-      await this.commit();
+      if (starts.length) await this.commit();
       for (const a of starts) this.launch(a);
+      // Before waiting, what changed is committed (a step that ended while others run); a run
+      // that parks commits it with its waiting.
       if (this.inFlight.size || this.done.length) {
+        await this.commit();
         await this.next();
         continue;
       }
       if (this.signalled) continue;
       if (p.timer && p.timer.at - Date.now() <= SLEEP_IN_JOB_MS) {
+        await this.commit();
         await this.sleepUntil(p.timer.at);
         continue;
       }
