@@ -17,8 +17,8 @@ export interface SweeperOptions {
   store: RunStore;
   engine: Pick<Engine, 'flush'>;
   waker: Waker;
-  /** Runs with a job waiting, delayed or being worked on. */
-  queuedRuns(): Promise<Set<string>>;
+  /** Runs with a job waiting for a worker or being worked on (`now`), and runs with a delayed job (`later`). */
+  queuedRuns(): Promise<{ now: Set<string>; later: Set<string> }>;
   log: Logger;
   /** How often it sweeps: names the jobs it queues, one per run per sweep at most. */
   everyMs: number;
@@ -66,10 +66,11 @@ export class Sweeper {
         await store.deactivate(id);
         continue;
       }
-      if (queued.has(id)) continue;
-      if (head.status !== 'waiting') await this.wake(id, `nothing advances it (${head.status}, no job)`, now, report);
-      else waiting.push(id);
+      if (queued.now.has(id)) continue;
+      if (head.status === 'waiting') waiting.push(id);
+      else if (!queued.later.has(id)) await this.wake(id, `nothing advances it (${head.status}, no job)`, now, report);
     }
+    // A waiting run's delayed job (an expiry, a timer) may be far off: what arrived meanwhile wakes it now.
     if (waiting.length) await this.checkWaiting(waiting, now, report);
     if (report.woken.length || report.flushed.length || report.forgotten.length) this.o.log.warn(report, 'sweeper mended runs');
     return report;

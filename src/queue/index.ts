@@ -75,10 +75,12 @@ export class RunQueue implements Waker {
     await this.queue.upsertJobScheduler('sweep', { every: everyMs }, { name: 'sweep', data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
   }
 
-  /** Runs that have a job waiting, delayed or being worked on. */
-  async queuedRuns(): Promise<Set<string>> {
-    const jobs = await this.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized']);
-    return new Set(jobs.map((j) => (j?.data as RunJob | undefined)?.runId).filter((id): id is string => !!id));
+  /** Runs with a job waiting for a worker or being worked on (`now`), and runs with a delayed job (`later`). */
+  async queuedRuns(): Promise<{ now: Set<string>; later: Set<string> }> {
+    const ids = async (states: ('waiting' | 'active' | 'prioritized' | 'delayed')[]) =>
+      new Set((await this.queue.getJobs(states)).map((j) => (j?.data as RunJob | undefined)?.runId).filter((id): id is string => !!id));
+    const [now, later] = await Promise.all([ids(['waiting', 'active', 'prioritized']), ids(['delayed'])]);
+    return { now, later };
   }
 
   /** Waiting, active and delayed jobs. */
