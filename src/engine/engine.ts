@@ -144,9 +144,9 @@ export class Engine {
   async relay(runId: string): Promise<void> {
     const { store } = this.opts;
     const box = await store.outbox(runId);
-    if (box.count === 0) return;
+    if (box.last === 0) return;
     for (const fx of box.effects) await this.effect(runId, fx);
-    await store.relayed(runId, box.events, box.count);
+    await store.relayed(runId, box.events, box.last);
   }
 
   private async effect(runId: string, fx: Effect): Promise<void> {

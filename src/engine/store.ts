@@ -30,7 +30,9 @@ const HSET_CHUNK = 400;
  * overwrite the checkpoint of the worker that took over. Each event goes to the run's stream at
  * once (progress followers see it with the state) and onto its outbox, from which `relay` copies it
  * to the audit stream (another Cluster slot) and does the effects queued with it.
- * KEYS[1] lease, [2] head, [3] steps, [4] captures, [5] expansions, [6] gates, [7] events, [8] outbox, [9] cancel.
+ * Outbox entries are `<seq> e<event>` or `<seq> x<effect>`, numbered by the run's outbox counter.
+ * KEYS[1] lease, [2] head, [3] steps, [4] captures, [5] expansions, [6] gates, [7] events, [8] outbox,
+ * [9] cancel, [10] outbox counter.
  * ARGV[1] lease token, [2] head JSON ('' when unchanged), [3] stream MAXLEN, [4..9] how many step,
  * capture, expansion and gate fields (pairs), events and effects follow, in that order.
  * Returns {0} when the lease is not held (nothing written), else {1, cancel request or nil, event ids…}.
@@ -51,15 +53,29 @@ end
 local out = {1, redis.call('GET', KEYS[9])}
 for _ = 1, tonumber(ARGV[8]) do
   local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[i])
-  redis.call('RPUSH', KEYS[8], 'e' .. ARGV[i])
+  redis.call('RPUSH', KEYS[8], redis.call('INCR', KEYS[10]) .. ' e' .. ARGV[i])
   out[#out + 1] = id
   i = i + 1
 end
 for _ = 1, tonumber(ARGV[9]) do
-  redis.call('RPUSH', KEYS[8], 'x' .. ARGV[i])
+  redis.call('RPUSH', KEYS[8], redis.call('INCR', KEYS[10]) .. ' x' .. ARGV[i])
   i = i + 1
 end
 return out`);
+
+/**
+ * Removes the outbox entries a relay did, numbered up to ARGV[1], and no later one: another relay
+ * (a worker that took the run over) may have done some already, and commits may have added more.
+ * KEYS[1] outbox. Returns the number removed.
+ */
+const TRIM_OUTBOX = `
+local n = 0
+while true do
+  local e = redis.call('LINDEX', KEYS[1], 0)
+  if not e or tonumber(string.match(e, '^(%d+) ')) > tonumber(ARGV[1]) then return n end
+  redis.call('LPOP', KEYS[1])
+  n = n + 1
+end`;
 
 /**
  * KEYS[1] lease key. ARGV[1] token, ARGV[2] ttl ms.
@@ -294,7 +310,7 @@ export class RunStore {
     const gates = fields('gates', changes.gates);
     const events = changes.events.map((e) => stamp(run.id, e, now));
     const effects = changes.effects.map((fx) => JSON.stringify(fx));
-    const keys = [this.k(run.id, 'lease'), this.k(run.id), ...PARTS.map((p) => this.k(run.id, p)), this.k(run.id, 'events'), this.k(run.id, 'outbox'), this.k(run.id, 'cancel')];
+    const keys = [this.k(run.id, 'lease'), this.k(run.id), ...PARTS.map((p) => this.k(run.id, p)), this.k(run.id, 'events'), this.k(run.id, 'outbox'), this.k(run.id, 'cancel'), this.k(run.id, 'outbox-seq')];
     const args = [leaseToken, changes.head || all ? this.headJson(run) : '', RUN_STREAM_MAX, steps.length / 2, captures.length / 2, expansions.length / 2, gates.length / 2, events.length, effects.length, ...steps, ...captures, ...expansions, ...gates, ...events, ...effects];
     const res = (await COMMIT.run(this.redis, keys, args)) as [number, string | null, ...string[]];
     if (res[0] !== 1) return undefined;
@@ -302,24 +318,30 @@ export class RunStore {
     return { ...(res[1] ? { cancel: JSON.parse(res[1]) as { by: string; at: string } } : {}), ids: res.slice(2) as string[] };
   }
 
-  /** What the run's outbox holds: events not yet in the audit stream, and effects not yet done. */
-  async outbox(runId: string): Promise<{ events: string[]; effects: Effect[]; count: number }> {
+  /**
+   * What the run's outbox holds: events not yet in the audit stream and effects not yet done, in
+   * order, and the number of the last entry.
+   */
+  async outbox(runId: string): Promise<{ events: string[]; effects: Effect[]; last: number }> {
     const entries = await this.redis.lrange(this.k(runId, 'outbox'), 0, -1);
-    return {
-      events: entries.filter((e) => e[0] === 'e').map((e) => e.slice(1)),
-      effects: entries.filter((e) => e[0] === 'x').map((e) => JSON.parse(e.slice(1)) as Effect),
-      count: entries.length,
-    };
+    const out = { events: [] as string[], effects: [] as Effect[], last: 0 };
+    for (const e of entries) {
+      const sp = e.indexOf(' ');
+      out.last = Number(e.slice(0, sp));
+      if (e[sp + 1] === 'e') out.events.push(e.slice(sp + 2));
+      else out.effects.push(JSON.parse(e.slice(sp + 2)) as Effect);
+    }
+    return out;
   }
 
   /**
-   * Appends the first `count` outbox entries' events to the audit stream and removes those entries,
-   * in one transaction (the caller did their effects first: each is idempotent).
+   * Appends events to the audit stream and removes the outbox entries up to `last`, in one
+   * transaction (the caller did their effects first: each is idempotent).
    */
-  async relayed(runId: string, events: string[], count: number): Promise<void> {
+  async relayed(runId: string, events: string[], last: number): Promise<void> {
     const m = this.redis.multi();
     for (const body of events) m.xadd(this.auditKey, '*', 'e', body);
-    m.ltrim(this.k(runId, 'outbox'), count, -1);
+    m.eval(TRIM_OUTBOX, 1, this.k(runId, 'outbox'), last);
     await m.exec();
   }
 

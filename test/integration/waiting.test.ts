@@ -144,4 +144,23 @@ describe('nothing is stranded', () => {
     rt.startWorker(1);
     expect((await finished(rt, gated.id)).status).toBe('rejected');
   });
+
+  it('a relay by a worker that lost the run to another removes only what it relayed: no event is lost', async () => {
+    const rt = newRuntime();
+    const { run } = await rt.intake.prepare({ text: 'test touch lab-001', person: 'alice', origin: { adapter: 'test' } });
+    await rt.store.create(run, []);
+    await rt.store.takeLease(run.id, 'w1', 60_000);
+    const tx = new Transitions(run);
+    tx.takeRun('w1');
+    await rt.store.commit(run, tx.take(), 'w1');
+    // w1 reads its outbox, then stalls; the run is taken over, and its new owner commits and relays.
+    const stale = await rt.store.outbox(run.id);
+    tx.emit({ type: 'step.progress', path: 'touch', message: 'taken over' });
+    await rt.store.commit(run, tx.take(), 'w1');
+    const fresh = await rt.store.outbox(run.id);
+    await rt.store.relayed(run.id, fresh.events.slice(0, 1), fresh.last - 1);
+    // w1 wakes up and finishes its relay: it must not remove the entry the new owner has not relayed.
+    await rt.store.relayed(run.id, stale.events, stale.last);
+    expect((await rt.store.outbox(run.id)).events.map((e) => (JSON.parse(e) as { type: string }).type)).toEqual(['step.progress']);
+  });
 });
