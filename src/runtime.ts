@@ -108,7 +108,7 @@ export class Runtime {
     // transactions do not pay for that (about 0.25 ms a command start, measured).
     this.queueRedis = this.redis.duplicate();
     this.queueRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
-    this.queue = new RunQueue({ connection: this.queueRedis, prefix });
+    this.queue = new RunQueue({ connection: this.queueRedis, prefix, log: this.log });
     this.decisions = new Decisions(this.store, this.policy, this.queue);
     this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
     this.metrics = new Metrics(this);

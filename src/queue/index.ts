@@ -29,6 +29,7 @@ export interface QueueOptions {
   connection: Redis;
   /** Key prefix in Redis (BullMQ's `prefix`). */
   prefix: string;
+  log: Logger;
 }
 
 /**
@@ -42,6 +43,8 @@ export class RunQueue implements Waker {
 
   constructor(readonly opts: QueueOptions) {
     this.queue = new Queue<RunJob, unknown, JobName>(RunQueue.NAME, { connection: opts.connection, prefix: opts.prefix });
+    // Connection errors while Redis restarts are expected: BullMQ and ioredis reconnect by themselves.
+    this.queue.on('error', (err) => opts.log.warn({ err: err.message }, 'queue error'));
   }
 
   /** Adds an `advance` job unless one with the same id exists. */
