@@ -314,7 +314,7 @@ class Pass {
           const stdin = s.stdin === undefined ? undefined : value(s.stdin, ctx);
           const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
           const out = this.outputSink(a.path);
-          const res = await this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push }).finally(out.flush);
+          const res = await this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push, secrets: command.secrets }).finally(out.flush);
           if (s.kind === 'poll') return { kind: 'exec', res };
           const read = readOutput(s, res);
           // What a host is made of is worth keeping even if this run stops here: the next plans read it.

@@ -5,7 +5,7 @@ import type { Inventory } from '../inventory.js';
 import type { Catalog } from '../procedures/catalog.js';
 import { procedureId, type Procedure } from '../procedures/dsl.js';
 import { ROOT, makeContext } from './context.js';
-import { fingerprint } from './definition.js';
+import { treeFingerprint } from '../procedures/fingerprint.js';
 import { locksFor } from './locks.js';
 import { buildPlan } from './render.js';
 import { newRunId, type RunStore } from './store.js';
@@ -66,9 +66,11 @@ export class Intake {
     const refusal = procedure.guard?.(planCtx);
     if (refusal) throw new GuardError(`${id} refused: ${refusal}`, { procedure: id });
     const now = new Date().toISOString();
+    const origin = catalog.origin(id);
     const run: Run = {
       id: newRunId(),
       procedure: id,
+      definition: { file: origin.file, fingerprint: origin.fingerprint, tree: treeFingerprint(procedure) },
       args,
       requester: req.person,
       origin: req.origin,
@@ -78,7 +80,6 @@ export class Intake {
       plan: buildPlan(procedure, args, inventory, (risk) => policy.isGated(id, risk), facts),
       notes: procedure.notes?.(planCtx) ?? [],
       locks,
-      definition: fingerprint(procedure),
       steps: {},
       captures: {},
       ...(Object.keys(facts).length ? { facts } : {}),

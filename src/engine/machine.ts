@@ -10,7 +10,7 @@ import { errorMessage } from '../errors.js';
 import type { Inventory } from '../inventory.js';
 import type { Procedure } from '../procedures/dsl.js';
 import { makeContext } from './context.js';
-import { fingerprint } from './definition.js';
+import { treeFingerprint } from '../procedures/fingerprint.js';
 import { findStep, scopeOf } from './paths.js';
 import { idempotent, newPlanCache, plan, type Action, type Plan, type PlanCache } from './planner.js';
 import { bindingHash, buildPlan, isLeaf, renderLeaf, renderTree } from './render.js';
@@ -71,7 +71,7 @@ export class Machine {
       return;
     }
     this.tx.decideGate(g.id, d);
-    if (g.kind === 'definition' && d.decision === 'approve' && g.definition) this.tx.patchRun({ definition: g.definition.now });
+    if (g.kind === 'definition' && d.decision === 'approve' && g.definition) this.tx.patchRun({ definition: { ...this.run.definition!, tree: g.definition.now } });
   }
 
   // ── resuming ────────────────────────────────────────────────────────────
@@ -91,16 +91,18 @@ export class Machine {
 
   private checkDefinition(): void {
     const run = this.run;
-    const now = fingerprint(this.o.proc);
-    if (!run.definition) {
-      this.tx.patchRun({ definition: now });
+    const now = treeFingerprint(this.o.proc);
+    const was = run.definition?.tree;
+    if (!was) {
+      // A run from before step trees were kept: what is loaded now is all there is to go by.
+      this.tx.patchRun({ definition: { file: run.definition?.file ?? 'built-in', fingerprint: run.definition?.fingerprint ?? '', tree: now } });
       return;
     }
-    if (run.definition === now) return;
-    const id = `definition@${now.slice(0, 12)}`;
+    if (was === now) return;
+    const id = `definition@${now.replace('sha256:', '').slice(0, 12)}`;
     for (const g of Object.values(run.gates)) if (g.kind === 'definition' && g.status === 'open' && g.id !== id) this.tx.voidGate(g.id, 'the procedure changed again since');
     if (run.gates[id]) return;
-    this.tx.openGate(this.gate(id, 'definition', '', 'write', [], { definition: { was: run.definition, now } }));
+    this.tx.openGate(this.gate(id, 'definition', '', 'write', [], { definition: { was, now } }));
   }
 
   /** Approvals, open or given, of steps that have not finished: void when what the step would run now differs. */

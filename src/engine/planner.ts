@@ -12,7 +12,7 @@ import { ROOT, childScope, makeContext, value, type Scope } from './context.js';
 import { groupPrefix, itemPrefix } from './paths.js';
 import { bindingHash, expandItems, isLeaf, renderLeaf, renderTree, type ForEachItem, type LeafStep } from './render.js';
 import { decidedByFor, decisionFor, type StepDef } from './transitions.js';
-import type { EndStatus, Gate, GateKind, RenderedStep, Run, StepState } from './types.js';
+import { isTerminal, type EndStatus, type Gate, type GateKind, type RenderedStep, type Run, type StepState } from './types.js';
 
 /** What a part of the run comes to so far: a run status, without `queued`. */
 export type Verdict = Exclude<Run['status'], 'queued'>;
@@ -120,7 +120,7 @@ class Planner {
 
   plan(): Plan {
     const run = this.run;
-    if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'rejected' || run.status === 'cancelled' || run.status === 'expired') return this.out();
+    if (isTerminal(run.status)) return this.out();
     const definition = Object.values(run.gates).find((g) => g.kind === 'definition' && g.status === 'open');
     if (run.phase === 'main') {
       if (run.cancelRequested) return this.cancelMain();

@@ -7,7 +7,7 @@
  */
 import type { Risk } from '../procedures/dsl.js';
 import { IllegalTransitionError } from '../errors.js';
-import type { Decision, EndStatus, Gate, GateStatus, RenderedStep, Run, RunEvent, RunStatus, StepKind, StepState, StepStatus, WaitingFor } from './types.js';
+import type { Decision, EndStatus, Gate, GateStatus, Origin, RenderedStep, Run, RunEvent, RunStatus, StepKind, StepState, StepStatus, WaitingFor } from './types.js';
 
 /** `take`: a worker starts (or takes over) the run. `park`: it stops waiting for something, and no worker holds it. */
 export type RunInput = 'take' | 'park' | 'succeed' | 'fail' | 'reject' | 'cancel' | 'expire';
@@ -270,23 +270,23 @@ export class Transitions {
     if (gate.expiresAt) this.effect({ do: 'expire-at', gate: gate.id, at: Date.parse(gate.expiresAt) });
   }
 
-  /** A decision on a whole gate. */
-  decideGate(id: string, d: { decision: Decision; by: string; at: string; reason?: string }): Gate {
+  /** A decision on a whole gate; `via` (where it was taken) goes to the audit with it. */
+  decideGate(id: string, d: { decision: Decision; by: string; at: string; reason?: string; via?: Origin }): Gate {
     const g = this.run.gates[id]!;
     g.status = next(GATE_TRANSITIONS, 'gate', id, g.status, 'decide');
     Object.assign(g, { decision: d.decision, decidedBy: d.by, decidedAt: d.at }, d.reason ? { reason: d.reason } : {});
     this.changes.gates.add(id);
-    this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}) });
+    this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}), ...(d.via ? { via: d.via } : {}) });
     return g;
   }
 
   /** A decision on one step of an open `interrupted` gate; the gate is decided once all of its steps are. */
-  decideGateStep(id: string, step: string, d: { decision: Decision; by: string; at: string }): Gate {
+  decideGateStep(id: string, step: string, d: { decision: Decision; by: string; at: string; via?: Origin }): Gate {
     const g = this.run.gates[id]!;
     if (g.status !== 'open' || !g.steps.some((s) => s.path === step)) throw new IllegalTransitionError('gate', `${id} (${step})`, g.status, 'decide');
-    g.stepDecisions = { ...g.stepDecisions, [step]: d };
+    g.stepDecisions = { ...g.stepDecisions, [step]: { decision: d.decision, by: d.by, at: d.at } };
     this.changes.gates.add(id);
-    this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, step });
+    this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, step, ...(d.via ? { via: d.via } : {}) });
     if (g.steps.every((s) => g.stepDecisions?.[s.path])) {
       g.status = next(GATE_TRANSITIONS, 'gate', id, g.status, 'decide');
       Object.assign(g, { decision: d.decision, decidedBy: d.by, decidedAt: d.at });

@@ -13,7 +13,12 @@ export type { StepStatus };
 
 export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'report' | 'forEach' | 'group';
 
-/** Where a request came from, so progress goes back to the same place. */
+/**
+ * Where a request or a decision came from: the way in (`adapter`), where progress goes back
+ * (`channel`, `thread`), and who really typed it, for the audit: the chat user, how the console
+ * caller signed in (`auth`, `address`), or the CLI's operating-system user and host (`osUser`,
+ * `host`), with `actor` when an admin acts for the person named.
+ */
 export interface Origin {
   adapter: string;
   channel?: string;
@@ -171,11 +176,19 @@ export interface DecisionRecord {
   by: string;
   at: string;
   reason?: string;
+  /** Where the decision was taken, for the audit. */
+  via?: Origin;
 }
 
 export interface Run {
   id: string;
   procedure: string;
+  /**
+   * The definition the run was planned from: `built-in` or the pack file that defined the procedure,
+   * the definition's fingerprint (Catalog.origin), and its step tree's (`tree`): a resume under
+   * another step tree asks a person first (procedures/fingerprint.ts says why the tree).
+   */
+  definition?: { file: string; fingerprint: string; tree?: string };
   args: Record<string, unknown>;
   requester: string;
   origin: Origin;
@@ -188,8 +201,6 @@ export interface Run {
   locks: { host: string; mode: 'read' | 'write' }[];
   /** True once the run holds its locks; they are released when it ends. */
   locked?: boolean;
-  /** A fingerprint of the procedure's step tree when the run started (see definition.ts). */
-  definition?: string;
   /** When a worker first started its steps. */
   startedAt?: string;
   /** Crashes this run recovered from: names the gate of the steps each one interrupted. */
@@ -222,7 +233,7 @@ export type RunEvent =
   | { type: 'run.started'; worker: string; resumed: boolean }
   | { type: 'run.waiting'; gates: string[]; waitingFor?: WaitingFor }
   | { type: 'run.finished'; status: RunStatus; error?: string; durationMs: number }
-  | { type: 'run.cancel-requested'; by: string }
+  | { type: 'run.cancel-requested'; by: string; via?: Origin }
   | { type: 'lock.waiting'; hosts: string[]; heldBy: string[]; holders?: LockHolder[] }
   | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; stdin?: string; reference?: string; variant?: string; database?: string; statement?: string; attempt: number }
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
@@ -230,8 +241,8 @@ export type RunEvent =
   | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean; gate?: string }
   | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string; attachment?: Attachment }
   | { type: 'gate.opened'; gate: Gate }
-  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string; step?: string }
+  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string; step?: string; via?: Origin }
   | { type: 'gate.voided'; gate: Gate; reason: string }
-  | { type: 'gate.refused'; gateId: string; by: string; reason: string };
+  | { type: 'gate.refused'; gateId: string; by: string; reason: string; via?: Origin };
 
 export type StampedEvent = RunEvent & { runId: string; at: string; id?: string };

@@ -6,8 +6,9 @@ import { dropDatabases, labDatabaseNames, seedDatabases } from './database.js';
 import { generateKey } from './keys.js';
 import { mapLimit } from './map-limit.js';
 import { labPaths } from './paths.js';
-import { renderRunbookConfig } from './runbook-yaml.js';
+import { managerVars, renderRunbookConfig } from './runbook-yaml.js';
 import { seedHost } from './seed.js';
+import { installPackTools } from './pack-tools.js';
 import { labHosts, type PlacedHost } from './site.js';
 import { assertOpenSshInstalled, choosePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
 import { toolNames, toolsDir } from './tool-runtime.js';
@@ -60,13 +61,14 @@ async function prepareDir(dir: string, user: LabUser): Promise<void> {
   if (user.dropPrivileges) chmodSync(dir, 0o755);
 }
 
-/** Copies the simulated tools into the lab and links each tool name to the entry point. */
-function installTools(dir: string): void {
+/** Copies the simulated tools (the lab's and the packs') into the lab and links each tool name to the entry point. */
+function installTools(dir: string, packs: readonly string[]): void {
   const p = labPaths(dir);
   cpSync(toolsDir, p.tools, { recursive: true });
   chmodSync(join(p.tools, 'labtool.cjs'), 0o755);
   mkdirSync(p.bin);
   for (const tool of toolNames) symlinkSync(join('..', 'tools', 'labtool.cjs'), join(p.bin, tool));
+  installPackTools(dir, packs, toolNames);
 }
 
 /** Seeds the host's directory, makes its host key and sshd_config; returns its known_hosts line. */
@@ -82,7 +84,7 @@ async function prepareHost(dir: string, host: LabHost & PlacedHost, user: LabUse
 async function build(dir: string, opts: LabOptions): Promise<Lab> {
   const user = await resolveLabUser();
   assertReachable(dir, user);
-  const placed = labHosts(opts.only, opts.extraHosts ?? 0);
+  const placed = labHosts(opts.only, opts.extraHosts ?? 0, opts.profiles);
   const databases = labDatabaseNames(opts.dbPrefix ?? 'lab_');
   // Before choosing the port: clearing the dir kills what a broken earlier lab there left running.
   await prepareDir(dir, user);
@@ -90,7 +92,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     placed.map((h) => h.address),
     opts.port ?? 2222,
   );
-  const hosts = placed.map((h) => ({ ...h, port }));
+  const hosts = placed.map((h) => ({ ...h, port, vars: { ...h.vars, ...managerVars(dir, h) } }));
   const p = labPaths(dir);
   const lab: Lab = {
     dir,
@@ -99,6 +101,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     user: user.name,
     databases,
     mysqlUrl: opts.mysqlUrl ?? defaultMysqlUrl(),
+    ...(opts.packs?.length ? { packs: opts.packs.map((d) => resolve(d)) } : {}),
   };
   // Written first, so that labDown can clean up after a start that fails from here on.
   writeFileSync(p.labJson, `${JSON.stringify(lab, null, 2)}\n`);
@@ -107,7 +110,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     mkdirSync(p.hosts);
     mkdirSync(p.run);
     if (user.dropPrivileges) chownTree(p.run, user);
-    installTools(dir);
+    installTools(dir, lab.packs ?? []);
     const [clientKey, knownHosts] = await Promise.all([
       generateKey(p.privateKey, 'runbook lab client'),
       mapLimit(hosts, PROCESS_CONCURRENCY, (h) => prepareHost(dir, h, user)),
@@ -133,6 +136,7 @@ function assertSameLab(lab: Lab, opts: LabOptions): void {
     opts.port !== undefined && opts.port !== 0 && opts.port !== lab.hosts[0]?.port && 'port',
     opts.dbPrefix !== undefined && labDatabaseNames(opts.dbPrefix).nova !== lab.databases.nova && 'database names',
     (opts.mysqlUrl ?? defaultMysqlUrl()) !== lab.mysqlUrl && 'MySQL server',
+    (opts.packs ?? []).map((d) => resolve(d)).join(' ') !== (lab.packs ?? []).join(' ') && 'packs',
   ].filter(Boolean);
   if (differences.length > 0) {
     throw new UsageError(`a lab with other ${differences.join(', ')} is up in ${lab.dir}; run \`runbook lab down\` first`);

@@ -1,3 +1,5 @@
+import type { HostProfile } from './site/host.js';
+
 export interface LabOptions {
   /** Directory that holds everything of the lab; created when missing. */
   dir: string;
@@ -11,6 +13,16 @@ export interface LabOptions {
   mysqlUrl?: string;
   /** Prefix of the lab's database names. Default `lab_` (lab_nova, lab_cinder, lab_neutron). */
   dbPrefix?: string;
+  /**
+   * Per named host, changes to its init profile (init system, runit, services) for this lab only;
+   * e.g. `{ c01: { init: 'upstart' } }`. Default: the site's profiles (see site/host.ts).
+   */
+  profiles?: Record<string, HostProfile>;
+  /**
+   * Pack directories whose procedures the lab runs: their `lab/<tool>.cjs` simulators join the
+   * lab's tools, and the lab's runbook.yaml loads the packs. Default none.
+   */
+  packs?: string[];
 }
 
 export interface LabHost {
@@ -39,6 +51,8 @@ export interface Lab {
   databases: LabDatabases;
   /** Server URL without a database. */
   mysqlUrl: string;
+  /** Absolute pack directories the lab simulates the tools of, and its runbook.yaml loads. */
+  packs?: string[];
 }
 
 /** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */
@@ -84,8 +98,6 @@ export interface Vdisk {
   snapshots: VdiskSnapshot[];
 }
 
-/** `readHostState<ServicesState>(dir, host, 'services')`. */
-export type ServicesState = Record<string, 'running' | 'halted'>;
 
 export interface Domain {
   id: number;

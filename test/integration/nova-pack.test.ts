@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearFaults, readCalls, readHostState, setFault, type ServicesState } from '../../src/lab/index.js';
+import { clearFaults, readCalls, readHostState, readServices, setFault, setService } from '../../src/lab/index.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { cli, statuses } from '../helpers/cli.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
@@ -18,7 +18,7 @@ const { runbook, follow } = cli(() => lab, prefix);
 const dir = () => lab.lab.dir;
 const nova = () => readHostState<NovaState>(dir(), 'controller', 'nova')!;
 const onHost = (fqdn: string) => nova().instances.filter((i) => i.host === fqdn);
-const services = (host: string) => readHostState<ServicesState>(dir(), host, 'services')!;
+const services = (host: string) => readServices(dir(), host);
 const calls = (host: string, start: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(start));
 const fakeRoot = (host: string, p: string) => runtime.realPath(dir(), host, p);
 function setState<T>(host: string, name: string, fn: (v: T) => void): void {
@@ -36,7 +36,10 @@ async function query<T = Record<string, unknown>>(db: 'nova' | 'cinder' | 'neutr
 }
 
 beforeAll(async () => {
-  lab = await startTestLab({ only: ['controller', 'c01', 'c02'] });
+  // c01 is a systemd host now; nova drain/undrain and after-reboot still type upstart's
+  // `stop|start|status nova-compute` and move /etc/init/nova-compute.conf: pinned to upstart here
+  // until the nova procedures use the host's own service manager.
+  lab = await startTestLab({ only: ['controller', 'c01', 'c02'], profiles: { c01: { init: 'upstart' } } });
 });
 
 afterAll(async () => {
@@ -57,7 +60,7 @@ describe('nova drain and undrain', () => {
     for (const i of before) expect(statuses(run)[`migrate[${i.uuid}].arrived`]).toBe('succeeded');
     expect(onHost('c01.example.com')).toEqual([]);
     expect(onHost('c02.example.com').map((i) => i.uuid)).toEqual(expect.arrayContaining(before.map((i) => i.uuid)));
-    expect(services('c01')['nova-compute']).toBe('halted');
+    expect(services('c01')['nova-compute']).toBe('stopped');
     expect(existsSync(fakeRoot('c01', '/etc/init/nova-compute.conf'))).toBe(false);
     expect(existsSync(fakeRoot('c01', '/etc/init.d/nova-compute'))).toBe(false);
     expect(existsSync(fakeRoot('c01', '/root/tmp/nova-compute.conf'))).toBe(true);
@@ -103,7 +106,7 @@ describe('nova drain and undrain', () => {
 
 describe('nova after-reboot', () => {
   it('starts nova-compute, checks the AMQP connection, then reboots each instance of the node once', async () => {
-    setState<ServicesState>('c02', 'services', (s) => void (s['nova-compute'] = 'halted'));
+    setService(dir(), 'c02', 'nova-compute', 'stopped');
     setState<NovaState>('controller', 'nova', (s) => s.instances.filter((i) => i.host === 'c02.example.com').forEach((i) => Object.assign(i, { status: 'SHUTOFF', power: 'Shutdown' })));
     const mine = onHost('c02.example.com');
     const { run } = await follow('nova after-reboot c02');
@@ -118,7 +121,7 @@ describe('nova after-reboot', () => {
   });
 
   it('a nova-compute that will not start stops the run before any instance is rebooted', async () => {
-    setState<ServicesState>('c02', 'services', (s) => void (s['nova-compute'] = 'halted'));
+    setService(dir(), 'c02', 'nova-compute', 'stopped');
     setFault(dir(), 'c02', { match: 'start nova-compute', action: 'fail', stderr: 'start: Job failed to start' });
     const reboots = calls('controller', 'nova reboot').length;
     const { run } = await follow('nova after-reboot c02');
@@ -127,7 +130,7 @@ describe('nova after-reboot', () => {
     expect(statuses(run).start).toBe('failed');
     expect(run.error).toMatch(/start: Job failed to start/);
     expect(calls('controller', 'nova reboot').length).toBe(reboots);
-    setState<ServicesState>('c02', 'services', (s) => void (s['nova-compute'] = 'running'));
+    setService(dir(), 'c02', 'nova-compute', 'running');
   });
 });
 

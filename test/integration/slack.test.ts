@@ -5,7 +5,7 @@ import { SlackBot } from '../../src/adapters/slack/bot.js';
 import { startSlack } from '../../src/adapters/slack/index.js';
 import { SlackOutbox } from '../../src/adapters/slack/outbox.js';
 import type { Run, StampedEvent } from '../../src/engine/types.js';
-import { startHttp } from '../../src/http/server.js';
+import { startHttp } from '../../src/http/surface.js';
 import { buttonClick, FakeSlack, interactionBody, slackSignature, slashCommandBody, type FakeMessage } from '../helpers/fake-slack.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, silent, testRuntime } from '../helpers/runtime.js';
@@ -35,7 +35,7 @@ beforeAll(async () => {
     },
   ]);
   bot = new SlackBot(rt, { botToken: 'xoxb-test', apiUrl: fake.apiUrl });
-  http = await startHttp(rt, adapters.routes);
+  http = await startHttp(rt, adapters.mounts);
 }, 120_000);
 
 afterAll(async () => {
@@ -341,6 +341,24 @@ describe('slack: long output and restarts', () => {
     expect(fake.callsOf('chat.update').some((c) => c.args.ts === stepMsg!.ts)).toBe(true);
     expect(fake.thread(card.ts).at(-1)!.text).toContain(`Run ${run.id} succeeded`);
   }, 60_000);
+
+  it('uploads the bytes of a file a step fetched from its host unchanged, in the thread', async () => {
+    const base = (await runsIn('C0FLUSH'))[0]!;
+    const run: Run = { ...base, id: `${base.id}-archive`, origin: { adapter: 'slack', channel: 'C0ARCHIVE' } };
+    const at = new Date().toISOString();
+    const ev = (e: Record<string, unknown>) => ({ runId: run.id, at, ...e }) as StampedEvent;
+    const bytes = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0xff, 0xfe, 0x80, 0x0a, 0x00]);
+    const id = await rt.store.putFile(run.id, 'collect', bytes);
+    await bot.deliver(run, ev({ type: 'run.planned', plan: run.plan, notes: [] }));
+    const attachment = { name: 'ovs-node-3-20261130-logs.tar.gz', path: '/tmp/ovs-node-3-20261130-logs.tar.gz', bytes: bytes.length, id };
+    await bot.deliver(run, ev({ type: 'step.finished', path: 'collect', title: 'Collect the logs', kind: 'ssh', risk: 'read', host: 'node-3', status: 'succeeded', exitCode: 0, attachment }));
+    await bot.outbox.drain();
+    const completed = await until('the archive upload', () => fake.callsOf('files.completeUploadExternal').find((c) => c.args.channel_id === 'C0ARCHIVE'));
+    expect(completed.args.thread_ts).toBe(root(run.id)!.ts);
+    // @slack/web-api posts the file to the upload URL as a multipart form: the bytes must be in it whole (0xff 0xfe 0x80 would not survive a text round trip).
+    expect(fake.uploads.some((u) => u.bytes.includes(bytes))).toBe(true);
+    expect(text(fake.thread(root(run.id)!.ts)[0]!)).toContain('/tmp/ovs-node-3-20261130-logs.tar.gz from node-3 (10 bytes) is attached');
+  }, 60_000);
 });
 
 describe('slack: the work process', () => {
@@ -401,7 +419,7 @@ describe('slack: socket mode', () => {
     const sockets = fake.socketCount();
     const started = await startAdapters(srt, [(r) => startSlack(r)]);
     try {
-      expect(started.routes).toEqual([]);
+      expect(started.mounts).toEqual([]);
       expect(fake.callsOf('apps.connections.open').length).toBeGreaterThan(0);
       await until('the socket', () => fake.socketCount() > sockets);
       const payload = Object.fromEntries(new URLSearchParams(command('/ovs', 'flush node-9', 'U0ALICE', 'C0SOCKET')));

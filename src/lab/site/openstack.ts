@@ -3,7 +3,7 @@
  * instances and volumes the operations guide talks about.
  */
 import type { Domain } from '../types.js';
-import { stableUuid, type SiteHost, type SiteInstance } from './host.js';
+import { runningServices, stableUuid, type SiteHost, type SiteInstance } from './host.js';
 
 /** libvirt's name of a nova instance: `instance-0000274a` for id 0x274a. */
 export function instanceName(id: number): string {
@@ -80,7 +80,7 @@ export const VOLUMES: readonly SiteVolume[] = [
   { id: '7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d', displayName: 'spare', size: 20 },
 ];
 
-/** The OpenStack services the controller runs, as `service <name> status` knows them. */
+/** The OpenStack services the controller (systemd) runs, as `service <name> status` knows them. */
 export const CONTROLLER_SERVICES = [
   'mysql',
   'rabbitmq-server',
@@ -150,7 +150,9 @@ export function controller(): SiteHost {
     name: 'controller',
     groups: ['openstack', 'controller', 'swift-proxy'],
     vars: { fqdn: 'controller.example.com' },
-    state: { nova, glance, keystone, swift, services: Object.fromEntries(CONTROLLER_SERVICES.map((s) => [s, 'running'])), rings: ringState() },
+    init: 'systemd',
+    services: runningServices('systemd', CONTROLLER_SERVICES),
+    state: { nova, glance, keystone, swift, rings: ringState() },
     instances: [],
     files: {
       '/etc/nova/nova.conf': conf('database', 'sql_connection', conn('nova', DB_PASSWORDS.nova, 'nova')),
@@ -199,6 +201,9 @@ function accounts(name: string, instances: readonly SiteInstance[]): { accounts:
   };
 }
 
+/** c02 still runs Ubuntu 14.04 (upstart), c01 a systemd release. */
+const UPSTART_COMPUTES = ['c02'];
+
 export function computeNode(name: string): SiteHost {
   const instances = INSTANCES.filter((i) => i.compute === name && !i.deleted);
   const domains: Domain[] = instances.map((i) => ({ id: i.domainId, name: instanceName(i.id), state: 'running' }));
@@ -209,7 +214,9 @@ export function computeNode(name: string): SiteHost {
     name,
     groups: ['openstack', 'compute'],
     vars: { fqdn: computeFqdn(name), ip: COMPUTE_IPS[name] },
-    state: { virsh: { domains }, services: { 'nova-compute': 'running', 'libvirt-bin': 'running', 'neutron-openvswitch-agent': 'running' }, accounts: users, owners },
+    init: UPSTART_COMPUTES.includes(name) ? 'upstart' : 'systemd',
+    services: runningServices(UPSTART_COMPUTES.includes(name) ? 'upstart' : 'systemd', ['nova-compute', 'libvirt-bin', 'neutron-openvswitch-agent']),
+    state: { virsh: { domains }, accounts: users, owners },
     instances,
     files: {
       ...Object.fromEntries(shared.map((i) => [`/var/lib/nova/instances/${instanceName(i.id)}/libvirt.xml`, libvirtXml(i)])),
@@ -227,8 +234,9 @@ export function storageNode(n: number): SiteHost {
     name: node.name,
     groups: ['openstack', 'swift'],
     vars: { ip: node.ip, fqdn: node.fqdn, zone: node.zone },
+    init: 'systemd',
+    services: runningServices('systemd', ['swift-object', 'swift-container', 'swift-account', 'rsync']),
     state: {
-      services: Object.fromEntries(['swift-object', 'swift-container', 'swift-account', 'rsync'].map((s) => [s, 'running'])),
       disks: { '/dev/sdb': { filesystem: 'xfs', uuid: stableUuid(`${node.name} sdb`) } },
       mounts: { '/srv/node/sdb': { device: '/dev/sdb', source: '/dev/sdb' } },
       dmesg: [

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Policy } from '../../../src/approvals/policy.js';
-import { fingerprint } from '../../../src/engine/definition.js';
+import { treeFingerprint } from '../../../src/procedures/fingerprint.js';
 import { Machine } from '../../../src/engine/machine.js';
 import type { LeafResult } from '../../../src/engine/results.js';
 import { isTerminal, type DecisionRecord, type Run, type RunEvent, type RunStatus } from '../../../src/engine/types.js';
@@ -52,7 +52,7 @@ function newRun(proc: Procedure, args: Record<string, unknown> = {}): Run {
   const at = new Date(T0).toISOString();
   return {
     id: 'r-test', procedure: `${proc.pack} ${proc.name}`, args, requester: 'alice', origin: { adapter: 'test' }, createdAt: at, updatedAt: at, status: 'queued',
-    plan: [], notes: [], locks: [{ host: 'node-3', mode: 'write' }], definition: fingerprint(proc), steps: {}, captures: {}, expansions: {}, gates: {}, phase: 'main',
+    plan: [], notes: [], locks: [{ host: 'node-3', mode: 'write' }], definition: { file: 'built-in', fingerprint: 'sha256:test', tree: treeFingerprint(proc) }, steps: {}, captures: {}, expansions: {}, gates: {}, phase: 'main',
   };
 }
 
@@ -424,12 +424,12 @@ describe('versioned definitions', () => {
     const started = w.started.length;
     r = drive(w, r, v2);
     const g = openGates(r).find((x) => x.kind === 'definition')!;
-    expect(g).toMatchObject({ definition: { was: fingerprint(v1), now: fingerprint(v2) }, deciders: ['bob', 'carol'] });
+    expect(g).toMatchObject({ definition: { was: treeFingerprint(v1), now: treeFingerprint(v2) }, deciders: ['bob', 'carol'] });
     expect(r.waitingFor!.gates).toContain(g.id);
     decide(w, g.id, 'approve');
     decide(w, Object.values(r.gates).find((x) => x.kind === 'approval')!.id, 'approve');
     r = drive(w, r, v2);
-    expect(r.definition).toBe(fingerprint(v2));
+    expect(r.definition!.tree).toBe(treeFingerprint(v2));
     // The old approval was for `wipe`, which is no more: `scrub` needs its own.
     expect(w.started.slice(started)).toEqual([]);
     expect(openGates(r).map((x) => x.stepPath)).toEqual(['scrub']);

@@ -130,10 +130,10 @@ function volumeAttach(ctx, args) {
   return 0;
 }
 
-/** The API a client talks to must be running on this host (state `services`, when it knows the service). */
+/** The API a client talks to must be running on this host (`ctx.serviceState`, when the host has the service). */
 function needs(ctx, service, url) {
-  const services = ctx.read('services', {});
-  if (Object.hasOwn(services, service) && services[service] !== 'running') {
+  const state = ctx.serviceState(service);
+  if (state !== undefined && state !== 'running') {
     throw new ToolError(`ERROR: Unable to establish connection to ${url}: [Errno 111] Connection refused`, 1);
   }
 }

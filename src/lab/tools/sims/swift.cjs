@@ -117,11 +117,10 @@ function scp(ctx, args) {
   return 0;
 }
 
-/** `swift stat` on the proxy: the account's totals, when swift-proxy runs (state `services`). */
+/** `swift stat` on the proxy: the account's totals, when swift-proxy runs (`ctx.serviceState`). */
 function swift(ctx, args) {
   if (args.join(' ') !== 'stat') throw new ToolError('usage: swift stat (the lab simulates only this form)', 2);
-  const services = ctx.read('services', {});
-  if (services['swift-proxy'] !== 'running') throw new ToolError('Account HEAD failed: http://controller:8080/v1/AUTH_admin 503 Service Unavailable', 1);
+  if (ctx.serviceState('swift-proxy') !== 'running') throw new ToolError('Account HEAD failed: http://controller:8080/v1/AUTH_admin 503 Service Unavailable', 1);
   const a = ctx.read('swift', { account: 'AUTH_admin', containers: 0, objects: 0, bytes: 0 });
   process.stdout.write(`        Account: ${a.account}\n     Containers: ${a.containers}\n        Objects: ${a.objects}\n          Bytes: ${a.bytes}\n`);
   return 0;
