@@ -12,7 +12,7 @@ import { testRuntime, watch } from '../helpers/runtime.js';
 import { until } from '../helpers/until.js';
 
 /**
- * An operator's bad day, in about a minute: three worker processes on a Redis of the test's own,
+ * An operator's bad day, in about a minute: a bot and three worker processes on a Redis of the test's own,
  * three dozen runs competing for four hosts, one approval left open (its host's runs wait behind
  * it), a worker killed with SIGKILL every few seconds, and one Redis restart. Every run must end,
  * no step whose end was recorded may run again, runs on free hosts must keep finishing while the
@@ -78,6 +78,21 @@ function spawnWorker(prefix: string): ChildProcess {
   return child;
 }
 
+/** `runbook start` (console, progress hub and a worker of its own) on a free port; it is never killed by the test. */
+function spawnBot(prefix: string, httpPort: number): ChildProcess {
+  const child = spawn(process.execPath, [CLI, 'start'], {
+    env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}`, RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix, RUNBOOK_LEASE_MS: String(LEASE_MS), WORKER_CONCURRENCY: '2', LOG_LEVEL: 'error', HOST: '127.0.0.1', PORT: String(httpPort) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+  child.on('exit', (code, signal) => {
+    if (!killedByUs.has(child)) unexpectedExits.push(`bot ${child.pid} exited (code ${code}, signal ${signal}): ${stderr}`);
+  });
+  workers.push(child);
+  return child;
+}
+
 function kill9(child: ChildProcess): Promise<void> {
   killedByUs.add(child);
   return new Promise((done) => {
@@ -103,9 +118,11 @@ afterAll(async () => {
 });
 
 describe('a deployment on a bad day', () => {
-  it('ends every run, never runs a recorded step again, keeps free hosts moving, and no process exits of itself', async () => {
+  it('ends every run, never runs a recorded step again, keeps free hosts moving, and neither the bot nor a worker exits of itself', async () => {
     const rt = testRuntime(lab.lab.configPath, { env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}` } });
     try {
+      const httpPort = await freePort();
+      const bot = spawnBot(rt.prefix, httpPort);
       for (let i = 0; i < 3; i++) spawnWorker(rt.prefix);
       // Every command is unique to its run, so the hosts' call logs say how often each ran.
       const command = (i: number) => `lab-sleep 0.7${String(i).padStart(4, '0')}`;
@@ -146,7 +163,7 @@ describe('a deployment on a bad day', () => {
           await sleep(KILL_MS / 2 + Math.random() * KILL_MS);
           if (stop) break;
           // Preferably one in the middle of a run: the pid in one of the runs' leases.
-          const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
+          const alive = workers.filter((w) => w !== bot && w.exitCode === null && w.signalCode === null);
           const busy = await leaseHolders(rt).catch(() => new Set<number>());
           const pool = alive.filter((w) => busy.has(w.pid!));
           const from = pool.length ? pool : alive;
@@ -198,6 +215,8 @@ describe('a deployment on a bad day', () => {
       // The kills did land in the middle of runs: other workers took those runs over.
       expect(resumed).toBeGreaterThan(0);
       expect(unexpectedExits).toEqual([]);
+      // The bot rode out the Redis restart: it answers, and sees Redis and its workers.
+      expect(await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()).toMatchObject({ ok: true, redis: true });
     } finally {
       await rt.cleanup().catch(() => undefined);
     }
