@@ -16,14 +16,14 @@ export function itemPrefix(forEachPath: string, key: string): string {
   return `${forEachPath}[${key}].`;
 }
 
-export interface PathSegment {
+interface PathSegment {
   id: string;
   /** The forEach item key, when this segment is an item of a forEach. */
   key?: string;
 }
 
 /** `flush[vd-3.01].snapshot` → [{ id: 'flush', key: 'vd-3.01' }, { id: 'snapshot' }]. Keys may hold dots. */
-export function parsePath(path: string): PathSegment[] {
+function parsePath(path: string): PathSegment[] {
   const out: PathSegment[] = [];
   let i = 0;
   while (i < path.length) {
@@ -72,13 +72,4 @@ export function scopeOf(run: Pick<Run, 'expansions'>, path: string): Scope {
     }
   }
   return scope;
-}
-
-/** The path of the forEach or group that holds `path`, or undefined at the top. */
-export function parentPath(path: string): string | undefined {
-  const segs = parsePath(path);
-  if (segs.length < 2) return undefined;
-  const parent = segs[segs.length - 2]!;
-  const upTo = segs.slice(0, -2).map((s) => (s.key !== undefined ? `${s.id}[${s.key}]` : s.id));
-  return [...upTo, parent.id].join('.');
 }

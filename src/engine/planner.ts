@@ -78,10 +78,10 @@ export function idempotent(s: Step): boolean {
   return isLeaf(s) ? (s.idempotent ?? s.risk === 'read') : false;
 }
 
-export const defOf = (s: Step, title: string): StepDef => ({ title, kind: s.kind, risk: s.risk });
+const defOf = (s: Step, title: string): StepDef => ({ title, kind: s.kind, risk: s.risk });
 
 /** The gate of kind `kind` that counts for `path` now: the newest one not void. */
-export function liveGate(run: Run, kind: GateKind, path: string): Gate | undefined {
+function liveGate(run: Run, kind: GateKind, path: string): Gate | undefined {
   let found: Gate | undefined;
   for (const g of Object.values(run.gates)) {
     if (g.kind !== kind || g.status === 'void') continue;
@@ -93,7 +93,7 @@ export function liveGate(run: Run, kind: GateKind, path: string): Gate | undefin
 }
 
 /** The id of an approval gate: bound to the hash of what it shows. */
-export function approvalGateId(path: string, hash: string): string {
+function approvalGateId(path: string, hash: string): string {
   return `${path}@${hash.slice(0, 12)}`;
 }
 
@@ -413,7 +413,7 @@ class Planner {
         return 'running';
       }
     }
-    if (s.kind === 'manual') return this.manual(s, ctx, path, def, st);
+    if (s.kind === 'manual') return this.manual(s, ctx, path, def);
     if (s.kind === 'poll' && st?.status === 'waiting' && st.nextCheckAt) {
       const at = Date.parse(st.nextCheckAt);
       if (at > this.i.now) {
@@ -451,7 +451,7 @@ class Planner {
     }
   }
 
-  private manual(s: Extract<LeafStep, { kind: 'manual' }>, ctx: StepContext, path: string, def: StepDef, st: StepState | undefined): Verdict {
+  private manual(s: Extract<LeafStep, { kind: 'manual' }>, ctx: StepContext, path: string, def: StepDef): Verdict {
     const g = liveGate(this.run, 'manual', path);
     if (!g) {
       let rendered: RenderedStep;

@@ -180,7 +180,7 @@ function check(tx: Transitions, a: Start, s: Extract<Start['step'], { kind: 'pol
 }
 
 /** Rows as the mysql client prints them with \G-less output: a tab-separated header and lines. */
-export function formatRows(columns: string[], rows: Record<string, unknown>[]): string {
+function formatRows(columns: string[], rows: Record<string, unknown>[]): string {
   return [columns.join('\t'), ...rows.map((r) => columns.map((c) => (r[c] === null ? 'NULL' : String(r[c]))).join('\t'))].join('\n');
 }
 

@@ -25,7 +25,7 @@ export const RUN_TRANSITIONS: { readonly [S in RunStatus]: Readonly<Partial<Reco
 };
 
 /** The input that ends a run with each status. */
-export const END_INPUT: { readonly [S in EndStatus]: RunInput } = { succeeded: 'succeed', failed: 'fail', rejected: 'reject', cancelled: 'cancel', expired: 'expire' };
+const END_INPUT: { readonly [S in EndStatus]: RunInput } = { succeeded: 'succeed', failed: 'fail', rejected: 'reject', cancelled: 'cancel', expired: 'expire' };
 
 /**
  * `start`: it runs (a leaf's command, a group's or forEach's children), counting an attempt.
@@ -135,11 +135,6 @@ export class Transitions {
   /** Fields of the run that are not statuses (error, waitingFor, facts, …). */
   patchRun(patch: Partial<Omit<Run, 'status' | 'steps' | 'gates' | 'captures' | 'expansions'>>): void {
     Object.assign(this.run, patch);
-    this.changes.head = true;
-  }
-
-  clearRun(...keys: (keyof Run)[]): void {
-    for (const k of keys) delete this.run[k];
     this.changes.head = true;
   }
 

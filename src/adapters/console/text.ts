@@ -1,4 +1,4 @@
-import type { Decision, Gate, Origin, PlanStep, Run, StampedEvent, WaitingFor } from '../../engine/types.js';
+import type { Decision, Gate, Origin, PlanStep, StampedEvent, WaitingFor } from '../../engine/types.js';
 import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
