@@ -16,6 +16,7 @@ import { makeContext, value } from './context.js';
 import { findStep, scopeOf } from './paths.js';
 import { Machine, type Start } from './machine.js';
 import type { Action } from './planner.js';
+import { isLeaf } from './render.js';
 import { readOutput, type Attached, type LeafResult } from './results.js';
 import type { RunStore } from './store.js';
 import type { Effect } from './transitions.js';
@@ -474,7 +475,7 @@ class Pass {
     const obs = this.o.observer;
     if (!obs) return;
     for (const e of events) {
-      if (e.type === 'step.finished' && e.kind !== 'forEach' && e.kind !== 'group' && e.durationMs !== undefined) obs.stepFinished(e.kind, e.status, e.durationMs);
+      if (e.type === 'step.finished' && isLeaf(e) && e.durationMs !== undefined) obs.stepFinished(e.kind, e.status, e.durationMs);
       else if (e.type === 'gate.decided' && !e.step) obs.gateDecided(e.gate.kind, e.decision, Date.parse(e.gate.decidedAt ?? '') - Date.parse(e.gate.requestedAt));
       else if (e.type === 'run.finished') obs.runFinished(this.run.procedure, e.status);
     }

@@ -129,7 +129,7 @@ export class Machine {
 
   private interrupted(): void {
     const run = this.run;
-    const left = Object.values(run.steps).filter((s) => s.status === 'running' && s.kind !== 'forEach' && s.kind !== 'group');
+    const left = Object.values(run.steps).filter((s) => s.status === 'running' && isLeaf(s));
     if (!left.length) return;
     const gated: RenderedStep[] = [];
     for (const st of left) {

@@ -39,8 +39,6 @@ export type Action =
 
 export interface Plan {
   actions: Action[];
-  /** Steps running now (their effects are in flight). */
-  running: boolean;
   /** Open gates the run needs a decision on. */
   gates: string[];
   /** The earliest poll check due, and the polls waiting for a check. */
@@ -104,7 +102,6 @@ export function plan(input: PlanInput): Plan {
 class Planner {
   private readonly run: Run;
   private readonly actions: Action[] = [];
-  private running = false;
   private readonly gates = new Set<string>();
   private timer: { at: number; steps: string[] } | undefined;
   private readonly cache: PlanCache;
@@ -115,7 +112,7 @@ class Planner {
   }
 
   private out(): Plan {
-    return { actions: this.actions, running: this.running, gates: [...this.gates], ...(this.timer ? { timer: this.timer } : {}) };
+    return { actions: this.actions, gates: [...this.gates], ...(this.timer ? { timer: this.timer } : {}) };
   }
 
   plan(): Plan {
@@ -164,8 +161,7 @@ class Planner {
    */
   private cancelMain(): Plan {
     const run = this.run;
-    for (const st of Object.values(run.steps)) if (st.status === 'running' && st.kind !== 'group' && st.kind !== 'forEach') this.running = true;
-    if (this.running) return this.out();
+    if (Object.values(run.steps).some((st) => st.status === 'running' && isLeaf(st))) return this.out();
     const by = run.cancelRequested?.by ?? 'a person';
     this.endMain('cancelled', `cancelled by ${by}`, 'the run was cancelled');
     return this.out();
@@ -237,10 +233,7 @@ class Planner {
     if (st) {
       const v = this.ended(st);
       if (v) return v;
-      if (st.status === 'running' && isLeaf(s)) {
-        this.running = true;
-        return 'running';
-      }
+      if (st.status === 'running' && isLeaf(s)) return 'running';
     }
     const ctx = this.ctx(scope);
     let title: string;
@@ -435,7 +428,6 @@ class Planner {
       return 'running';
     }
     this.actions.push({ type: 'start', path, def: { ...def, title: rendered.title }, step: s, ctx, rendered, check, fin });
-    this.running = true;
     return 'running';
   }
 

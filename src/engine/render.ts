@@ -7,7 +7,8 @@ import type { PlanStep, RenderedStep, Run } from './types.js';
 
 export type LeafStep = Exclude<Step, { kind: 'forEach' } | { kind: 'group' }>;
 
-export function isLeaf(step: Step): step is LeafStep {
+/** A step that runs something itself (not a forEach or a group): a step definition, a step's state, an event. */
+export function isLeaf<S extends { kind: string }>(step: S): step is Exclude<S, { kind: 'forEach' } | { kind: 'group' }> {
   return step.kind !== 'forEach' && step.kind !== 'group';
 }
 
