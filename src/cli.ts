@@ -287,7 +287,7 @@ async function cmdShow(argv: string[]): Promise<number> {
   return withRuntime(async (rt) => {
     const run = await rt.store.load(id);
     if (values.json) {
-      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt, ...(run.definition ? { definition: run.definition } : {}) }));
+      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt, ...(run.definition ? { definition: run.definition } : {}), ...(run.waitingFor ? { waitingFor: run.waitingFor } : {}) }));
       return 0;
     }
     out(`run ${run.id} · ${run.procedure} ${JSON.stringify(run.args)} · requested by ${run.requester} at ${run.createdAt} · ${run.status}${run.error ? `: ${run.error}` : ''}`);
