@@ -72,6 +72,8 @@ describe('waiting never holds a worker', () => {
     await rt.decisions.cancel(gated.id, 'alice');
     expect((await finished(rt, gated.id)).status).toBe('cancelled');
     for (const b of behind) expect((await finished(rt, b.id)).status).toBe('succeeded');
+    // An ended run's hosts are released by the effect committed with its end, just after it.
+    await until('c01 to be free', async () => (await rt.store.lockHolders(['c01'])).get('c01')?.readers.length === 0);
     expect(await rt.store.lockHolders(['c01'])).toEqual(new Map([['c01', { readers: [] }]]));
   });
 
