@@ -3,7 +3,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
 import type { KnownFacts } from '../procedures/facts.js';
 import type { Changes, Effect } from './transitions.js';
-import type { DecisionRecord, Gate, Run, RunEvent, StampedEvent } from './types.js';
+import { isTerminal, type DecisionRecord, type Gate, type Run, type RunEvent, type StampedEvent } from './types.js';
 
 /** A Lua script sent by its sha1 (EVALSHA), and in full only when Redis does not know it yet (after a restart). */
 class Script {
@@ -314,7 +314,11 @@ export class RunStore {
     const args = [leaseToken, changes.head || all ? this.headJson(run) : '', RUN_STREAM_MAX, steps.length / 2, captures.length / 2, expansions.length / 2, gates.length / 2, events.length, effects.length, ...steps, ...captures, ...expansions, ...gates, ...events, ...effects];
     const res = (await COMMIT.run(this.redis, keys, args)) as [number, string | null, ...string[]];
     if (res[0] !== 1) return undefined;
-    this.legacy.delete(run);
+    if (all) {
+      this.legacy.delete(run);
+      // Runs stored before the active set existed join it: the sweeper looks after them too.
+      if (!isTerminal(run.status)) await this.redis.zadd(this.activeKey, Date.parse(run.createdAt), run.id);
+    }
     return { ...(res[1] ? { cancel: JSON.parse(res[1]) as { by: string; at: string } } : {}), ids: res.slice(2) as string[] };
   }
 

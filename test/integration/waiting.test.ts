@@ -166,19 +166,22 @@ describe('nothing is stranded', () => {
     expect((await rt.store.outbox(run.id)).events.map((e) => (JSON.parse(e) as { type: string }).type)).toEqual(['step.progress']);
   });
 
-  it('a run stored by the previous version, as one document, loads (its gates say their decision) and resumes', async () => {
-    const rt = newRuntime();
+  it('a run stored by the previous version, as one document, loads (its gates say their decision), joins the active set and resumes', async () => {
+    const rt = newRuntime({ timeScale: 1 });
     rt.startWorker(1);
-    const { run } = await rt.intake.prepare({ text: 'test touch lab-001', person: 'alice', origin: { adapter: 'test' } });
+    const { run } = await rt.intake.prepare({ text: 'test later lab-001', person: 'alice', origin: { adapter: 'test' } });
     const { definition: _, ...old } = run;
-    const gate = { id: 'old@1', kind: 'approval', stepPath: 'touch', risk: 'write', hash: 'h', steps: [], requestedAt: run.createdAt, deciders: ['bob'], status: 'approved', decidedBy: 'bob' };
+    const gate = { id: 'old@1', kind: 'approval', stepPath: 'now', risk: 'read', hash: 'h', steps: [], requestedAt: run.createdAt, deciders: ['bob'], status: 'approved', decidedBy: 'bob' };
     await rt.redis.set(`${rt.prefix}:run:{${run.id}}`, JSON.stringify({ ...old, gates: { [gate.id]: gate } }));
     await rt.redis.zadd(`${rt.prefix}:runs`, Date.parse(run.createdAt), run.id);
     expect((await rt.store.load(run.id)).gates['old@1']).toMatchObject({ status: 'decided', decision: 'approve' });
     await rt.queue.advance(run.id, 'start');
+    // Its poll parks it: stored in parts now, and in the active set the sweeper looks after.
+    await until('the run to park on its poll', async () => (await rt.store.load(run.id)).waitingFor?.timer);
+    expect(await rt.store.active()).toContain(run.id);
+    expect(Object.keys(JSON.parse((await rt.redis.get(`${rt.prefix}:run:{${run.id}}`))!) as object)).not.toContain('steps');
     const done = await finished(rt, run.id);
     expect(done.status).toBe('succeeded');
     expect(done.definition?.tree).toMatch(/^sha256:/);
-    expect(Object.keys(JSON.parse((await rt.redis.get(`${rt.prefix}:run:{${run.id}}`))!) as object)).not.toContain('steps');
   });
 });
