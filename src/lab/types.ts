@@ -11,7 +11,22 @@ export interface LabOptions {
   mysqlUrl?: string;
   /** Prefix of the lab's database names. Default `lab_` (lab_nova, lab_cinder, lab_neutron). */
   dbPrefix?: string;
+  /** The shape of cinder's tables: `current` (Kilo and later) or `pre-kilo` (Juno's, the disaster-recovery page's era). Default `current`. */
+  cinderSchema?: CinderSchema;
+  /**
+   * Scales the OpenStack API double's clock: an asynchronous action (live migration, evacuation,
+   * detach, reboot) takes 2 s, nova-compute reports every 10 s, and a service is down after 60 s
+   * without a report (nova's report_interval and service_down_time). Default 1.
+   */
+  openstackTimeScale?: number;
+  /** How the controller's OpenStack clients get their credentials: a clouds.yaml (`clouds`) or an openrc file. Default `clouds`. */
+  openstackCredentials?: OpenStackCredentials;
 }
+
+export type OpenStackCredentials = 'clouds' | 'openrc';
+
+/** `current`: cinder ≥ Kilo (volume_attachment); `pre-kilo`: the attachment in volumes' own columns. */
+export type CinderSchema = 'current' | 'pre-kilo';
 
 export interface LabHost {
   name: string;
@@ -39,6 +54,17 @@ export interface Lab {
   databases: LabDatabases;
   /** Server URL without a database. */
   mysqlUrl: string;
+  cinderSchema: CinderSchema;
+  /** The OpenStack API double on loopback: Keystone's URL, and the credentials the controller's clients use. */
+  openstack: LabOpenStack;
+}
+
+export interface LabOpenStack {
+  /** `http://127.0.0.1:<port>/identity/v3` */
+  authUrl: string;
+  port: number;
+  timeScale: number;
+  credentials: OpenStackCredentials;
 }
 
 /** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */

@@ -32,9 +32,8 @@ const handlers = {
   ...require('./sims/power.cjs'),
   ...require('./sims/afs.cjs'),
   ...require('./sims/ovs-cluster.cjs'),
-  ...require('./sims/nova.cjs'),
   ...require('./sims/files.cjs'),
-  ...require('./sims/swift.cjs'),
+  ...require('./sims/scp.cjs'),
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
 };
