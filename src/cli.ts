@@ -11,6 +11,9 @@ import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { Runtime } from './runtime.js';
 import { findConfigPath } from './config/runbook-config.js';
+import { loadEnv } from './config/env.js';
+import { redactUrl } from './log.js';
+import type { KnownFacts } from './procedures/facts.js';
 
 const USAGE = `runbook: run incident runbooks with approvals, from chat or from here
 
@@ -402,22 +405,34 @@ async function cmdConfig(argv: string[]): Promise<number> {
   out(`${file}: valid (${Object.keys(cfg.hosts).length} hosts, ${Object.keys(cfg.databases).length} databases, ${Object.keys(cfg.people).length} people)`);
   const { SshPool } = await import('./executors/ssh/pool.js');
   const { SqlExecutor } = await import('./executors/sql/index.js');
+  const { FACTS_PROBE, describeFacts, parseFacts } = await import('./procedures/facts.js');
   const pool = new SshPool({ ...cfg.ssh, connectTimeoutMs: Math.min(cfg.ssh.connectTimeoutMs, 5_000) });
   const sql = new SqlExecutor(cfg.databases);
+  const facts: Record<string, KnownFacts> = {};
   let bad = 0;
   try {
     const hosts = await Promise.all(
       Object.entries(cfg.hosts).map(async ([name, h]) => {
+        const where = `host ${name} (${h.user}@${h.address}:${h.port})`;
+        let res: Awaited<ReturnType<typeof pool.exec>>;
         try {
-          await pool.exec({ name, ...h }, 'true', { timeoutMs: 10_000 });
-          return `  ok    host ${name} (${h.user}@${h.address}:${h.port}): reachable, host key matches`;
+          res = await pool.exec({ name, ...h }, FACTS_PROBE.text, { timeoutMs: 10_000 });
         } catch (e) {
           bad++;
-          return `  FAIL  host ${name} (${h.user}@${h.address}:${h.port}): ${errorMessage(e)}`;
+          return `  FAIL  ${where}: ${errorMessage(e)}`;
+        }
+        // The probe only reads; what it learns (service manager, Python) lets plans name the variant that runs.
+        try {
+          const f = parseFacts(res.stdout);
+          facts[name] = { ...f, detectedAt: new Date().toISOString(), source: 'run' };
+          return `  ok    ${where}: reachable, host key matches; ${describeFacts(f)}${f.python2 ? `, python ${f.python2}` : ''}${f.python3 ? `, python3 ${f.python3}` : ''}`;
+        } catch (e) {
+          return `  ok    ${where}: reachable, host key matches; could not tell its service manager (${errorMessage(e)}; exit ${res.exitCode})`;
         }
       }),
     );
     hosts.forEach((l) => out(l));
+    out(await cacheFacts(facts));
     for (const db of Object.keys(cfg.databases)) {
       try {
         await sql.query(db, 'SELECT 1');
@@ -433,6 +448,27 @@ async function cmdConfig(argv: string[]): Promise<number> {
   }
   out(bad ? `${bad} problem${bad === 1 ? '' : 's'}` : 'every host and database answers');
   return bad ? 1 : 0;
+}
+
+/** Keeps what `config check` learnt of the hosts for the next plans, when the bot's Redis answers. */
+async function cacheFacts(facts: Record<string, KnownFacts>): Promise<string> {
+  const n = Object.keys(facts).length;
+  if (n === 0) return '  (no host facts to keep)';
+  const env = loadEnv();
+  const { Redis } = await import('ioredis');
+  const { RunStore } = await import('./engine/store.js');
+  const redis = new Redis(env.REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    const store = new RunStore(redis, env.RUNBOOK_PREFIX);
+    await Promise.all(Object.entries(facts).map(([host, f]) => store.saveFacts(host, f)));
+    return `  kept what ${n} host${n === 1 ? '' : 's'} run (service manager, Python) for the plans of ${redactUrl(env.REDIS_URL)}`;
+  } catch (e) {
+    return `  (host facts not kept: Redis at ${redactUrl(env.REDIS_URL)} does not answer: ${errorMessage(e)})`;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**

@@ -17,3 +17,14 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', bi
 }
 
 export type { Logger };
+
+/** A URL as it may be shown: the password of its user part replaced (redis://:***@host:6379). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(an unreadable URL)';
+  }
+}

@@ -65,14 +65,35 @@ const STATUS_MARK: Record<string, string> = { succeeded: '✅', failed: '❌', s
 /** Characters of output shown inline; longer output also goes to a file. */
 export const INLINE_OUTPUT = 2_500;
 
+function clipLine(text: string): string {
+  const line = text.split('\n')[0]!;
+  return line.length > 120 || line !== text ? `${line.slice(0, 117)}…` : line;
+}
+
+const lineCount = (text: string) => text.replace(/\n$/, '').split('\n').length;
+
+/**
+ * What a step runs as people see it: the command (with its host or database), the script it reads
+ * on stdin, the variant, and the page's own command when the one that runs differs from it.
+ */
+function runsBlocks(s: { host?: string; command?: string; stdin?: string; reference?: string; variant?: string; database?: string; statement?: string }): Block[] {
+  const blocks: Block[] = [];
+  if (s.command) blocks.push({ type: 'code', text: `${s.host ? `${s.host}$ ` : ''}${s.command}` });
+  if (s.stdin !== undefined) blocks.push({ type: 'context', text: 'with this script on its standard input:' }, { type: 'code', text: s.stdin.replace(/\n$/, '') });
+  const notes = [s.variant ? `variant: ${s.variant}` : '', s.reference !== undefined ? `the page's command: \`${s.reference}\`` : ''].filter(Boolean);
+  if (notes.length) blocks.push({ type: 'context', text: notes.join(' · ') });
+  return blocks;
+}
+
 function planLines(plan: PlanStep[], run: Run | undefined, indent = 0): { text: string; tone?: Tone; indent?: number }[] {
   return plan.flatMap((p) => {
     const st = run?.steps[p.path];
     const mark = st ? (STATUS_MARK[st.status] ?? '·') : '·';
     const where = p.host ? ` · ${p.host}` : p.database ? ` · ${p.database}` : '';
-    const what = p.command ? ` · \`${p.command.length > 120 ? `${p.command.slice(0, 117)}…` : p.command}\`` : p.after ? ` · (${p.after})` : '';
+    const what = p.command ? ` · \`${clipLine(p.command)}\`${p.stdin !== undefined ? ` with a ${lineCount(p.stdin)}-line script on stdin` : ''}` : p.after ? ` · (${p.after})` : '';
+    const variant = `${p.variant ? ` · ${p.variant}` : ''}${p.reference !== undefined ? ` · page: \`${clipLine(p.reference)}\`` : ''}`;
     const progress = st?.progress ? ` · ${st.progress.done}/${st.progress.total}${st.progress.failed ? `, ${st.progress.failed} failed` : ''}` : '';
-    const line = { text: `${mark} ${p.finally ? 'finally: ' : ''}${p.title} [${RISK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}${progress}`, indent, ...(p.gated || p.risk === 'destructive' ? { tone: 'warn' as const } : {}) };
+    const line = { text: `${mark} ${p.finally ? 'finally: ' : ''}${p.title} [${RISK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}${variant}${progress}`, indent, ...(p.gated || p.risk === 'destructive' ? { tone: 'warn' as const } : {}) };
     return [line, ...(p.children ? planLines(p.children, run, indent + 1) : [])];
   });
 }
@@ -150,7 +171,7 @@ function outputBlocks(tail: string | undefined, truncated: boolean | undefined, 
 export function stepMessage(e: Extract<StampedEvent, { type: 'step.started' | 'step.finished' }>, state?: StepState): Message {
   const key = `step:${e.path}`;
   if (e.type === 'step.started') {
-    const what = e.command ? [{ type: 'code' as const, text: `${e.host ? `${e.host}$ ` : ''}${e.command}` }] : e.statement ? [{ type: 'code' as const, text: `${e.database}> ${e.statement}` }] : [];
+    const what = e.command ? runsBlocks(e) : e.statement ? [{ type: 'code' as const, text: `${e.database}> ${e.statement}` }, ...runsBlocks({ ...(e.reference !== undefined ? { reference: e.reference } : {}), ...(e.variant ? { variant: e.variant } : {}) })] : [];
     return { key, place: 'thread', tone: 'info', summary: `▶ ${e.title}${e.host ? ` · ${e.host}` : ''}`, blocks: [{ type: 'text', text: `▶ **${e.title}**${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` · attempt ${e.attempt}` : ''}` }, ...what] };
   }
   const facts = [e.host, e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
@@ -181,8 +202,9 @@ export function gateMessage(gate: Gate, run: Pick<Run, 'id' | 'requester' | 'pro
   const blocks: Block[] = [{ type: 'heading', text: `${GATE_TITLE[gate.kind]}${gate.kind === 'approval' ? ` (${RISK[gate.risk]})` : ''}: ${run.procedure}` }];
   for (const s of gate.steps) {
     blocks.push({ type: 'text', text: `**${s.title}** [${RISK[s.risk]}]${s.host ? ` on ${s.host}` : s.database ? ` on database ${s.database}` : ''}` });
-    if (s.command) blocks.push({ type: 'code', text: `${s.host}$ ${s.command}` });
+    if (s.command) blocks.push(...runsBlocks(s));
     if (s.statement) blocks.push({ type: 'code', text: `${s.database}> ${s.statement}${s.params?.length ? `\n-- parameters: ${JSON.stringify(s.params)}` : ''}${s.expect ? `\n-- expects ${s.expect.min ?? 0} to ${s.expect.max ?? 'any number of'} rows changed` : ''}` });
+    if (s.statement && (s.reference !== undefined || s.variant)) blocks.push(...runsBlocks({ ...(s.reference !== undefined ? { reference: s.reference } : {}), ...(s.variant ? { variant: s.variant } : {}) }));
     if (s.preview) blocks.push({ type: 'table', columns: s.preview.columns, rows: s.preview.rows.map((r) => r.map((v) => (v === null ? 'NULL' : String(v)))), note: `${s.preview.total} row${s.preview.total === 1 ? '' : 's'} this statement touches${s.preview.total > s.preview.rows.length ? ` (first ${s.preview.rows.length} shown)` : ''}` });
     if (s.instructions) blocks.push({ type: 'text', text: s.instructions });
   }

@@ -11,9 +11,9 @@ import { PREVIEW_ROWS } from '../executors/sql/index.js';
 import type { Inventory } from '../inventory.js';
 import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
-import type { ForEachStep, KeptOutput, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
+import type { ForEachStep, HostFacts, KeptOutput, KnownFacts, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
 import { ROOT, childScope, makeContext, value, type Scope } from './context.js';
-import { bindingHash, expandItems, isLeaf, itemPrefix, renderLeaf, renderTree, type LeafStep } from './render.js';
+import { bindingHash, buildPlan, expandItems, isLeaf, itemPrefix, renderLeaf, renderTree, type LeafStep } from './render.js';
 import type { RunStore } from './store.js';
 import { isTerminal, type Gate, type GateKind, type GateStatus, type RenderedStep, type Run, type RunEvent, type RunStatus, type StepState } from './types.js';
 
@@ -617,7 +617,20 @@ class Advance {
     delete st.error;
     // Checkpoint before acting: a crash from here on leaves the step `running`, i.e. interrupted.
     await this.save();
-    await this.emit({ type: 'step.started', path, title, kind: s.kind, risk: s.risk, attempt: st.attempts, ...(rendered.host ? { host: rendered.host } : {}), ...(rendered.command ? { command: rendered.command } : {}), ...(rendered.database ? { database: rendered.database, statement: rendered.statement } : {}) });
+    await this.emit({
+      type: 'step.started',
+      path,
+      title,
+      kind: s.kind,
+      risk: s.risk,
+      attempt: st.attempts,
+      ...(rendered.host ? { host: rendered.host } : {}),
+      ...(rendered.command ? { command: rendered.command } : {}),
+      ...(rendered.stdin !== undefined ? { stdin: rendered.stdin } : {}),
+      ...(rendered.reference !== undefined ? { reference: rendered.reference } : {}),
+      ...(rendered.variant !== undefined ? { variant: rendered.variant } : {}),
+      ...(rendered.database ? { database: rendered.database, statement: rendered.statement } : {}),
+    });
     const log = this.log.child({ stepId: path });
     log.debug({ host: rendered.host, database: rendered.database }, 'step started');
     const signal = isFinally ? this.lost : this.cancelAbort.signal;
@@ -684,9 +697,10 @@ class Advance {
   private async sshStep(s: Extract<LeafStep, { kind: 'ssh' | 'poll' }>, ctx: StepContext, st: StepState, signal: AbortSignal): Promise<Outcome> {
     const host = ctx.host(value(s.host, ctx));
     const command = value(s.command, ctx);
+    const stdin = s.stdin === undefined ? undefined : value(s.stdin, ctx);
     const out = this.outputSink(st.path);
     const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
-    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), signal, onOutput: out.push });
+    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push });
     const okCodes = (s.kind === 'ssh' ? s.okExitCodes : undefined) ?? [0];
 
     if (s.kind === 'ssh') {
@@ -704,6 +718,7 @@ class Advance {
       if (s.capture) {
         try {
           this.run.captures[st.path] = s.capture.parse(res.stdout);
+          if (s.detects) await this.learnFacts(host.name, this.run.captures[st.path] as HostFacts);
         } catch (err) {
           extra.error = `the output could not be read as ${s.capture.name}: ${errorMessage(err)}`;
           await this.finish(st, 'failed', extra);
@@ -759,6 +774,17 @@ class Advance {
         return 'cancelled';
       }
     }
+  }
+
+  /**
+   * A host's facts, detected by this run: later steps read them, the cache gives them to the next
+   * plans, and this run's plan is drawn again so it names the variants that will run.
+   */
+  private async learnFacts(host: string, facts: HostFacts): Promise<void> {
+    const known: KnownFacts = { ...facts, detectedAt: new Date().toISOString(), source: 'run' };
+    this.run.facts = { ...this.run.facts, [host]: known };
+    await this.o.store.saveFacts(host, known);
+    this.run.plan = buildPlan(this.proc, this.run.args, this.o.inventory, (risk) => this.o.policy.isGated(this.run.procedure, risk), this.run.facts);
   }
 
   /** `keepOutput`: the step's result as its capture, bounded, whatever the outcome. */

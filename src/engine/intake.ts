@@ -23,6 +23,14 @@ export interface IntakeRequest {
   record?: { key: string; ttlSeconds: number; value(runId: string): string };
 }
 
+/** The hosts a run's arguments name. */
+function hostArgs(procedure: Procedure, args: Record<string, unknown>): string[] {
+  return Object.keys(procedure.hosts ?? {}).flatMap((arg) => {
+    const v = args[arg];
+    return (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(String);
+  });
+}
+
 export interface Starter {
   advance(runId: string, why: string): Promise<void>;
 }
@@ -45,14 +53,16 @@ export class Intake {
     const args = procedure.resolve
       ? await procedure.resolve(parsed, { inventory, policy: policy.config, query: async (db, statement, params) => (await sql.query(db, statement, params)).rows })
       : parsed;
-    for (const arg of Object.keys(procedure.hosts ?? {})) {
-      const v = args[arg];
-      for (const h of Array.isArray(v) ? v : v === undefined ? [] : [v]) {
-        if (!inventory.has(String(h))) throw new UsageError(`unknown host "${String(h)}"`, { procedure: id });
-      }
+    for (const h of hostArgs(procedure, args)) {
+      if (!inventory.has(h)) throw new UsageError(`unknown host "${h}"`, { procedure: id });
     }
     const ctx = makeContext({ args, captures: {}, steps: {} }, inventory, ROOT);
-    const refusal = procedure.guard?.(ctx);
+    const locks = locksFor(procedure, ctx);
+    // What earlier runs detected on these hosts lets the plan name the variant that will run; the
+    // run's own detect steps ask the hosts again before anything depends on it.
+    const facts = await this.deps.store.cachedFacts([...new Set([...locks.map((l) => l.host), ...hostArgs(procedure, args)])]);
+    const planCtx = makeContext({ args, captures: {}, steps: {}, facts }, inventory, ROOT);
+    const refusal = procedure.guard?.(planCtx);
     if (refusal) throw new GuardError(`${id} refused: ${refusal}`, { procedure: id });
     const now = new Date().toISOString();
     const run: Run = {
@@ -64,11 +74,12 @@ export class Intake {
       createdAt: now,
       updatedAt: now,
       status: 'queued',
-      plan: buildPlan(procedure, args, inventory, (risk) => policy.isGated(id, risk)),
-      notes: procedure.notes?.(ctx) ?? [],
-      locks: locksFor(procedure, ctx),
+      plan: buildPlan(procedure, args, inventory, (risk) => policy.isGated(id, risk), facts),
+      notes: procedure.notes?.(planCtx) ?? [],
+      locks,
       steps: {},
       captures: {},
+      ...(Object.keys(facts).length ? { facts } : {}),
       expansions: {},
       gates: {},
       phase: 'main',

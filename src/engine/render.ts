@@ -13,16 +13,26 @@ export function isLeaf(step: Step): step is LeafStep {
 /** The step exactly as it will run now. Throws NotYetKnown when it depends on a capture not made yet. */
 export function renderLeaf(step: LeafStep, ctx: StepContext, path: string): RenderedStep {
   const base = { path, title: value(step.title, ctx), kind: step.kind, risk: step.risk };
+  const shown = (s: Extract<LeafStep, { kind: 'ssh' | 'poll' | 'sql' }>) => {
+    const reference = s.reference === undefined ? undefined : value(s.reference, ctx);
+    const variant = s.variant === undefined ? undefined : value(s.variant, ctx);
+    return { ...(reference !== undefined ? { reference } : {}), ...(variant !== undefined ? { variant } : {}) };
+  };
   switch (step.kind) {
     case 'ssh':
     case 'poll': {
       const hostName = value(step.host, ctx);
       const host = ctx.host(hostName);
-      return { ...base, host: hostName, address: `${host.user}@${host.address}:${host.port}`, command: value(step.command, ctx).display };
+      const command = value(step.command, ctx).display;
+      const stdin = step.stdin === undefined ? undefined : value(step.stdin, ctx);
+      const r: RenderedStep = { ...base, host: hostName, address: `${host.user}@${host.address}:${host.port}`, command, ...(stdin !== undefined ? { stdin } : {}), ...shown(step) };
+      if (r.reference === command) delete r.reference;
+      return r;
     }
     case 'sql': {
-      const r: RenderedStep = { ...base, database: value(step.database, ctx), statement: value(step.statement, ctx), params: step.params ? value(step.params, ctx) : [] };
+      const r: RenderedStep = { ...base, database: value(step.database, ctx), statement: value(step.statement, ctx), params: step.params ? value(step.params, ctx) : [], ...shown(step) };
       if (step.expect) r.expect = value(step.expect, ctx);
+      if (r.reference === r.statement) delete r.reference;
       return r;
     }
     case 'manual':
@@ -37,7 +47,7 @@ export function renderLeaf(step: LeafStep, ctx: StepContext, path: string): Rend
  * Titles and preview rows are left out: they describe the step but do not change what it does.
  */
 export function bindingHash(steps: RenderedStep[]): string {
-  const material = steps.map((s) => [s.path, s.kind, s.host ?? null, s.address ?? null, s.command ?? null, s.database ?? null, s.statement ?? null, s.params ?? null, s.expect ?? null, s.instructions ?? null]);
+  const material = steps.map((s) => [s.path, s.kind, s.host ?? null, s.address ?? null, s.command ?? null, s.database ?? null, s.statement ?? null, s.params ?? null, s.expect ?? null, s.instructions ?? null, ...(s.stdin !== undefined ? [s.stdin] : [])]);
   return createHash('sha256').update(JSON.stringify(material)).digest('hex');
 }
 
@@ -88,8 +98,8 @@ function describeUnknown(err: unknown): string {
 }
 
 /** The plan: every step with its risk, and its command or SQL where it is known before the run. */
-export function buildPlan(proc: Procedure, args: Record<string, unknown>, inventory: Inventory, gated: (risk: Step['risk']) => boolean): PlanStep[] {
-  const run = { args, captures: {}, steps: {}, expansions: {} };
+export function buildPlan(proc: Procedure, args: Record<string, unknown>, inventory: Inventory, gated: (risk: Step['risk']) => boolean, facts: Run['facts'] = {}): PlanStep[] {
+  const run = { args, captures: {}, steps: {}, expansions: {}, facts };
   /**
    * A step whose condition is false on the arguments and inventory alone is left out of the plan;
    * one whose condition reads what earlier steps did or captured stays in.
@@ -127,11 +137,23 @@ export function buildPlan(proc: Procedure, args: Record<string, unknown>, invent
           const r = renderLeaf(s, ctx, path);
           if (r.host) p.host = r.host;
           if (r.command) p.command = r.command;
+          if (r.stdin !== undefined) p.stdin = r.stdin;
+          if (r.reference !== undefined) p.reference = r.reference;
+          if (r.variant !== undefined) p.variant = r.variant;
           if (r.database) p.database = r.database;
           if (r.statement) p.command = r.statement;
           if (r.instructions) p.command = r.instructions;
         } catch (err) {
           p.after = describeUnknown(err);
+          // The page's command is known even when the one that will run is not yet (it waits for a
+          // host's facts): the plan still shows what the step stands for.
+          if (s.kind !== 'manual' && s.kind !== 'report' && s.reference !== undefined) {
+            try {
+              p.reference = value(s.reference, ctx);
+            } catch {
+              // Known at run time too.
+            }
+          }
         }
       } else if (s.kind === 'group') {
         p.children = walk(s.steps, childScope(scope, `${path}.`), `${path}.`, isFinally, covered || selfGated);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
+import type { KnownFacts } from '../procedures/facts.js';
 import type { DecisionRecord, Run, RunEvent, StampedEvent } from './types.js';
 
 /**
@@ -213,6 +214,26 @@ export class RunStore {
     if (hosts.length === 0) return;
     const keys = hosts.flatMap((h) => this.lockKeys(h));
     await this.redis.eval(DROP_LOCKS, keys.length, ...keys, runId);
+  }
+
+  /**
+   * What was last detected on each host (service manager, Python), for plans made before a run
+   * asks the host again. One hash for all hosts: a plan reads its hosts in one HMGET.
+   */
+  async saveFacts(host: string, facts: KnownFacts): Promise<void> {
+    await this.redis.hset(`${this.prefix}:facts`, host, JSON.stringify({ ...facts, source: 'cache' }));
+  }
+
+  /** The cached facts of those hosts that have any, marked as coming from the cache. */
+  async cachedFacts(hosts: string[]): Promise<Record<string, KnownFacts>> {
+    if (hosts.length === 0) return {};
+    const raws = await this.redis.hmget(`${this.prefix}:facts`, ...hosts);
+    const out: Record<string, KnownFacts> = {};
+    hosts.forEach((h, i) => {
+      const raw = raws[i];
+      if (raw) out[h] = { ...(JSON.parse(raw) as KnownFacts), source: 'cache' };
+    });
+    return out;
   }
 
   /** Removes everything under this prefix (tests). */

@@ -26,6 +26,12 @@ export interface PlanStep {
   database?: string;
   /** The command or SQL when it is known before the run; otherwise `after` says what it waits for. */
   command?: string;
+  /** A script the command reads on its standard input. */
+  stdin?: string;
+  /** The runbook page's command or SQL, when what runs differs from it. */
+  reference?: string;
+  /** Which variant runs (`systemd 252`, `cinder ≥ Kilo`). */
+  variant?: string;
   after?: string;
   finally?: boolean;
   children?: PlanStep[];
@@ -40,6 +46,11 @@ export interface RenderedStep {
   host?: string;
   address?: string;
   command?: string;
+  /** Sent on the command's standard input: part of what an approval is bound to. */
+  stdin?: string;
+  /** Shown only: the page's command or SQL the step stands for, and the variant that runs. */
+  reference?: string;
+  variant?: string;
   database?: string;
   statement?: string;
   params?: unknown[];
@@ -145,7 +156,7 @@ export type RunEvent =
   | { type: 'run.finished'; status: RunStatus; error?: string; durationMs: number }
   | { type: 'run.cancel-requested'; by: string }
   | { type: 'lock.waiting'; hosts: string[]; heldBy: string[] }
-  | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; database?: string; statement?: string; attempt: number }
+  | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; stdin?: string; reference?: string; variant?: string; database?: string; statement?: string; attempt: number }
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'step.progress'; path: string; message: string; done?: number; total?: number; failed?: number }
   | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }

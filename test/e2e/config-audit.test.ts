@@ -24,9 +24,19 @@ describe('runbook config', () => {
   it('check passes when every host and database answers with the right key', async () => {
     const r = await runbook({}, 'config', 'check', '--file', lab.lab.configPath);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/ok {4}host node-3 .*: reachable, host key matches/);
+    expect(r.stdout).toMatch(/ok {4}host node-3 .*: reachable, host key matches; (systemd|upstart|init\.d scripts)/);
     expect(r.stdout).toMatch(/ok {4}database nova: answers/);
+    expect(r.stdout).toMatch(/kept what 2 hosts run \(service manager, Python\) for the plans of redis:/);
     expect(r.stdout).toMatch(/every host and database answers$/m);
+    // What it learnt is what the next plans read (src/engine/store.ts cachedFacts).
+    const rt = testRuntime(lab.lab.configPath, { prefix });
+    try {
+      const cached = await rt.store.cachedFacts(['node-3', 'c01', 'node-1']);
+      expect(Object.keys(cached).sort()).toEqual(['c01', 'node-3']);
+      expect(cached['node-3']).toMatchObject({ source: 'cache', python3: expect.stringMatching(/^3\.\d+\.\d+$/) });
+    } finally {
+      await rt.close();
+    }
   });
 
   it('check reports a bad host key and exits 1', async () => {

@@ -276,6 +276,30 @@ describe('ssh safety', () => {
     }
   });
 
+  it('runs a command as `ssh host cmd` does: no terminal, and its input ends at once, so a program that reads it never waits', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    try {
+      // With the input left open, `read` would wait for the 10-minute timeout; it reads end-of-file (status 1).
+      const res = await pool.exec({ name: 'c01', ...cfg.hosts['c01']! }, 'read line; echo "read: $?"; [ -t 0 ] || echo "no terminal"', { timeoutMs: 600_000 });
+      expect(res.stdout).toBe('read: 1\nno terminal\n');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('sends a script on the standard input of an interpreter, then end-of-file', async () => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    const pool = new SshPool(cfg.ssh);
+    try {
+      const script = 'import sys\nprint("flush %s on %s" % (sys.argv[1], sys.stdin.read() or "EOF"))\n';
+      const res = await pool.exec({ name: 'c01', ...cfg.hosts['c01']! }, sh`python3 - ${'vd-3-01'}`.text, { stdin: script });
+      expect(res).toMatchObject({ exitCode: 0, stdout: 'flush vd-3-01 on EOF\n' });
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('kills a command that runs past its timeout', async () => {
     const cfg = loadRunbookConfig(lab.lab.configPath);
     const pool = new SshPool(cfg.ssh);

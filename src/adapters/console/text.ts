@@ -17,18 +17,29 @@ export function planText(plan: PlanStep[], depth = 0): string[] {
   return plan.flatMap((p, i) => {
     const num = depth === 0 ? `${p.finally ? 'finally' : `${i + 1}.`}` : '-';
     const where = p.host ? ` on ${p.host}` : p.database ? ` on database ${p.database}` : '';
-    const what = p.command ? `: ${p.command}` : p.after ? ` (${p.after})` : '';
+    const what = p.command ? `: ${p.command.split('\n')[0]}${p.stdin !== undefined ? ' <<script' : ''}` : p.after ? ` (${p.after})` : '';
+    const pad = '  '.repeat(depth + 2);
     const line = `${'  '.repeat(depth + 1)}${num} ${p.title} [${RISK_MARK[p.risk]}${p.gated ? ', needs approval' : ''}]${where}${what}`;
-    return [line, ...(p.children ? planText(p.children, depth + 1) : [])];
+    const more = [p.variant ? `${pad}  variant: ${p.variant}` : '', p.reference !== undefined ? `${pad}  page: ${p.reference}` : ''].filter(Boolean);
+    return [line, ...more, ...(p.children ? planText(p.children, depth + 1) : [])];
   });
+}
+
+/** The script on stdin, the variant and the page's command, under a command. */
+function runsText(s: { stdin?: string | undefined; reference?: string; variant?: string }): string[] {
+  return [
+    ...(s.stdin !== undefined ? ['    <<script', indent(s.stdin, '      '), '    script'] : []),
+    ...(s.variant ? [`    variant: ${s.variant}`] : []),
+    ...(s.reference !== undefined ? [`    page: ${s.reference}`] : []),
+  ];
 }
 
 export function gateText(gate: Gate, requester: string): string {
   const kind = gate.kind === 'approval' ? `APPROVAL NEEDED (${gate.risk})` : gate.kind === 'manual' ? 'A PERSON MUST ACT' : 'STEP INTERRUPTED: retry, skip or abort?';
   const lines = [`⏸ ${kind}: ${gate.steps.length === 1 ? gate.steps[0]!.title : `${gate.steps.length} steps`}`];
   for (const s of gate.steps) {
-    if (s.command) lines.push(`    ${s.host}$ ${s.command}`);
-    if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`);
+    if (s.command) lines.push(`    ${s.host}$ ${s.command}`, ...runsText(s));
+    if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`, ...runsText({ ...s, stdin: undefined }));
     if (s.preview) lines.push(`    rows it touches (${s.preview.total}):`, indent([s.preview.columns.join('\t'), ...s.preview.rows.map((r) => r.map(String).join('\t'))].join('\n'), '      '));
     if (s.instructions) lines.push(indent(s.instructions));
   }
@@ -48,7 +59,7 @@ export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string
     case 'lock.waiting':
       return `… waiting for ${e.hosts.join(', ')}: held by run ${e.heldBy.join(', ')}`;
     case 'step.started':
-      return `▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`;
+      return [`▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`, ...runsText(e)].join('\n');
     case 'step.output':
       return undefined;
     case 'step.progress':

@@ -19,6 +19,11 @@ export interface ExecOptions {
   /** Aborting kills the remote command (TERM, then KILL) and rejects with CancelledError. */
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
+  /**
+   * Sent on the command's standard input, then end-of-file. Without it the input is closed at once,
+   * as `ssh host cmd </dev/null`: a command that reads its input gets end-of-file, never waits.
+   */
+  stdin?: string;
 }
 
 export interface ExecResult {
@@ -44,6 +49,25 @@ const KILL_GRACE_MS = 2_000;
  */
 const OPEN_RETRIES = 20;
 const OPEN_RETRY_MS = 25;
+
+/** The parts of ssh2's Channel (lib/Channel.js, ssh2 1.17) that `signal` needs. */
+interface ChannelInternals {
+  outgoing: { id: number; state: string };
+  _client: { _protocol: { signal(id: number, name: string): void } };
+}
+
+/**
+ * Sends a signal request on a command's channel. Our side of the channel has already sent EOF (the
+ * command's input ends at once), and ssh2's `Channel.signal` sends nothing once its writable side
+ * ended (it checks `writable` and `outgoing.state === 'open'`). RFC 4254 §5.3: after EOF "the
+ * channel remains open", and channel requests still flow; so the request goes out through the
+ * channel's protocol directly while the channel is not closing.
+ */
+function signal(stream: ClientChannel, name: string): void {
+  const ch = stream as unknown as ChannelInternals;
+  if (ch.outgoing.state === 'open') stream.signal(name);
+  else if (ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name);
+}
 
 class Connection {
   readonly client = new Client();
@@ -206,13 +230,17 @@ export class SshPool {
       if (stopped) return;
       stopped = why;
       // OpenSSH (>= 7.9) delivers signals to command sessions; closing the channel is the fallback.
-      stream.signal('TERM');
+      signal(stream, 'TERM');
       killTimer = setTimeout(() => {
-        stream.signal('KILL');
+        signal(stream, 'KILL');
         stream.close();
       }, KILL_GRACE_MS);
     };
     const timer = setTimeout(() => kill('timeout'), timeoutMs);
+    // No terminal was asked for (exec without a pty), and the input ends here: what `ssh host cmd`
+    // gives a command run from a script. A command that exits before reading it all is not an error.
+    stream.on('error', () => undefined);
+    stream.end(opts.stdin ?? '');
     const onAbort = () => kill('cancel');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { Policy } from '../../../src/approvals/policy.js';
 import { NotYetKnown } from '../../../src/engine/context.js';
 import { bindingHash, buildPlan } from '../../../src/engine/render.js';
 import type { RenderedStep } from '../../../src/engine/types.js';
 import { Inventory } from '../../../src/inventory.js';
-import { KnownAtRunTime } from '../../../src/procedures/dsl.js';
+import { describeFacts, detectFacts, KnownAtRunTime, procedure, sh, type KnownFacts } from '../../../src/procedures/dsl.js';
 import { defaultCatalog } from '../../../src/procedures/index.js';
 import { fixtureConfig } from '../../helpers/fixtures.js';
 
@@ -59,5 +60,54 @@ describe('approval binding', () => {
     const sql: RenderedStep = { path: 's', title: 't', kind: 'sql', risk: 'destructive', database: 'nova', statement: 'UPDATE instances SET host = ? WHERE host = ?', params: ['c02', 'c01'] };
     expect(bindingHash([sql])).not.toBe(bindingHash([{ ...sql, params: ['c03', 'c01'] }]));
     expect(bindingHash([sql])).not.toBe(bindingHash([{ ...sql, expect: { max: 5 } }]));
+  });
+});
+
+describe('steps that differ between real hosts', () => {
+  const restart = procedure({
+    pack: 'test',
+    name: 'restart',
+    summary: 'restart a service',
+    usage: 'test restart <node>',
+    examples: [],
+    source: 'test',
+    args: z.object({ node: z.string() }),
+    positional: ['node'],
+    hosts: { node: {} },
+    steps: [
+      detectFacts({ host: (ctx) => ctx.args.node }),
+      {
+        kind: 'ssh',
+        id: 'restart',
+        title: 'Restart the workers',
+        risk: 'write',
+        host: (ctx) => ctx.args.node,
+        command: (ctx) => (ctx.facts(ctx.args.node).init === 'systemd' ? sh`systemctl restart ovs-workers` : sh`restart ovs-workers`),
+        variant: (ctx) => describeFacts(ctx.facts(ctx.args.node)),
+        reference: 'restart ovs-workers',
+      },
+      { kind: 'ssh', id: 'script', title: 'Ask the framework', risk: 'read', host: (ctx) => ctx.args.node, command: sh`python3 - vd-1`, stdin: 'import sys\nprint(sys.argv[1])\n' },
+    ],
+  });
+  const plan = (facts?: Record<string, KnownFacts>) => buildPlan(restart, { node: 'node-3' }, inventory, () => false, facts);
+  const known = (init: KnownFacts['init']): KnownFacts => ({ init, runit: false, ...(init === 'systemd' ? { initVersion: 'systemd 252' } : {}), detectedAt: '2026-11-30T10:00:00Z', source: 'cache' });
+
+  it('before the host is detected, the plan says so and still shows the page\'s command', () => {
+    expect(plan()[1]).toMatchObject({ path: 'restart', after: 'after detecting node-3', reference: 'restart ovs-workers' });
+    expect(plan()[1]!.command).toBeUndefined();
+  });
+
+  it('with the host\'s facts, the plan shows the command that will run, its variant, and the page\'s command where it differs', () => {
+    expect(plan({ 'node-3': known('systemd') })[1]).toMatchObject({ command: 'systemctl restart ovs-workers', variant: 'systemd 252', reference: 'restart ovs-workers' });
+    const upstart = plan({ 'node-3': known('upstart') })[1]!;
+    expect(upstart).toMatchObject({ command: 'restart ovs-workers', variant: 'upstart' });
+    expect(upstart.reference).toBeUndefined();
+  });
+
+  it('a script read on stdin is in the plan and in what an approval is bound to', () => {
+    expect(plan()[2]).toMatchObject({ command: 'python3 - vd-1', stdin: 'import sys\nprint(sys.argv[1])\n' });
+    const s: RenderedStep = { path: 'script', title: 't', kind: 'ssh', risk: 'write', host: 'node-3', address: 'a', command: 'python3 - vd-1', stdin: 'print(1)\n' };
+    expect(bindingHash([s])).not.toBe(bindingHash([{ ...s, stdin: 'print(2)\n' }]));
+    expect(bindingHash([s])).toBe(bindingHash([{ ...s, reference: 'ovs vdisk list', variant: 'python3' }]));
   });
 });
