@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { labPaths } from '../paths.js';
-import { RING_PORTS, SWIFT_NODES } from '../site/openstack.js';
+import { RING_PORTS, SWIFT_DISKS, SWIFT_NODES } from '../site/openstack.js';
 import { runtime } from '../tool-runtime.js';
 import type { Lab, OpenStackCredentials } from '../types.js';
 import type { LabUser } from '../user.js';
@@ -77,14 +77,16 @@ export function writeCredentials(dir: string, authUrl: string, password: string,
 
 /**
  * The three rings of the storage nodes, built as `swift-ring-builder <ring>.builder create 10 3 1`
- * and `add r1z<N>-<ip>:<port>/sdb 100` for each node, then `rebalance`, through swift's own
+ * and `add r1z<N>-<ip>:<port>/<disk> 100` for each disk of each node, then `rebalance`, through swift's own
  * RingBuilder (one Python process instead of fifteen); the ring files are copied to the storage
  * nodes' /etc/swift, as the page's scp does.
  */
 export async function buildRings(dir: string, hosts: string[], user: LabUser): Promise<void> {
   const ringDir = controllerFiles(dir).ringDir;
   mkdirSync(ringDir, { recursive: true });
-  const devices = Object.fromEntries(Object.entries(RING_PORTS).map(([ring, port]) => [ring, SWIFT_NODES.map((s) => ({ region: 1, zone: s.zone, ip: s.ip, port, replication_ip: s.ip, replication_port: port, device: 'sdb', weight: 100, meta: '' }))]));
+  const devices = Object.fromEntries(
+    Object.entries(RING_PORTS).map(([ring, port]) => [ring, SWIFT_NODES.flatMap((s) => SWIFT_DISKS.map((device) => ({ region: 1, zone: s.zone, ip: s.ip, port, replication_ip: s.ip, replication_port: port, device, weight: 100, meta: '' })))]),
+  );
   const script = [
     'import json, os, sys',
     'from swift.common.ring import RingBuilder',
@@ -93,6 +95,8 @@ export async function buildRings(dir: string, hosts: string[], user: LabUser): P
     '    b = RingBuilder(10, 3, 1)',
     '    for d in devs: b.add_dev(d)',
     '    b.rebalance()',
+    // A cluster built long ago: no partition is held by min_part_hours.
+    '    b.pretend_min_part_hours_passed()',
     "    b.save(os.path.join(ring_dir, ring + '.builder'))",
     "    b.get_ring().save(os.path.join(ring_dir, ring + '.ring.gz'))",
   ].join('\n');

@@ -89,6 +89,8 @@ export const CONTROLLER_SERVICES = [
 export const DB_PASSWORDS = { nova: 'Nova-db-9f3b61', glance: 'Glance-db-47c2d0', cinder: 'Cinder-db-c81e55', keystone: 'Keystone-db-2a6f93' } as const;
 
 export const SWIFT_NODES = [1, 2, 3].map((n) => ({ name: `s0${n}`, ip: `10.100.2.${n}`, fqdn: `s0${n}.example.com`, zone: n }));
+/** Each storage node's disks, one ring device each: with three replicas, a ring needs more than three devices to lose a node. */
+export const SWIFT_DISKS = ['sdb', 'sdc'];
 /** The ports the rings' devices listen on: Swift's defaults since 2.7.0 (swift cf48e75c2). */
 export const RING_PORTS = { account: 6202, container: 6201, object: 6200 } as const;
 
@@ -193,8 +195,8 @@ export function storageNode(n: number): SiteHost {
     vars: { ip: node.ip, fqdn: node.fqdn, zone: node.zone },
     state: {
       services: Object.fromEntries(['swift-object', 'swift-container', 'swift-account', 'rsync'].map((s) => [s, 'running'])),
-      disks: { '/dev/sdb': { filesystem: 'xfs', uuid: stableUuid(`${node.name} sdb`) } },
-      mounts: { '/srv/node/sdb': { device: '/dev/sdb', source: '/dev/sdb' } },
+      disks: Object.fromEntries(SWIFT_DISKS.map((d) => [`/dev/${d}`, { filesystem: 'xfs', uuid: stableUuid(`${node.name} ${d}`) }])),
+      mounts: Object.fromEntries(SWIFT_DISKS.map((d) => [`/srv/node/${d}`, { device: `/dev/${d}`, source: `/dev/${d}` }])),
       dmesg: [
         '[    1.912300] sd 2:0:1:0: [sdb] 1953525168 512-byte logical blocks: (1.00 TB/932 GiB)',
         '[    1.915113] sd 2:0:1:0: [sdb] Attached SCSI disk',
@@ -204,8 +206,8 @@ export function storageNode(n: number): SiteHost {
     },
     instances: [],
     files: {
-      '/etc/fstab': 'LABEL=cloudimg-rootfs / ext4 defaults 0 0\n/dev/sdb /srv/node/sdb xfs noatime,nodiratime,logbufs=8 0 0\n',
-      '/srv/node/sdb/': '',
+      '/etc/fstab': `LABEL=cloudimg-rootfs / ext4 defaults 0 0\n${SWIFT_DISKS.map((d) => `/dev/${d} /srv/node/${d} xfs noatime,nodiratime,logbufs=8 0 0\n`).join('')}`,
+      ...Object.fromEntries(SWIFT_DISKS.map((d) => [`/srv/node/${d}/`, ''])),
       '/etc/swift/': '',
     },
   };
