@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -8,7 +8,8 @@ import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
 import type { Decision, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
-import { ConfigError, NotAllowedError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { ConfigError, NotAllowedError, NotFoundError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { formatBytes } from './executors/ssh/output.js';
 import { Runtime } from './runtime.js';
 import { findConfigPath } from './config/runbook-config.js';
 import { loadEnv } from './config/env.js';
@@ -24,6 +25,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
                                               one command on a node set (node-[1-3], @ovs!node-3), output gathered
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
+  runbook attachment <run-id> [<step>] [--out FILE]   a file a step attached (a log archive): to FILE, or stdout when piped
   runbook approve|reject|cancel <run-id> --as <person> [--gate <gate-id>] [--reason <text>]
   runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>]
   runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
@@ -45,6 +47,7 @@ export function runJson(run: Run): Record<string, unknown> {
     status: s.status,
     ...(s.exitCode !== undefined && s.exitCode !== null ? { exitCode: s.exitCode } : {}),
     ...(s.rowsAffected !== undefined ? { rowsAffected: s.rowsAffected } : {}),
+    ...(s.attachment ? { attachment: { name: s.attachment.name, path: s.attachment.path, bytes: s.attachment.bytes } } : {}),
   }));
   const seen = new Set(steps.map((s) => s.id));
   for (const p of run.plan) if (!seen.has(p.path)) steps.push({ id: p.path, title: p.title, risk: p.risk, status: 'pending' });
@@ -264,9 +267,35 @@ async function cmdShow(argv: string[]): Promise<number> {
     for (const s of Object.values(run.steps)) {
       const facts = [s.host, s.exitCode !== undefined && s.exitCode !== null ? `exit ${s.exitCode}` : '', s.rowsAffected !== undefined ? `${s.rowsAffected} rows` : '', formatDuration(s.durationMs), s.error ?? s.reason ?? ''].filter(Boolean).join(' · ');
       out(`  ${s.status.padEnd(11)} ${s.path}: ${s.title}${facts ? ` · ${facts}` : ''}`);
+      if (s.attachment) out(`              📎 ${s.attachment.path} (${formatBytes(s.attachment.bytes)}): runbook attachment ${run.id} ${s.path} --out ${s.attachment.name}`);
     }
     const open = Object.values(run.gates).filter((g) => g.status === 'open');
     for (const g of open) out(gateText(g, run.requester));
+    return 0;
+  });
+}
+
+async function cmdAttachment(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { out: { type: 'string' } });
+  const [id, stepPath] = positionals;
+  if (!id) throw new UsageError('runbook attachment needs a run id, and the step when several attached a file: runbook attachment <run-id> [<step>] [--out FILE]');
+  return withRuntime(async (rt) => {
+    const run = await rt.store.load(id);
+    const attached = Object.values(run.steps).filter((s) => s.attachment && (stepPath === undefined || s.path === stepPath));
+    if (attached.length === 0) throw new UsageError(`run ${id} has no attached file${stepPath ? ` from step ${stepPath}` : ''}${Object.values(run.steps).some((s) => s.attachment) ? `; steps with one: ${Object.values(run.steps).filter((s) => s.attachment).map((s) => s.path).join(', ')}` : ''}`);
+    if (attached.length > 1) throw new UsageError(`run ${id} has files from several steps; name one: ${attached.map((s) => s.path).join(', ')}`);
+    const att = attached[0]!.attachment!;
+    const bytes = await rt.store.getFile(id, att.id);
+    if (!bytes) throw new NotFoundError(`${att.name} of run ${id} is no longer kept (files are kept 7 days); it was ${att.path} on ${attached[0]!.host ?? 'the host'}`);
+    const file = values.out as string | undefined;
+    if (file) {
+      writeFileSync(file, bytes);
+      err(`wrote ${att.name} (${formatBytes(bytes.length)}) to ${file}`);
+    } else if (process.stdout.isTTY) {
+      throw new UsageError(`${att.name} is ${formatBytes(bytes.length)} of bytes: give --out FILE, or pipe it (runbook attachment ${id} > ${att.name})`);
+    } else {
+      await new Promise<void>((res, rej) => process.stdout.write(bytes, (e) => (e ? rej(e) : res())));
+    }
     return 0;
   });
 }
@@ -556,6 +585,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdList(rest);
       case 'show':
         return await cmdShow(rest);
+      case 'attachment':
+        return await cmdAttachment(rest);
       case 'approve':
       case 'reject':
       case 'cancel':

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'runbook_ssh_connect'
   | 'runbook_ssh_timeout'
   | 'runbook_ssh_cancelled'
+  | 'runbook_file_read'
+  | 'runbook_file_too_large'
   | 'runbook_sql_expect'
   | 'runbook_sql'
   | 'runbook_guard'
@@ -94,6 +96,20 @@ export class CommandTimeoutError extends RunbookError {
 export class CancelledError extends RunbookError {
   constructor(message = 'cancelled', context: Record<string, unknown> = {}) {
     super('runbook_ssh_cancelled', message, context);
+  }
+}
+
+/** Thrown when a file cannot be read on a host (missing, unreadable). */
+export class FileReadError extends RunbookError {
+  constructor(message: string, context: { host: string; path: string }) {
+    super('runbook_file_read', message, context);
+  }
+}
+
+/** Thrown when a file to fetch from a host is larger than allowed; reading stopped at the bound. */
+export class FileTooLargeError extends RunbookError {
+  constructor(message: string, context: { host: string; path: string; maxBytes: number }) {
+    super('runbook_file_too_large', message, context);
   }
 }
 

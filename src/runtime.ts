@@ -115,6 +115,7 @@ export class Runtime {
       log: this.log,
       ...(opts.workerId ? { workerId: opts.workerId } : {}),
       leaseTtlMs: opts.leaseTtlMs ?? this.env.RUNBOOK_LEASE_MS,
+      maxAttachmentBytes: this.config.ssh.maxAttachmentBytes,
       ...(opts.timeScale ? { timeScale: opts.timeScale } : {}),
       observer: this.metrics,
       onGateOpened: async (run, gate) => {

@@ -4,6 +4,7 @@
  * run and its events, so every platform shows the same thing.
  */
 import type { Gate, PlanStep, Run, StampedEvent, StepState } from '../engine/types.js';
+import { formatBytes } from '../executors/ssh/output.js';
 import { formatDuration } from './console/text.js';
 
 export type Tone = 'info' | 'ok' | 'warn' | 'danger';
@@ -44,8 +45,29 @@ export interface Message {
   /** Plain text: notification text, fallback, and screen readers. */
   summary: string;
   blocks: Block[];
-  /** Output longer than a message allows: sent as a file to the thread, never cut silently. */
-  file?: { name: string; content: string };
+  /**
+   * A file for the thread: output longer than a message allows (never cut silently), or a file a
+   * step fetched from its host, kept in the run's store until an adapter loads it (`loadFiles`).
+   */
+  file?: MessageFile;
+}
+
+export type MessageFile = { name: string; content: string | Buffer } | { name: string; stored: { runId: string; id: string; bytes: number } };
+
+/**
+ * Messages with every stored file's bytes loaded, for adapters that upload them (Slack, Discord).
+ * A file that expired from the store is left out and the message says so.
+ */
+export async function loadFiles(messages: Message[], getFile: (runId: string, id: string) => Promise<Buffer | undefined>): Promise<Message[]> {
+  return Promise.all(
+    messages.map(async (m) => {
+      if (!m.file || !('stored' in m.file)) return m;
+      const bytes = await getFile(m.file.stored.runId, m.file.stored.id);
+      if (bytes) return { ...m, file: { name: m.file.name, content: bytes } };
+      const { file: _gone, ...rest } = m;
+      return { ...rest, blocks: [...m.blocks, { type: 'context' as const, text: `${m.file.name} is no longer kept (files are kept 7 days)` }] };
+    }),
+  );
 }
 
 /** How an adapter names people and times. */
@@ -177,7 +199,12 @@ export function stepMessage(e: Extract<StampedEvent, { type: 'step.started' | 's
   const facts = [e.host, e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
   const tone: Tone = e.status === 'succeeded' ? 'ok' : e.status === 'skipped' ? 'info' : 'danger';
   const command = state?.command ? [{ type: 'context' as const, text: `$ ${state.command}` }] : state?.statement ? [{ type: 'context' as const, text: `${state.database}> ${state.statement}` }] : [];
-  const out = e.kind === 'forEach' || e.kind === 'group' ? { blocks: [] } : outputBlocks(e.report ?? e.outputTail, e.report ? false : e.outputTruncated, `${e.path.replace(/[^A-Za-z0-9._-]/g, '_')}.${e.report ? 'txt' : 'log'}`);
+  const out: Pick<Message, 'blocks' | 'file'> = e.kind === 'forEach' || e.kind === 'group' ? { blocks: [] } : outputBlocks(e.report ?? e.outputTail, e.report ? false : e.outputTruncated, `${e.path.replace(/[^A-Za-z0-9._-]/g, '_')}.${e.report ? 'txt' : 'log'}`);
+  if (e.attachment) {
+    // The fetched file takes the message's one file; output that would have been attached stays shown as its tail.
+    out.blocks.push({ type: 'context', text: `📎 ${e.attachment.path} from ${e.host ?? 'the host'} (${formatBytes(e.attachment.bytes)}) is attached` });
+    out.file = { name: e.attachment.name, stored: { runId: e.runId, id: e.attachment.id, bytes: e.attachment.bytes } };
+  }
   return {
     key,
     place: 'thread',

@@ -33,6 +33,12 @@ export const sshSchema = z.strictObject({
   maxSessions: z.number().int().min(1).max(64).default(10),
   /** Default step timeout when a step sets none. Default 600000 ms (10 min). */
   commandTimeoutMs: z.number().int().positive().default(600_000),
+  /**
+   * Largest file a step fetches from a host and attaches to the thread (a log archive). Default
+   * 8 MiB, under Discord's 10 MB limit for a bot's upload; a larger file is left on the host and
+   * the step says where.
+   */
+  maxAttachmentBytes: z.number().int().positive().max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
 });
 export type SshConfig = z.infer<typeof sshSchema>;
 

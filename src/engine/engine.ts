@@ -3,12 +3,12 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Policy } from '../approvals/policy.js';
-import { CancelledError, errorMessage, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
+import { CancelledError, errorMessage, FileTooLargeError, GuardError, HostKeyError, LeaseLostError, RunbookError } from '../errors.js';
 import type { ExecResult, SshPool } from '../executors/ssh/pool.js';
-import { tailOf } from '../executors/ssh/output.js';
+import { formatBytes, tailOf } from '../executors/ssh/output.js';
 import type { SqlExecutor } from '../executors/sql/index.js';
 import { PREVIEW_ROWS } from '../executors/sql/index.js';
-import type { Inventory } from '../inventory.js';
+import type { Inventory, InventoryHost } from '../inventory.js';
 import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
 import type { ForEachStep, HostFacts, KeptOutput, KnownFacts, Procedure, Step, StepContext, StepStatus } from '../procedures/dsl.js';
@@ -35,6 +35,8 @@ export interface EngineOptions {
   onGateOpened?: (run: Run, gate: Gate) => Promise<void>;
   /** Signals cancellation of a run to the worker advancing it. */
   cancels?: { watch(runId: string): AbortSignal; unwatch(runId: string): void };
+  /** Largest file a step attaches (ssh.maxAttachmentBytes). Default 8 MiB. */
+  maxAttachmentBytes?: number;
   /** Told of runs ending, steps ending and gates decided (metrics). */
   observer?: Pick<Observer, 'runFinished' | 'stepFinished' | 'gateDecided'>;
 }
@@ -344,7 +346,7 @@ class Advance {
     if (st.startedAt) st.durationMs = Date.parse(st.finishedAt!) - Date.parse(st.startedAt);
     await this.save();
     const e: RunEvent = { type: 'step.finished', path: st.path, title: st.title, status, kind: st.kind, risk: st.risk };
-    for (const k of ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason'] as const) {
+    for (const k of ['host', 'exitCode', 'signal', 'rowsAffected', 'durationMs', 'outputTail', 'outputTruncated', 'error', 'reason', 'attachment'] as const) {
       if (st[k] !== undefined) (e as Record<string, unknown>)[k] = st[k];
     }
     await this.emit({ ...e, ...eventExtra });
@@ -726,6 +728,14 @@ class Advance {
           return 'failed';
         }
       }
+      if (s.attach !== undefined) {
+        const why = await this.attach(host, value(s.attach, ctx), st, extra, signal);
+        if (why) {
+          await this.finish(st, 'failed', { ...extra, error: why });
+          this.run.error ??= `step "${st.title}" failed on ${host.name} (${why})`;
+          return 'failed';
+        }
+      }
       await this.finish(st, 'succeeded', extra);
       return 'done';
     }
@@ -773,6 +783,28 @@ class Advance {
         await this.finish(st, 'cancelled', { ...extra, error: 'the run was cancelled while waiting' });
         return 'cancelled';
       }
+    }
+  }
+
+  /**
+   * Fetches the file a step attaches and keeps it with the run. A file over the configured bound
+   * stays on the host and the step says where (it still succeeded: the command did its work).
+   * @returns why the step fails, when the file cannot be read
+   */
+  private async attach(host: InventoryHost, path: string, st: StepState, extra: Partial<StepState>, signal: AbortSignal): Promise<string | undefined> {
+    const maxBytes = this.o.maxAttachmentBytes ?? 8 * 1024 * 1024;
+    try {
+      const bytes = await this.o.ssh.fetch(host, path, { maxBytes, signal });
+      const id = await this.o.store.putFile(this.run.id, st.path, bytes);
+      extra.attachment = { name: path.split('/').at(-1) || 'file', path, bytes: bytes.length, id };
+      return undefined;
+    } catch (err) {
+      if (err instanceof FileTooLargeError) {
+        extra.reason = `${path} is larger than ${formatBytes(maxBytes)}, the most a step attaches (ssh.maxAttachmentBytes): it stays on ${host.name}; copy it with scp ${host.user}@${host.address}:${path} .`;
+        return undefined;
+      }
+      if (err instanceof CancelledError || err instanceof LeaseLostError) throw err;
+      return `the file to attach: ${errorMessage(err)}`;
     }
   }
 

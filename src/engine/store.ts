@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
 import type { KnownFacts } from '../procedures/facts.js';
@@ -65,6 +65,9 @@ for i = 1, #KEYS / 2 do
   n = n + redis.call('SREM', KEYS[2*i], run)
 end
 return n`;
+
+/** How long a file a step attached is kept. */
+const FILE_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Entries kept in a run's own event stream (the audit stream is never trimmed). */
 const RUN_STREAM_MAX = 20_000;
@@ -214,6 +217,22 @@ export class RunStore {
     if (hosts.length === 0) return;
     const keys = hosts.flatMap((h) => this.lockKeys(h));
     await this.redis.eval(DROP_LOCKS, keys.length, ...keys, runId);
+  }
+
+  /**
+   * Keeps a file a step fetched from a host (for 7 days: chat adapters upload it, the CLI and the
+   * console hand it out); returns the id that names it within the run.
+   */
+  async putFile(runId: string, stepPath: string, bytes: Buffer): Promise<string> {
+    const id = createHash('sha256').update(stepPath).digest('hex').slice(0, 16);
+    await this.redis.set(this.k(runId, `file:${id}`), bytes, 'EX', FILE_TTL_SECONDS);
+    return id;
+  }
+
+  /** The file's bytes, or undefined once it expired (or never was). */
+  async getFile(runId: string, id: string): Promise<Buffer | undefined> {
+    if (!/^[0-9a-f]{16}$/.test(id)) return undefined;
+    return (await this.redis.getBuffer(this.k(runId, `file:${id}`))) ?? undefined;
   }
 
   /**

@@ -84,6 +84,17 @@ export interface StepState {
   reason?: string;
   /** forEach: item count and how many finished. */
   progress?: { done: number; total: number; failed: number };
+  /** A file fetched from the host after the step (`attach`), kept in the run's store. */
+  attachment?: Attachment;
+}
+
+/** A file a step fetched from its host: `id` names it in the run's store (RunStore.getFile). */
+export interface Attachment {
+  name: string;
+  /** Where it was on the host. */
+  path: string;
+  bytes: number;
+  id: string;
 }
 
 export type GateKind = 'approval' | 'manual' | 'interrupted';
@@ -160,7 +171,7 @@ export type RunEvent =
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'step.progress'; path: string; message: string; done?: number; total?: number; failed?: number }
   | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }
-  | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string }
+  | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string; attachment?: Attachment }
   | { type: 'gate.opened'; gate: Gate }
   | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string }
   | { type: 'gate.refused'; gateId: string; by: string; reason: string };

@@ -1,12 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { NotAllowedError } from '../../src/errors.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type MountsState, type NbdState, type Vdisk, type VirshState } from '../../src/lab/index.js';
+import { describeFacts, detectFacts, procedure } from '../../src/procedures/dsl.js';
+import { Catalog, defaultCatalog } from '../../src/procedures/index.js';
 import { sh } from '../../src/procedures/shell.js';
+import { runtime } from '../../src/lab/tool-runtime.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, testRuntime, waitForEvent, watch } from '../helpers/runtime.js';
 
@@ -312,4 +318,123 @@ describe('ssh safety', () => {
     }
   });
 
+});
+
+describe('files a step attaches', () => {
+  const collect = procedure({
+    pack: 'test',
+    name: 'collect',
+    summary: 'collect an archive and attach it',
+    usage: 'test collect <node> <path>',
+    examples: [],
+    source: 'test',
+    args: z.object({ node: z.string(), path: z.string() }),
+    positional: ['node', 'path'],
+    hosts: { node: {} },
+    steps: [{ kind: 'ssh', id: 'collect', title: 'Collect the logs', risk: 'read', host: (ctx) => ctx.args.node, command: sh`true`, attach: (ctx) => ctx.args.path }],
+  });
+  const withCollect = (maxAttachmentBytes?: number) => {
+    const cfg = loadRunbookConfig(lab.lab.configPath);
+    if (maxAttachmentBytes) cfg.ssh.maxAttachmentBytes = maxAttachmentBytes;
+    const r = testRuntime(lab.lab.configPath, { config: cfg, catalog: new Catalog([...defaultCatalog().all(), collect]) });
+    r.startWorker(1);
+    return r;
+  };
+  /** A file of node-3's fake root, as a tool there would have written it. */
+  const put = (path: string, bytes: Buffer) => {
+    const real = runtime.realPath(dir(), 'node-3', path);
+    mkdirSync(dirname(real), { recursive: true });
+    writeFileSync(real, bytes);
+  };
+
+  it('fetches the file over the same connection, byte for byte, keeps it with the run and hands it out from the CLI', async () => {
+    const bytes = randomBytes(200_000);
+    put('/var/tmp/ovs-node-3-logs.tar.gz', bytes);
+    const r = withCollect();
+    try {
+      const run = await finished(r, (await r.intake.request({ text: 'test collect node-3 /var/tmp/ovs-node-3-logs.tar.gz', person: 'alice', origin: { adapter: 'test' } })).id);
+      expect(run.status).toBe('succeeded');
+      const att = run.steps.collect!.attachment!;
+      expect(att).toMatchObject({ name: 'ovs-node-3-logs.tar.gz', path: '/var/tmp/ovs-node-3-logs.tar.gz', bytes: bytes.length });
+      expect((await r.store.getFile(run.id, att.id))!.equals(bytes)).toBe(true);
+      const out = join(dir(), 'fetched.tar.gz');
+      const cli = await runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: r.prefix }, 'attachment', run.id, '--out', out);
+      expect(cli.code).toBe(0);
+      expect(readFileSync(out).equals(bytes)).toBe(true);
+    } finally {
+      await r.cleanup();
+    }
+  });
+
+  it('leaves a file over the bound on the host and says where, without failing the step', async () => {
+    put('/var/tmp/big.tar.gz', randomBytes(5_000));
+    const r = withCollect(1_000);
+    try {
+      const run = await finished(r, (await r.intake.request({ text: 'test collect node-3 /var/tmp/big.tar.gz', person: 'alice', origin: { adapter: 'test' } })).id);
+      expect(run.status).toBe('succeeded');
+      expect(run.steps.collect!.attachment).toBeUndefined();
+      expect(run.steps.collect!.reason).toMatch(/^\/var\/tmp\/big\.tar\.gz is larger than 1000 bytes, the most a step attaches \(ssh\.maxAttachmentBytes\): it stays on node-3; copy it with scp \S+@127\.0\.0\.\d+:\/var\/tmp\/big\.tar\.gz \.$/);
+    } finally {
+      await r.cleanup();
+    }
+  });
+
+  it('fails the step, naming the file, when the file is not there', async () => {
+    const r = withCollect();
+    try {
+      const run = await finished(r, (await r.intake.request({ text: 'test collect node-3 /var/tmp/nothing.tar.gz', person: 'alice', origin: { adapter: 'test' } })).id);
+      expect(run.status).toBe('failed');
+      expect(run.steps.collect!.error).toBe('the file to attach: cannot read /var/tmp/nothing.tar.gz on node-3: cat: /var/tmp/nothing.tar.gz: No such file or directory');
+    } finally {
+      await r.cleanup();
+    }
+  });
+});
+
+describe('steps that differ between real hosts', () => {
+  const restart = procedure({
+    pack: 'test',
+    name: 'restart',
+    summary: 'restart the workers, as the host manages services',
+    usage: 'test restart <node>',
+    examples: [],
+    source: 'test',
+    args: z.object({ node: z.string() }),
+    positional: ['node'],
+    hosts: { node: {} },
+    steps: [
+      detectFacts({ host: (ctx) => ctx.args.node }),
+      {
+        kind: 'ssh',
+        id: 'which',
+        title: 'Say which service manager runs',
+        risk: 'read',
+        host: (ctx) => ctx.args.node,
+        command: (ctx) => sh`echo ${ctx.facts(ctx.args.node).init}`,
+        variant: (ctx) => describeFacts(ctx.facts(ctx.args.node)),
+        reference: 'status ovs-workers',
+      },
+    ],
+  });
+
+  it('detects the host, keeps its facts for the run and the next plans, and draws the plan again with the command that runs', async () => {
+    const r = testRuntime(lab.lab.configPath, { catalog: new Catalog([...defaultCatalog().all(), restart]) });
+    r.startWorker(1);
+    try {
+      const req = await r.intake.request({ text: 'test restart node-4', person: 'alice', origin: { adapter: 'test' } });
+      expect(req.plan.find((p) => p.path === 'which')).toMatchObject({ after: 'after detecting node-4', reference: 'status ovs-workers' });
+      const run = await finished(r, req.id);
+      expect(run.status).toBe('succeeded');
+      const facts = run.facts!['node-4']!;
+      expect(facts).toMatchObject({ source: 'run', init: expect.stringMatching(/^(systemd|upstart|sysv)$/) });
+      expect(run.steps.which!.outputTail!.trim()).toBe(facts.init);
+      expect(run.plan.find((p) => p.path === 'which')).toMatchObject({ command: `echo ${facts.init}`, variant: describeFacts(facts), reference: 'status ovs-workers' });
+      // The next plan on this host names the command at once, from the cache.
+      const next = await r.intake.prepare({ text: 'test restart node-4', person: 'alice', origin: { adapter: 'test' } });
+      expect(next.run.facts!['node-4']).toMatchObject({ source: 'cache', init: facts.init });
+      expect(next.run.plan.find((p) => p.path === 'which')).toMatchObject({ command: `echo ${facts.init}` });
+    } finally {
+      await r.cleanup();
+    }
+  });
 });

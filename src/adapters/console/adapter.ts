@@ -125,6 +125,18 @@ export class ConsoleAdapter implements ChatAdapter {
           send(res, 200, Object.entries(this.rt.config.people).map(([id, p]) => ({ id, roles: p.roles })));
         } else if (req.method === 'GET' && path === '/console/api/history') {
           send(res, 200, await this.history());
+        } else if (req.method === 'GET' && /^\/console\/api\/runs\/[^/]+\/files\/[^/]+$/.test(path)) {
+          // A file a step attached: `attachment` makes the browser save it under its own name.
+          const [, , , , runId, , id] = path.split('/');
+          const run = await this.rt.store.find(runId!);
+          const att = run && Object.values(run.steps).find((st) => st.attachment?.id === id)?.attachment;
+          const bytes = att ? await this.rt.store.getFile(runId!, id!) : undefined;
+          if (!att || !bytes) {
+            send(res, 404, { error: `run ${runId} has no attached file ${id} (files are kept 7 days)` });
+          } else {
+            res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, 'content-disposition': `attachment; filename="${att.name.replace(/["\\\r\n]/g, '_')}"`, 'cache-control': 'no-store' });
+            res.end(bytes);
+          }
         } else if (req.method === 'GET' && path === '/console/api/events') {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
           res.write(': connected\n\n');

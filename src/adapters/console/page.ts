@@ -130,7 +130,10 @@ export const CONSOLE_PAGE = `<!doctype html>
   function render(m) {
     const node = el('div', { class: 'msg ' + m.tone, 'data-key': m.key }, ...m.blocks.map(block));
     if (m.file) {
-      const url = URL.createObjectURL(new Blob([m.file.content], { type: 'text/plain' }));
+      // Output kept as text comes with the message; a file a step fetched stays on the server until asked for.
+      const url = m.file.stored
+        ? '/console/api/runs/' + encodeURIComponent(m.file.stored.runId) + '/files/' + encodeURIComponent(m.file.stored.id) + (token ? '?token=' + encodeURIComponent(token) : '')
+        : URL.createObjectURL(new Blob([m.file.content], { type: 'text/plain' }));
       node.append(el('div', { class: 'file' }, '📎 ', el('a', { href: url, download: m.file.name }, m.file.name)));
     }
     return node;

@@ -1,4 +1,5 @@
 import type { Gate, PlanStep, Run, StampedEvent } from '../../engine/types.js';
+import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
 
@@ -70,7 +71,8 @@ export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string
       const mark = e.status === 'succeeded' ? '✓' : e.status === 'skipped' ? '↷' : e.status === 'cancelled' ? '■' : '✗';
       const facts = [e.exitCode !== undefined && e.exitCode !== null ? `exit ${e.exitCode}` : '', e.signal ? `signal ${e.signal}` : '', e.rowsAffected !== undefined ? `${e.rowsAffected} rows` : '', formatDuration(e.durationMs), e.reason ?? ''].filter(Boolean).join(' · ');
       const out = e.outputTail?.trim() && e.kind !== 'forEach' && e.kind !== 'group' ? `\n${indent(e.outputTail.trim().split('\n').slice(-10).join('\n'))}` : '';
-      return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}`;
+      const file = e.attachment ? `\n    📎 attached ${e.attachment.path} (${formatBytes(e.attachment.bytes)}): runbook attachment ${e.runId} ${e.path} --out ${e.attachment.name}` : '';
+      return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}${file}`;
     }
     case 'gate.opened':
       return gateText(e.gate, run?.requester ?? '');

@@ -54,7 +54,7 @@ export async function startDiscord(rt: Runtime, opts: DiscordOptions = {}): Prom
     throw err;
   }
 
-  const adapter = new DiscordProgress({ rest: client.rest, redis: rt.store.redis, prefix: rt.prefix, style: discordStyle(rt.policy), log, ...(opts.planEditIntervalMs !== undefined ? { planEditIntervalMs: opts.planEditIntervalMs } : {}) });
+  const adapter = new DiscordProgress({ rest: client.rest, redis: rt.store.redis, prefix: rt.prefix, style: discordStyle(rt.policy), log, getFile: (runId, id) => rt.store.getFile(runId, id), ...(opts.planEditIntervalMs !== undefined ? { planEditIntervalMs: opts.planEditIntervalMs } : {}) });
   log.info({ guild: guildId ?? '(global)', commands: rt.catalog.packs(), http: Boolean(publicKey) }, 'discord adapter started');
   return {
     name: adapter.name,

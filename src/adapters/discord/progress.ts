@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Run, StampedEvent } from '../../engine/types.js';
 import type { ChatAdapter } from '../hub.js';
-import { messagesFor, planCard, type Message, type Style } from '../messages.js';
+import { loadFiles, messagesFor, planCard, type Message, type Style } from '../messages.js';
 import { toDiscord } from './render.js';
 
 /** How long the message ids of a finished run are kept (a late redelivery still edits, never reposts). */
@@ -17,6 +17,8 @@ export interface DiscordProgressOptions {
   prefix: string;
   style: Style;
   log: Logger;
+  /** The bytes of a file a step attached (RunStore.getFile). */
+  getFile(runId: string, id: string): Promise<Buffer | undefined>;
   /** Least time between two edits of one plan card's status: edits in between are coalesced. Default 1000 ms. */
   planEditIntervalMs?: number;
 }
@@ -50,7 +52,7 @@ export class DiscordProgress implements ChatAdapter {
 
   async deliver(run: Run, event: StampedEvent): Promise<void> {
     const { messages, refreshPlan } = messagesFor(event, run, this.o.style);
-    for (const m of messages) await this.put(run, m);
+    for (const m of await loadFiles(messages, this.o.getFile)) await this.put(run, m);
     // The thread opens with the plan, so people can follow it before the first step starts.
     if (event.type === 'run.planned') await this.thread(run);
     if (event.type === 'run.finished') {

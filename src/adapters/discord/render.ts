@@ -160,6 +160,7 @@ export function toDiscord(m: Message): DiscordMessage {
     components,
     allowed_mentions: { parse: [], users: mentions.map((x) => x.slice(2, -1)) },
   };
-  if (!m.file) return { body };
+  // A stored file not loaded (loadFiles) has no bytes to send.
+  if (!m.file || !('content' in m.file)) return { body };
   return { body: { ...body, attachments: [{ id: 0, filename: m.file.name }] }, files: [{ name: m.file.name, data: Buffer.from(m.file.content) }] };
 }

@@ -5,7 +5,7 @@ import type { Run, StampedEvent } from '../../engine/types.js';
 import type { Runtime } from '../../runtime.js';
 import type { Reply } from '../chat.js';
 import type { ChatAdapter } from '../hub.js';
-import { messagesFor, planCard, type Message, type Style } from '../messages.js';
+import { loadFiles, messagesFor, planCard, type Message, type Style } from '../messages.js';
 import { REJECT_VIEW, slackStyle, toSlack, type ButtonValue } from './block-kit.js';
 import { boltLogger } from './logger.js';
 import { SlackOutbox } from './outbox.js';
@@ -211,9 +211,9 @@ export class SlackBot implements ChatAdapter {
     const channel = typeof run.origin.channel === 'string' ? run.origin.channel : undefined;
     if (!channel) return;
     const { messages, refreshPlan } = messagesFor(event, run, this.style);
-    const all: Message[] = [...messages];
+    const all: Message[] = await loadFiles(messages, (r, id) => this.rt.store.getFile(r, id));
     if (refreshPlan && !all.some((m) => m.key === 'plan')) all.unshift(planCard(run, this.style));
-    const sent = all.map((m) => this.outbox.send({ runId: run.id, key: m.key, channel, place: m.place, broadcast: m.broadcast ?? false, alone: m.key === 'final' || m.key.startsWith('gate:'), body: toSlack(m), ...(m.file ? { file: m.file } : {}) }));
+    const sent = all.map((m) => this.outbox.send({ runId: run.id, key: m.key, channel, place: m.place, broadcast: m.broadcast ?? false, alone: m.key === 'final' || m.key.startsWith('gate:'), body: toSlack(m), ...(m.file && 'content' in m.file ? { file: m.file } : {}) }));
     if (event.type === 'run.finished') {
       await Promise.all(sent);
       this.outbox.forget(run.id);

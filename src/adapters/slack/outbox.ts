@@ -14,7 +14,7 @@ export interface OutboxItem {
   /** Never posted merged with other messages (the run's end, approval requests). */
   alone?: boolean;
   body: SlackBody;
-  file?: { name: string; content: string };
+  file?: { name: string; content: string | Buffer };
 }
 
 export interface OutboxOptions {
@@ -307,7 +307,8 @@ export class SlackOutbox {
           channel_id: head.channel,
           ...(thread ? { thread_ts: thread } : {}),
           filename: head.file!.name,
-          content: head.file!.content,
+          // Text goes as `content`; bytes (an archive fetched from a host) as `file`.
+          ...(typeof head.file!.content === 'string' ? { content: head.file!.content } : { file: head.file!.content }),
           title: head.file!.name,
         } as Parameters<webApi.WebClient['filesUploadV2']>[0]),
       );

@@ -42,3 +42,10 @@ export function tailOf(text: string, max = TAIL_CHARS): string {
   const nl = cut.indexOf('\n');
   return nl >= 0 && nl < 200 ? cut.slice(nl + 1) : cut;
 }
+
+/** `512 bytes`, `1.2 KiB`, `8.0 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
+}

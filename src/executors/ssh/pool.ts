@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Logger } from 'pino';
 import type { SshConfig } from '../../config/runbook-config.js';
-import { CancelledError, CommandTimeoutError, HostKeyError, SshConnectError } from '../../errors.js';
+import { CancelledError, CommandTimeoutError, FileReadError, FileTooLargeError, HostKeyError, SshConnectError } from '../../errors.js';
+import { quote } from '../../procedures/shell.js';
 import { KnownHosts, fingerprint, knownHostsName } from './known-hosts.js';
 import { OutputBuffer } from './output.js';
 
@@ -187,6 +188,56 @@ export class SshPool {
     conn.waiters.shift()?.();
   }
 
+  /**
+   * The bytes of a file on `target`, through `cat` on the same pooled connection (every host has
+   * it; SFTP may be disabled). Stops reading once more than `maxBytes` arrived and throws
+   * FileTooLargeError: a log archive of hundreds of megabytes stays on the host.
+   */
+  async fetch(target: SshTarget, path: string, opts: { maxBytes: number; timeoutMs?: number; signal?: AbortSignal }): Promise<Buffer> {
+    if (opts.signal?.aborted) throw new CancelledError('cancelled before the file was fetched', { host: target.name });
+    const conn = await this.acquire(target);
+    try {
+      return await new Promise<Buffer>((resolve, reject) => {
+        this.open(conn, target, `cat -- ${quote(path)}`, reject, (stream) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          let stderr = '';
+          let exitCode: number | null = null;
+          let tooLarge = false;
+          const timer = setTimeout(() => stream.close(), opts.timeoutMs ?? this.cfg.commandTimeoutMs);
+          const onAbort = () => stream.close();
+          opts.signal?.addEventListener('abort', onAbort, { once: true });
+          stream.on('error', () => undefined);
+          stream.end();
+          stream.on('data', (chunk: Buffer) => {
+            if (tooLarge) return;
+            size += chunk.length;
+            if (size > opts.maxBytes) {
+              tooLarge = true;
+              signal(stream, 'KILL');
+              stream.close();
+              return;
+            }
+            chunks.push(chunk);
+          });
+          stream.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2_000)));
+          stream.on('exit', (code: number | null) => (exitCode = code ?? null));
+          stream.on('close', () => {
+            clearTimeout(timer);
+            opts.signal?.removeEventListener('abort', onAbort);
+            if (tooLarge) reject(new FileTooLargeError(`${path} on ${target.name} is larger than ${opts.maxBytes} bytes`, { host: target.name, path, maxBytes: opts.maxBytes }));
+            else if (opts.signal?.aborted) reject(new CancelledError(`fetching ${path} from ${target.name} was stopped: the run was cancelled`, { host: target.name }));
+            else if (exitCode === 0) resolve(Buffer.concat(chunks));
+            else if (exitCode === null) reject(new SshConnectError(`fetching ${path} from ${target.name} did not finish (timed out or the connection was lost)`, { host: target.name }));
+            else reject(new FileReadError(`cannot read ${path} on ${target.name}: ${stderr.trim().split('\n').at(-1) || `cat exited ${exitCode}`}`, { host: target.name, path }));
+          });
+        });
+      });
+    } finally {
+      this.release(conn);
+    }
+  }
+
   /** Runs `command` on `target` through the user's login shell, as `ssh host command` would. */
   async exec(target: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (opts.signal?.aborted) throw new CancelledError('cancelled before the command started', { host: target.name });
@@ -206,17 +257,22 @@ export class SshPool {
    */
   private run(conn: Connection, target: SshTarget, command: string, opts: ExecOptions, started: number): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
-      const attempt = (left: number) =>
-        conn.client.exec(command, (err, stream: ClientChannel) => {
-          if (!err) return this.watch(conn, target, stream, opts, started, resolve, reject);
-          if (left > 0 && !conn.closed && /open failed/i.test(err.message)) {
-            setTimeout(() => attempt(left - 1), OPEN_RETRY_MS);
-            return;
-          }
-          reject(new SshConnectError(`cannot open a channel on ${target.name}: ${err.message}`, { host: target.name }));
-        });
-      attempt(OPEN_RETRIES);
+      this.open(conn, target, command, reject, (stream) => this.watch(conn, target, stream, opts, started, resolve, reject));
     });
+  }
+
+  /** Opens an exec channel, trying again while sshd is still freeing a session slot (see OPEN_RETRIES). */
+  private open(conn: Connection, target: SshTarget, command: string, reject: (e: Error) => void, watch: (stream: ClientChannel) => void): void {
+    const attempt = (left: number) =>
+      conn.client.exec(command, (err, stream: ClientChannel) => {
+        if (!err) return watch(stream);
+        if (left > 0 && !conn.closed && /open failed/i.test(err.message)) {
+          setTimeout(() => attempt(left - 1), OPEN_RETRY_MS);
+          return;
+        }
+        reject(new SshConnectError(`cannot open a channel on ${target.name}: ${err.message}`, { host: target.name }));
+      });
+    attempt(OPEN_RETRIES);
   }
 
   private watch(conn: Connection, target: SshTarget, stream: ClientChannel, opts: ExecOptions, started: number, resolve: (r: ExecResult) => void, reject: (e: Error) => void): void {

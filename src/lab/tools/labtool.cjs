@@ -36,6 +36,7 @@ const handlers = {
   ...require('./sims/scp.cjs'),
   ...require('./sims/blockdev.cjs'),
   ...require('./sims/accounts.cjs'),
+  ...require('./sims/cat.cjs'),
 };
 
 /** What a handler may touch: the state of the host it runs on, nothing else. */

@@ -131,11 +131,11 @@ describe('discord progress', () => {
   const ev = (e: Record<string, unknown>): StampedEvent => ({ runId: 'r-1', at: '2026-11-22T12:00:01.000Z', ...e }) as StampedEvent;
 
   function fixture(opts: { failFirstSave?: boolean } = {}) {
-    const calls: { method: 'post' | 'patch'; route: string; body: { content?: string; nonce?: string; enforce_nonce?: boolean; embeds?: { fields?: { name: string; value: string }[] }[] } }[] = [];
+    const calls: { method: 'post' | 'patch'; route: string; body: { content?: string; nonce?: string; enforce_nonce?: boolean; embeds?: { fields?: { name: string; value: string }[] }[] }; files?: { name: string; data: Buffer }[] }[] = [];
     let id = 100;
     const rest = {
-      post: async (route: string, o: { body: never }) => (calls.push({ method: 'post', route, body: o.body }), { id: String(id++) }),
-      patch: async (route: string, o: { body: never }) => (calls.push({ method: 'patch', route, body: o.body }), {}),
+      post: async (route: string, o: { body: never; files?: never }) => (calls.push({ method: 'post', route, body: o.body, ...(o.files ? { files: o.files } : {}) }), { id: String(id++) }),
+      patch: async (route: string, o: { body: never; files?: never }) => (calls.push({ method: 'patch', route, body: o.body, ...(o.files ? { files: o.files } : {}) }), {}),
     } as unknown as REST;
     const kv = new Map<string, string>();
     let fail = opts.failFirstSave ?? false;
@@ -147,7 +147,9 @@ describe('discord progress', () => {
       kv.set(`${k}|${f}`, v);
     };
     const redis = { hget: async (k: string, f: string) => kv.get(`${k}|${f}`) ?? null, hset, expire: async () => 1 } as unknown as Redis;
-    const progress = new DiscordProgress({ rest, redis, prefix: 't', style: plainStyle, log: pino({ level: 'silent' }), planEditIntervalMs: 60_000 });
+    const stored = new Map([['r-1/0123456789abcdef', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0xff])]]);
+    const getFile = async (runId: string, fid: string) => stored.get(`${runId}/${fid}`);
+    const progress = new DiscordProgress({ rest, redis, prefix: 't', style: plainStyle, log: pino({ level: 'silent' }), planEditIntervalMs: 60_000, getFile });
     return { calls, progress };
   }
 
@@ -158,6 +160,19 @@ describe('discord progress', () => {
     await progress.deliver(base, started);
     await progress.deliver(base, started);
     expect(calls.map((c) => `${c.method} ${c.route}`)).toEqual(['post /channels/C1/messages', 'post /channels/C1/messages/100/threads', 'post /channels/101/messages', 'patch /channels/101/messages/102']);
+  });
+
+  it('attaches the bytes of a file a step fetched from its host, and says so when the file is no longer kept', async () => {
+    const { calls, progress } = fixture();
+    const finished = (fid: string) =>
+      ev({ type: 'step.finished', path: 'collect', title: 'Collect the logs', kind: 'ssh', risk: 'read', status: 'succeeded', host: 'node-3', exitCode: 0, attachment: { name: 'ovs-node-3-logs.tar.gz', path: '/tmp/ovs-node-3-logs.tar.gz', bytes: 5, id: fid } });
+    await progress.deliver(base, finished('0123456789abcdef'));
+    const sent = calls.at(-1)!;
+    expect(sent.files).toEqual([{ name: 'ovs-node-3-logs.tar.gz', data: Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0xff]) }]);
+    expect(JSON.stringify(sent.body)).toContain('/tmp/ovs-node-3-logs.tar.gz from node-3 (5 bytes) is attached');
+    await progress.deliver(base, { ...finished('fedcba9876543210'), path: 'collect-2' } as StampedEvent);
+    expect(calls.at(-1)!.files).toBeUndefined();
+    expect(JSON.stringify(calls.at(-1)!.body)).toContain('ovs-node-3-logs.tar.gz is no longer kept (files are kept 7 days)');
   });
 
   it('coalesces status edits of the plan card, and always sends the final one', async () => {
