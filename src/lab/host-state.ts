@@ -50,3 +50,9 @@ export function readHostState<T = unknown>(dir: string, host: string, name: stri
   const labDir = labDirOf(dir, host);
   return runtime.readJson<T | undefined>(runtime.statePath(labDir, host, name), undefined);
 }
+
+/** Locked change of a state file of the host's tools, as a test sets the scene (a service stopped, a guest shut off). */
+export function setHostState<T>(dir: string, host: string, name: string, fn: (value: T) => void): void {
+  const labDir = labDirOf(dir, host);
+  runtime.updateJson(labDir, host, runtime.statePath(labDir, host, name), {} as T, fn);
+}

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import {
   type VirshState,
 } from '../../src/lab/index.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
+import { labSsh, type SshResult } from '../helpers/ssh.js';
 
 let t: TestLab;
 const dir = () => t.lab.dir;
@@ -38,35 +38,8 @@ afterAll(async () => {
   await t?.down();
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The system OpenSSH client with strict host key checking against the lab's known_hosts. */
-function ssh(name: string, command: string): Promise<Result> {
-  const h = host(name);
-  const args = [
-    '-i', join(dir(), 'client', 'id_ed25519'),
-    '-o', `UserKnownHostsFile=${join(dir(), 'client', 'known_hosts')}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-p', String(h.port),
-    `${t.lab.user}@${h.address}`,
-    command,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const ssh = (name: string, command: string) => labSsh(t.lab, name, command);
 
 /** ssh2 connected like the ssh executor: the client key, and the host key checked against known_hosts. */
 function connect(name: string): Promise<Client> {
@@ -94,7 +67,7 @@ function exec(client: Client, command: string): Promise<ClientChannel> {
 }
 
 /** Output and exit status of a channel; signal is set when the command died of one. */
-function collect(stream: ClientChannel): Promise<Result & { signal?: string }> {
+function collect(stream: ClientChannel): Promise<SshResult & { signal?: string }> {
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';

@@ -13,6 +13,7 @@
  */
 import mysql from 'mysql2/promise';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { runtime } from '../tool-runtime.js';
 import { ApiError } from './http.js';
 
@@ -25,6 +26,9 @@ export interface CloudOptions {
 }
 
 export type Row = Record<string, any>;
+
+/** Where a test changes the double's time scale while it runs (a slower cloud, to catch a volume detaching). */
+export const timeScaleFile = (labDir: string) => join(labDir, 'run', 'openstack-time-scale.json');
 
 /** nova's power states (nova/compute/power_state.py). */
 export const POWER = { NOSTATE: 0, RUNNING: 1, PAUSED: 3, SHUTDOWN: 4, CRASHED: 6, SUSPENDED: 7 } as const;
@@ -76,19 +80,24 @@ export class Cloud {
     return `\`${this.opts.databases[db]}\`.\`${table}\``;
   }
 
+  /** A duration on this cloud's clock: the lab's time scale, or the one a test set since (setOpenStackTimeScale). */
   ms(what: keyof typeof TIMES): number {
-    return Math.round(TIMES[what] * this.opts.timeScale);
+    const scale = runtime.readJson<{ timeScale?: number }>(timeScaleFile(this.opts.labDir), {}).timeScale ?? this.opts.timeScale;
+    return Math.round(TIMES[what] * scale);
   }
 
   async start(): Promise<void> {
     const [rows] = await this.pool.query('SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?', [this.opts.databases.cinder, 'volume_attachment']);
     this.cinderSchema = (rows as Row[]).length > 0 ? 'current' : 'pre-kilo';
     await this.reportServices();
-    this.heartbeat = setInterval(() => void this.reportServices().catch(() => undefined), this.ms('reportInterval'));
+    const beat = () => {
+      this.heartbeat = setTimeout(() => void this.reportServices().catch(() => undefined).finally(beat), this.ms('reportInterval'));
+    };
+    beat();
   }
 
   async close(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.heartbeat) clearTimeout(this.heartbeat);
     for (const t of this.timers) clearTimeout(t);
     await Promise.allSettled([...this.running]);
     await this.pool.end();

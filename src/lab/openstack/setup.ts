@@ -15,6 +15,7 @@ import { RING_PORTS, SWIFT_DISKS, SWIFT_NODES } from '../site/openstack.js';
 import { runtime } from '../tool-runtime.js';
 import type { Lab, OpenStackCredentials } from '../types.js';
 import type { LabUser } from '../user.js';
+import { timeScaleFile } from './cloud.js';
 
 const run = promisify(execFile);
 const START_TIMEOUT_MS = 15_000;
@@ -109,6 +110,11 @@ export async function buildRings(dir: string, hosts: string[], user: LabUser): P
       if (user.dropPrivileges) chownSync(join(to, f), user.uid, user.gid);
     }
   }
+}
+
+/** Changes the running double's time scale (see LabOptions.openstackTimeScale); undefined goes back to the lab's. */
+export function setOpenStackTimeScale(dir: string, timeScale: number | undefined): void {
+  writeFileSync(timeScaleFile(dir), `${JSON.stringify(timeScale === undefined ? {} : { timeScale })}\n`, { mode: 0o644 });
 }
 
 /** This module runs from src/ as TypeScript under vitest; the double then runs the build in dist/. */
