@@ -181,6 +181,8 @@ export function computeNode(name: string): SiteHost {
     instances: INSTANCES.filter((i) => !i.deleted),
     files: {
       '/etc/nova/nova.conf': `[DEFAULT]\nhost = ${name}\nmy_ip = ${COMPUTE_IPS[name]}\n\n[vnc]\nserver_listen = 0.0.0.0\nserver_proxyclient_address = ${COMPUTE_IPS[name]}\n`,
+      // Debian's nova-compute package: the unit's ExecStart runs this init script.
+      '/etc/init.d/nova-compute': '#!/bin/sh\n### BEGIN INIT INFO\n# Provides:          nova-compute\n# Short-Description: OpenStack Compute (Nova) - compute\n### END INIT INFO\n',
       '/var/log/nova/nova-compute.log': COMPUTE_LOG,
       '/root/': '',
     },
