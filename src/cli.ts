@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { hostname, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
-import type { Decision, Run, StampedEvent } from './engine/types.js';
+import type { Decision, Origin, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, NotFoundError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { formatBytes } from './executors/ssh/output.js';
+import { checkInput, MAX_COMMAND_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS } from './input.js';
 import { Runtime } from './runtime.js';
 import { findConfigPath } from './config/runbook-config.js';
 import { loadEnv } from './config/env.js';
@@ -20,14 +21,19 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
 
   runbook start                               bot (HTTP, adapters) and a worker in one process
   runbook worker                              a worker only
-  runbook run "<pack> <procedure> <args>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker]
-  runbook exec "<targets>" --as <person> [--approve-as <person>] [--dry-run] [--json] [--no-worker] [--concurrency N] [--timeout S] -- <command>
+  runbook run "<pack> <procedure> <args>" [--as <person>] [--approve-as <person>] [--dry-run] [--json] [--no-worker]
+  runbook exec "<targets>" [--as <person>] [--approve-as <person>] [--dry-run] [--json] [--no-worker] [--concurrency N] [--timeout S] -- <command>
                                               one command on a node set (node-[1-3], @ovs!node-3), output gathered
   runbook list [--limit N] [--json]
   runbook show <run-id> [--json]
   runbook attachment <run-id> [<step>] [--out FILE]   a file a step attached (a log archive): to FILE, or stdout when piped
-  runbook approve|reject|cancel <run-id> --as <person> [--gate <gate-id>] [--reason <text>]
-  runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>]
+  runbook approve|reject|cancel <run-id> [--as <person>] [--gate <gate-id>] [--reason <text>]
+  runbook decide <run-id> retry|skip|abort|done [--as <person>] [--gate <gate-id>]
+                                              --as: who asks; when runbook.yaml maps operating-system users
+                                              (people.<id>.unix) it defaults to yours, and only an admin names another
+  runbook token create <person> [--keep]      a personal token for the web console, printed once (replaces the person's tokens unless --keep)
+  runbook token list [<person>]               token ids and when they were made (never the tokens)
+  runbook token revoke <person> [<token-id>]  the token (or every token of the person) stops working
   runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
   runbook lab down [--dir DIR]
   runbook audit [--since 2h|<time>] [--run <run-id>] [--json]   the audit trail (JSON lines with --json)
@@ -66,9 +72,26 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[]
   }
 }
 
-function requireAs(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !v) throw new UsageError(`${what} needs --as <person>: who is asking (a person of runbook.yaml)`);
-  return v;
+/** The operating-system user running this command, from the process's uid (not $USER, which anyone sets). */
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid:${process.getuid?.() ?? '?'}`;
+  }
+}
+
+/**
+ * Who this command acts as (`--as`, or the person the operating-system user maps to) and the
+ * origin the audit records: the OS user and host beside the person named, and the admin acting
+ * for them when it is someone else. See Policy.actingAs.
+ */
+function actingAs(rt: Runtime, named: string | undefined): { person: string; origin: Origin } {
+  if (named !== undefined) checkInput(named, '--as', MAX_NAME_CHARS);
+  const user = osUser();
+  const host = hostname();
+  const { person, actor } = rt.policy.actingAs(user, host, named);
+  return { person: person.id, origin: { adapter: 'cli', osUser: user, host, ...(actor ? { actor: actor.id } : {}) } };
 }
 
 async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: ConstructorParameters<typeof Runtime>[0] = {}): Promise<T> {
@@ -106,10 +129,9 @@ async function cmdRun(argv: string[]): Promise<number> {
   });
   const text = positionals.join(' ').trim();
   if (!text) throw new UsageError('runbook run needs a command, e.g. runbook run "ovs flush node-3" --as alice');
-  const person = requireAs(values.as, 'runbook run');
   return requestAndFollow({
     text,
-    person,
+    as: values.as as string | undefined,
     ...followFlags(values),
   });
 }
@@ -138,10 +160,9 @@ async function cmdExec(argv: string[]): Promise<number> {
   if (!targets) throw new UsageError('runbook exec needs the hosts: a node set such as "node-[1-3]", "@ovs-master" or "@ovs!node-3"');
   if (!command) throw new UsageError('runbook exec needs a command after "--"');
   if (/['"\\]/.test(targets)) throw new UsageError(`"${targets}" is not a node set`);
-  const person = requireAs(values.as, 'runbook exec');
   return requestAndFollow({
     text: `ops exec ${targets}${limits.map((l) => ` ${l}`).join('')} -- ${command}`,
-    person,
+    as: values.as as string | undefined,
     ...followFlags(values),
     printReport: true,
   });
@@ -150,7 +171,8 @@ async function cmdExec(argv: string[]): Promise<number> {
 interface FollowOptions {
   /** What a person would type after the slash: `ovs flush node-3`. */
   text: string;
-  person: string;
+  /** `--as`: who asks; unset, the person the operating-system user maps to. */
+  as: string | undefined;
   approveAs?: string | undefined;
   json: boolean;
   quiet: boolean;
@@ -173,25 +195,27 @@ export function runReport(run: Run): string | undefined {
  * `--approve-as` answers approval gates (a refusal cancels the run: exit 3), Ctrl-C cancels.
  */
 async function requestAndFollow(o: FollowOptions): Promise<number> {
-  const { text, person, approveAs, json, quiet } = o;
+  const { text, json, quiet } = o;
+  checkInput(text, 'the command', MAX_COMMAND_CHARS);
   return withRuntime(async (rt) => {
-    rt.policy.requirePerson(person);
-    if (approveAs) rt.policy.requirePerson(approveAs);
+    const { person, origin } = actingAs(rt, o.as);
+    const approver = o.approveAs ? actingAs(rt, o.approveAs) : undefined;
+    const approveAs = approver?.person;
     if (o.dryRun) {
-      const run = await rt.intake.request({ text, person, origin: { adapter: 'cli' }, dryRun: true });
+      const run = await rt.intake.request({ text, person, origin, dryRun: true });
       if (json) out(JSON.stringify({ procedure: run.procedure, args: run.args, dryRun: true, plan: run.plan, notes: run.notes }));
       else out([`dry run of "${run.procedure}" for ${person}: nothing runs`, 'plan:', ...planText(run.plan), ...run.notes.map((n) => `  note: ${n}`)].join('\n'));
       return 0;
     }
     if (!o.noWorker) rt.startWorker();
-    const run = await rt.intake.request({ text, person, origin: { adapter: 'cli' } });
+    const run = await rt.intake.request({ text, person, origin });
     let refused: NotAllowedError | undefined;
     let interrupts = 0;
     const onSigint = () => {
       interrupts++;
       if (interrupts > 1) process.exit(130);
       err(`■ cancelling run ${run.id} (finally steps still run; press Ctrl-C again to stop following)`);
-      void rt.decisions.cancel(run.id, person).catch((e) => err(`cannot cancel: ${errorMessage(e)}`));
+      void rt.decisions.cancel(run.id, person, origin).catch((e) => err(`cannot cancel: ${errorMessage(e)}`));
     };
     process.on('SIGINT', onSigint);
     try {
@@ -202,14 +226,14 @@ async function requestAndFollow(o: FollowOptions): Promise<number> {
             const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e, run);
             if (line) err(line);
           }
-          if (e.type === 'gate.opened' && approveAs && e.gate.kind === 'approval' && !refused) {
+          if (e.type === 'gate.opened' && approver && e.gate.kind === 'approval' && !refused) {
             try {
-              await rt.decisions.decide(run.id, approveAs, 'approve', { gateId: e.gate.id });
+              await rt.decisions.decide(run.id, approver.person, 'approve', { gateId: e.gate.id, via: approver.origin });
             } catch (x) {
               if (!(x instanceof NotAllowedError)) throw x;
               refused = x;
               err(`✘ --approve-as ${approveAs} refused: ${x.message}\n■ cancelling run ${run.id}: nothing past the gate has run`);
-              await rt.decisions.cancel(run.id, person);
+              await rt.decisions.cancel(run.id, person, origin);
             }
           }
         },
@@ -304,10 +328,12 @@ async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv:
   const { values, positionals } = parse(argv, { as: { type: 'string' }, gate: { type: 'string' }, reason: { type: 'string' } });
   const id = positionals[0];
   if (!id) throw new UsageError(`runbook ${kind} needs a run id`);
-  const person = requireAs(values.as, `runbook ${kind}`);
+  checkInput(id, 'the run id', MAX_NAME_CHARS);
+  if (values.reason !== undefined) checkInput(values.reason as string, '--reason', MAX_REASON_CHARS, { newlines: true });
   return withRuntime(async (rt) => {
+    const { person, origin } = actingAs(rt, values.as as string | undefined);
     if (kind === 'cancel') {
-      await rt.decisions.cancel(id, person);
+      await rt.decisions.cancel(id, person, origin);
       out(`cancellation of ${id} requested; finally steps will still run`);
       return 0;
     }
@@ -322,7 +348,7 @@ async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv:
     } else if (gate.kind === 'approval') decision = kind;
     else if (gate.kind === 'manual') decision = kind === 'approve' ? 'done' : 'abort';
     else decision = kind === 'approve' ? 'retry' : 'abort';
-    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(values.reason ? { reason: values.reason as string } : {}) });
+    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(values.reason ? { reason: values.reason as string } : {}), via: origin });
     out(`${decision} recorded for ${gate.stepPath} of ${id} by ${person}`);
     return 0;
   });
@@ -415,6 +441,43 @@ async function cmdAudit(argv: string[]): Promise<number> {
     if (!values.json) err(`${n} event${n === 1 ? '' : 's'}`);
     return 0;
   });
+}
+
+/**
+ * `runbook token create|list|revoke`: personal tokens for the web console beyond loopback. A new
+ * token is printed once, on stdout; runbook.yaml keeps only its hash. The bot reads the file again
+ * when it changes, so a created, rotated or revoked token counts within a second, without a restart.
+ */
+async function cmdToken(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parse(rest, { file: { type: 'string' }, keep: { type: 'boolean' } });
+  const file = (values.file as string | undefined) ?? findConfigPath();
+  if (!file) throw new UsageError('no runbook.yaml: give --file, or set RUNBOOK_CONFIG');
+  const [person, tokenId] = positionals;
+  const { editTokens, readPeople } = await import('./auth/token-file.js');
+  if (sub === 'list') {
+    const people = Object.entries(readPeople(resolve(file))).filter(([id]) => !person || id === person);
+    if (person && people.length === 0) throw new UsageError(`unknown person "${person}"`);
+    for (const [id, p] of people) for (const t of p.tokens ?? []) out(`${id}\t${t.id}\t${t.created ?? ''}`);
+    return 0;
+  }
+  if (!person) throw new UsageError(`runbook token ${sub ?? 'create'} needs a person: runbook token create|revoke <person>`);
+  if (sub === 'create') {
+    const { newToken } = await import('./auth/tokens.js');
+    const { token, entry } = await newToken();
+    const { before } = editTokens(resolve(file), person, (tokens) => [...(values.keep ? tokens : []), entry]);
+    out(token);
+    const replaced = values.keep || before.length === 0 ? '' : `; it replaces ${before.length === 1 ? `token ${before[0]!.id}` : `${before.length} tokens`}, which no longer work`;
+    err(`token ${entry.id} for ${person} written to ${file}${replaced}. It is shown only now: sign in to the console with it (the bot takes it within a second).`);
+    return 0;
+  }
+  if (sub === 'revoke') {
+    const { before, after } = editTokens(resolve(file), person, (tokens) => (tokenId ? tokens.filter((t) => t.id !== tokenId) : []));
+    if (before.length === after.length) throw new UsageError(tokenId ? `${person} has no token ${tokenId}: runbook token list ${person}` : `${person} has no token`);
+    err(`revoked ${before.length - after.length} token${before.length - after.length === 1 ? '' : 's'} of ${person} in ${file}; signed-in sessions made with ${before.length - after.length === 1 ? 'it' : 'them'} end within a second`);
+    return 0;
+  }
+  throw new UsageError('runbook token create <person> [--keep] | runbook token list [<person>] | runbook token revoke <person> [<token-id>]   (each with [--file runbook.yaml])');
 }
 
 async function cmdConfig(argv: string[]): Promise<number> {
@@ -535,7 +598,7 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   let server: { close(): Promise<void> } | undefined;
   if (kind === 'worker' && rt.env.WORKER_METRICS_PORT !== undefined) {
     // Before the worker takes jobs: a port in use ends the command with nothing started.
-    const { startHttp } = await import('./http/server.js');
+    const { startHttp } = await import('./http/surface.js');
     const http = await startHttp(rt, [], { port: rt.env.WORKER_METRICS_PORT, variable: 'WORKER_METRICS_PORT' }).catch(async (e: unknown) => {
       await rt.close();
       throw e;
@@ -546,16 +609,19 @@ async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const worker = rt.startWorker();
   let adapters: { names: string[]; stop(): Promise<void> } | undefined;
   if (kind === 'start') {
-    const { startHttp } = await import('./http/server.js');
+    const { startHttp } = await import('./http/surface.js');
     const { startAdapters } = await import('./adapters/index.js');
     const started = await startAdapters(rt);
     adapters = started;
-    const http = await startHttp(rt, started.routes);
+    const http = await startHttp(rt, started.mounts, started.auth ? { auth: started.auth } : {});
     server = http;
     rt.log.info({ adapters: started.names }, 'chat adapters started');
     if (started.names.includes('console')) {
       const person = Object.keys(rt.config.people)[0] ?? 'alice';
-      out(`runbook is up: open http://${rt.env.HOST}:${http.port}/ and, as ${person}, type ${prepared?.lab ? '/ovs flush node-3' : '/<pack> help'}`);
+      const { isLoopbackAddress } = await import('./auth/caller.js');
+      const first = prepared?.lab ? '/ovs flush node-3' : '/<pack> help';
+      if (isLoopbackAddress(rt.env.HOST) && !rt.env.CONSOLE_TRUSTED_PROXIES) out(`runbook is up: open http://${rt.env.HOST}:${http.port}/ and, as ${person}, type ${first}`);
+      else out(`runbook is up on ${rt.env.HOST}:${http.port}: sign in to the console with your personal token (runbook token create <you>) and type ${first}`);
     }
   }
   rt.log.info({ procedures: rt.catalog.all().length, hosts: rt.inventory.names().length, config: rt.configPath }, kind === 'start' ? 'bot started' : 'worker started');
@@ -600,6 +666,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdHealth();
       case 'config':
         return await cmdConfig(rest);
+      case 'token':
+        return await cmdToken(rest);
       case 'start':
       case 'worker':
         return await cmdServe(cmd);

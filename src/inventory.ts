@@ -55,8 +55,12 @@ export class Inventory {
   }
 }
 
+const NEAREST_MAX_CHARS = 64;
+
 /** Names closest to `wanted` by edit distance, for "did you mean" answers. */
 export function nearest(wanted: string, candidates: readonly string[], max = 3): string[] {
+  // A name this long is no typo of a real one, and comparing it with every candidate would take long.
+  if (wanted.length > NEAREST_MAX_CHARS) return [];
   const scored = candidates.map((c) => ({ c, d: distance(wanted.toLowerCase(), c.toLowerCase()) }));
   const limit = Math.max(2, Math.ceil(wanted.length / 2));
   return scored

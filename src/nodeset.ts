@@ -10,6 +10,7 @@
  * writes a list of names back as a node set (`node-[1-3,5]`).
  */
 import { UsageError } from './errors.js';
+import { clip } from './input.js';
 import { nearest, type Inventory } from './inventory.js';
 
 /** One operand of a node set: a group, or a pattern that expands to names. */
@@ -40,7 +41,7 @@ export function parseNodeSet(text: string): ParsedNodeSet {
     if (c === '[') depth++;
     if (c === ']') {
       depth--;
-      if (depth < 0) throw new UsageError(`"${text}": "]" without "[" in the node set`);
+      if (depth < 0) throw new UsageError(`"${clip(text)}": "]" without "[" in the node set`);
     }
     if (depth === 0 && OPS.has(c)) {
       parts.push({ op, text: cur });
@@ -50,10 +51,16 @@ export function parseNodeSet(text: string): ParsedNodeSet {
     }
     cur += c;
   }
-  if (depth !== 0) throw new UsageError(`"${text}": unclosed "[" in the node set`);
+  if (depth !== 0) throw new UsageError(`"${clip(text)}": unclosed "[" in the node set`);
   parts.push({ op, text: cur });
-  for (const p of parts) if (!p.text) throw new UsageError(`"${text}": an empty name next to "${p.op}" in the node set`);
-  const operands = parts.map((p) => ({ op: p.op, operand: parseOperand(p.text, text) }));
+  for (const p of parts) if (!p.text) throw new UsageError(`"${clip(text)}": an empty name next to "${p.op}" in the node set`);
+  // Bounded over the whole set, not only per operand: `n[1-99999],n[1-99999],…` is a million names too.
+  let names = 0;
+  const operands = parts.map((p) => {
+    const operand = parseOperand(p.text, text);
+    if (operand.kind === 'names' && (names += operand.names.length) > MAX_NODES) throw new UsageError(`"${clip(text)}" names more than ${MAX_NODES} hosts`);
+    return { op: p.op, operand };
+  });
   const [head, ...tail] = operands;
   return { first: head!.operand, rest: tail };
 }
@@ -61,10 +68,10 @@ export function parseNodeSet(text: string): ParsedNodeSet {
 function parseOperand(t: string, whole: string): NodeSetOperand {
   if (t.startsWith('@')) {
     const name = t.slice(1);
-    if (!/^[A-Za-z0-9_.:-]+$/.test(name)) throw new UsageError(`"${whole}": "${t}" is not a group name`);
+    if (!/^[A-Za-z0-9_.:-]+$/.test(name)) throw new UsageError(`"${clip(whole)}": "${clip(t)}" is not a group name`);
     return { kind: 'group', name, text: t };
   }
-  if (!/^[A-Za-z0-9_.:@,\-[\]/]+$/.test(t)) throw new UsageError(`"${whole}": "${t}" is not a host name or range`);
+  if (!/^[A-Za-z0-9_.:@,\-[\]/]+$/.test(t)) throw new UsageError(`"${clip(whole)}": "${clip(t)}" is not a host name or range`);
   return { kind: 'names', names: expandPattern(t, whole), text: t };
 }
 
@@ -72,32 +79,32 @@ function parseOperand(t: string, whole: string): NodeSetOperand {
 export function expandPattern(t: string, whole = t): string[] {
   const open = t.indexOf('[');
   if (open < 0) {
-    if (t.includes(']') || t.includes('/')) throw new UsageError(`"${whole}": "${t}" is not a host name or range`);
+    if (t.includes(']') || t.includes('/')) throw new UsageError(`"${clip(whole)}": "${clip(t)}" is not a host name or range`);
     return [t];
   }
   const close = t.indexOf(']', open);
-  if (close < 0) throw new UsageError(`"${whole}": unclosed "[" in "${t}"`);
+  if (close < 0) throw new UsageError(`"${clip(whole)}": unclosed "[" in "${clip(t)}"`);
   const head = t.slice(0, open);
-  if (head.includes(']') || head.includes('/')) throw new UsageError(`"${whole}": "${t}" is not a host name or range`);
+  if (head.includes(']') || head.includes('/')) throw new UsageError(`"${clip(whole)}": "${clip(t)}" is not a host name or range`);
   const values = expandRangeList(t.slice(open + 1, close), whole);
   const tails = expandPattern(t.slice(close + 1), whole);
-  if (values.length * tails.length > MAX_NODES) throw new UsageError(`"${whole}" names more than ${MAX_NODES} hosts`);
+  if (values.length * tails.length > MAX_NODES) throw new UsageError(`"${clip(whole)}" names more than ${MAX_NODES} hosts`);
   return values.flatMap((v) => tails.map((rest) => `${head}${v}${rest}`));
 }
 
 function expandRangeList(body: string, whole: string): string[] {
-  if (!body) throw new UsageError(`"${whole}": empty "[]" in the node set`);
+  if (!body) throw new UsageError(`"${clip(whole)}": empty "[]" in the node set`);
   const out: string[] = [];
   for (const item of body.split(',')) {
     const m = /^(\d+)(?:-(\d+)(?:\/(\d+))?)?$/.exec(item);
-    if (!m) throw new UsageError(`"${whole}": "[${body}]" is not a range list: write numbers and ranges such as [1-3,5] or [01-10]`);
+    if (!m) throw new UsageError(`"${clip(whole)}": "[${body}]" is not a range list: write numbers and ranges such as [1-3,5] or [01-10]`);
     const [, a, b, stepText] = m;
     const lo = Number(a);
     const hi = b === undefined ? lo : Number(b);
     const step = stepText === undefined ? 1 : Number(stepText);
-    if (hi < lo) throw new UsageError(`"${whole}": the range ${item} runs backwards`);
-    if (step < 1) throw new UsageError(`"${whole}": the step of ${item} must be 1 or more`);
-    if ((hi - lo) / step + out.length > MAX_NODES) throw new UsageError(`"${whole}" names more than ${MAX_NODES} hosts`);
+    if (hi < lo) throw new UsageError(`"${clip(whole)}": the range ${item} runs backwards`);
+    if (step < 1) throw new UsageError(`"${clip(whole)}": the step of ${item} must be 1 or more`);
+    if ((hi - lo) / step + out.length > MAX_NODES) throw new UsageError(`"${clip(whole)}" names more than ${MAX_NODES} hosts`);
     // Padding comes from the lower bound, as in ClusterShell: [01-10] gives 01 … 10, [1-10] gives 1 … 10.
     const width = a!.length > 1 && a!.startsWith('0') ? a!.length : 0;
     for (let v = lo; v <= hi; v += step) out.push(String(v).padStart(width, '0'));
@@ -126,9 +133,9 @@ export function expandNodeSet(text: string, inventory: Inventory): string[] {
     if (unknown.length) {
       const names = inventory.names();
       const guess = [...new Set(unknown.slice(0, 3).flatMap((u) => nearest(u, names)))].slice(0, 5);
-      const what = unknown.length === 1 ? `unknown host "${unknown[0]}"` : `unknown hosts ${foldNodeSet(unknown)} (${unknown.length})`;
+      const what = unknown.length === 1 ? `unknown host "${clip(unknown[0]!)}"` : `unknown hosts ${foldNodeSet(unknown)} (${unknown.length})`;
       const all = names.length <= 30 ? names.join(', ') : `${foldNodeSet(names)} (${names.length})`;
-      throw new UsageError(`${what} in "${text}"${guess.length ? `; did you mean ${guess.map((g) => `"${g}"`).join(' or ')}?` : ''} The hosts are: ${all || '(none in runbook.yaml)'}`, { nodeset: text });
+      throw new UsageError(`${what} in "${clip(text)}"${guess.length ? `; did you mean ${guess.map((g) => `"${g}"`).join(' or ')}?` : ''} The hosts are: ${all || '(none in runbook.yaml)'}`, { nodeset: text });
     }
     return new Set(o.names);
   };
@@ -140,7 +147,7 @@ export function expandNodeSet(text: string, inventory: Inventory): string[] {
     else if (op === '&') acc = new Set([...acc].filter((n) => s.has(n)));
     else acc = new Set([...[...acc].filter((n) => !s.has(n)), ...[...s].filter((n) => !acc.has(n))]);
   }
-  if (acc.size === 0) throw new UsageError(`"${text}" leaves no host: every host it names is excluded again`, { nodeset: text });
+  if (acc.size === 0) throw new UsageError(`"${clip(text)}" leaves no host: every host it names is excluded again`, { nodeset: text });
   return inventory.names().filter((n) => acc.has(n));
 }
 

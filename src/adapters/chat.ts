@@ -4,6 +4,7 @@ import type { Intake, IntakeRequest } from '../engine/intake.js';
 import type { RunStore } from '../engine/store.js';
 import { isTerminal, type Decision, type Origin, type Run } from '../engine/types.js';
 import { DecisionError, errorMessage, GuardError, NotAllowedError, NotFoundError, RunbookError, UsageError } from '../errors.js';
+import { checkInput, clip, MAX_COMMAND_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS } from '../input.js';
 import type { Catalog } from '../procedures/catalog.js';
 import { tokenize } from '../procedures/catalog.js';
 import { statusLine } from './messages.js';
@@ -32,12 +33,25 @@ export class ChatService {
   }
 
   private unknownUser(platform: Platform, userId: string): Reply {
-    return { ephemeral: true, text: `You (${platform} user ${userId}) are not in runbook.yaml's people, so you can only use help. Ask an admin to add \`${platform}: ${userId}\` to your entry under people.` };
+    const who = clip(userId);
+    if (platform === 'console') return { ephemeral: true, text: `"${who}" is not a person of runbook.yaml, so you can only use help.` };
+    return { ephemeral: true, text: `You (${platform} user ${who}) are not in runbook.yaml's people, so you can only use help. Ask an admin to add \`${platform}: ${who}\` to your entry under people.` };
   }
 
-  /** `/ovs flush node-3` arrives as pack `ovs`, text `flush node-3`. */
+  /**
+   * `/ovs flush node-3` arrives as pack `ovs`, text `flush node-3`. `origin` says where it came
+   * from and who typed it; it is stored with the run (progress goes back there) and audited.
+   */
   async command(platform: Platform, userId: string, pack: string, text: string, origin: Origin, record?: IntakeRequest['record']): Promise<Reply> {
-    const words = tokenize(text.trim());
+    let words: string[];
+    try {
+      checkInput(pack, 'the command name', MAX_NAME_CHARS);
+      // As typed, so that a position in the answer counts from the slash.
+      checkInput(`/${pack} ${text}`, 'the command', MAX_COMMAND_CHARS);
+      words = tokenize(text.trim());
+    } catch (err) {
+      return { ephemeral: true, text: this.explain(err) };
+    }
     const verb = words[0];
     if (!verb || verb === 'help') return { ephemeral: true, text: this.help(pack, words[1]) };
     const person = this.person(platform, userId);
@@ -46,7 +60,7 @@ export class ChatService {
       if (verb === 'status') return await this.status(words[1]);
       if (verb === 'cancel') {
         if (!words[1]) throw new UsageError(`say which run: /${pack} cancel <run-id>`);
-        await this.deps.decisions.cancel(words[1], person.id);
+        await this.deps.decisions.cancel(words[1], person.id, origin);
         return { ephemeral: false, text: `${person.id} asked to cancel run ${words[1]}: the running step is stopped, then its finally steps run.` };
       }
       const run = await this.deps.intake.request({ text: `${pack} ${text.trim()}`, person: person.id, origin, ...(record ? { record } : {}) });
@@ -56,12 +70,18 @@ export class ChatService {
     }
   }
 
-  /** A click on Approve, Reject, Retry, Skip, Abort or Done. */
-  async decide(platform: Platform, userId: string, runId: string, gateId: string, decision: Decision, reason?: string): Promise<Reply> {
+  /**
+   * A click on Approve, Reject, Retry, Skip, Abort or Done. `via` says where it was clicked, for
+   * the audit; by default the platform and its user id.
+   */
+  async decide(platform: Platform, userId: string, runId: string, gateId: string, decision: Decision, reason?: string, via: Origin = { adapter: platform, user: userId }): Promise<Reply> {
     const person = this.person(platform, userId);
     if (!person) return this.unknownUser(platform, userId);
     try {
-      await this.deps.decisions.decide(runId, person.id, decision, { gateId, ...(reason ? { reason } : {}) });
+      checkInput(runId, 'the run id', MAX_NAME_CHARS);
+      checkInput(gateId, 'the gate id', MAX_NAME_CHARS);
+      if (reason !== undefined) checkInput(reason, 'the reason', MAX_REASON_CHARS, { newlines: true });
+      await this.deps.decisions.decide(runId, person.id, decision, { gateId, ...(reason ? { reason } : {}), via });
       return { ephemeral: true, text: `Recorded: ${decision} by ${person.id}.` };
     } catch (err) {
       return { ephemeral: true, text: this.explain(err) };

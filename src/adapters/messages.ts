@@ -8,7 +8,9 @@ import { formatBytes } from '../executors/ssh/output.js';
 import { formatDuration } from './console/text.js';
 
 export type Tone = 'info' | 'ok' | 'warn' | 'danger';
-export type ButtonAction = 'approve' | 'reject' | 'retry' | 'skip' | 'abort' | 'done';
+/** Every choice a person can click; `expire` is the clock's alone. */
+export const BUTTON_ACTIONS = ['approve', 'reject', 'retry', 'skip', 'abort', 'done'] as const;
+export type ButtonAction = (typeof BUTTON_ACTIONS)[number];
 
 export interface Button {
   action: ButtonAction;

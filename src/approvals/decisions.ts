@@ -1,6 +1,6 @@
 import { DecisionError, NotAllowedError } from '../errors.js';
 import type { RunStore } from '../engine/store.js';
-import { isTerminal, type Decision, type Gate, type Run } from '../engine/types.js';
+import { isTerminal, type Decision, type Gate, type Origin, type Run } from '../engine/types.js';
 import type { Policy } from './policy.js';
 
 export interface Continuations {
@@ -33,17 +33,19 @@ export class Decisions {
     return open[0]!;
   }
 
-  async decide(runId: string, personId: string, decision: Decision, opts: { gateId?: string; reason?: string } = {}): Promise<Gate> {
+  /** `via` says where the decision was taken (the chat user, the console's sign-in, the CLI's OS user): it goes to the audit. */
+  async decide(runId: string, personId: string, decision: Decision, opts: { gateId?: string; reason?: string; via?: Origin } = {}): Promise<Gate> {
     const run = await this.store.load(runId);
     if (isTerminal(run.status)) throw new DecisionError(`run ${runId} has already ended (${run.status})`, { runId });
     const gate = this.openGate(run, opts.gateId);
+    const via = opts.via ? { via: opts.via } : {};
     try {
       this.policy.assertCanDecide(run, gate, personId, decision);
     } catch (err) {
-      if (err instanceof NotAllowedError) await this.store.emit(runId, { type: 'gate.refused', gateId: gate.id, by: personId, reason: err.message });
+      if (err instanceof NotAllowedError) await this.store.emit(runId, { type: 'gate.refused', gateId: gate.id, by: personId, reason: err.message, ...via });
       throw err;
     }
-    const recorded = await this.store.decide(runId, { gateId: gate.id, decision, by: personId, at: new Date().toISOString(), ...(opts.reason ? { reason: opts.reason } : {}) });
+    const recorded = await this.store.decide(runId, { gateId: gate.id, decision, by: personId, at: new Date().toISOString(), ...(opts.reason ? { reason: opts.reason } : {}), ...via });
     if (!recorded) {
       const prior = (await this.store.decisions(runId))[gate.id];
       throw new DecisionError(`already decided: ${prior?.decision ?? 'decided'} by ${prior?.by ?? 'someone'} at ${prior?.at ?? '?'}`, { runId, gateId: gate.id });
@@ -60,12 +62,12 @@ export class Decisions {
     await this.store.decide(runId, { gateId, decision: 'expire', by: 'system', at: new Date().toISOString() });
   }
 
-  async cancel(runId: string, personId: string): Promise<Run> {
+  async cancel(runId: string, personId: string, via?: Origin): Promise<Run> {
     const run = await this.store.load(runId);
     if (isTerminal(run.status)) throw new DecisionError(`run ${runId} has already ended (${run.status})`, { runId });
     this.policy.assertCanCancel(run, personId);
     if (await this.store.requestCancel(runId, personId)) {
-      await this.store.emit(runId, { type: 'run.cancel-requested', by: personId });
+      await this.store.emit(runId, { type: 'run.cancel-requested', by: personId, ...(via ? { via } : {}) });
     }
     await this.queue.advance(runId, 'cancel');
     return run;

@@ -1,5 +1,6 @@
-import type { PersonConfig, PolicyConfig, Risk, RunbookConfig } from '../config/runbook-config.js';
-import { NotAllowedError, NotFoundError } from '../errors.js';
+import { unixNames, type PersonConfig, type PolicyConfig, type Risk, type RunbookConfig } from '../config/runbook-config.js';
+import { NotAllowedError, NotFoundError, UsageError } from '../errors.js';
+import { clip } from '../input.js';
 import type { Decision, Gate, Run } from '../engine/types.js';
 
 export interface Person extends PersonConfig {
@@ -17,6 +18,19 @@ const DECISIONS_BY_GATE: Record<Gate['kind'], Decision[]> = {
   manual: ['done', 'abort'],
   interrupted: ['retry', 'skip', 'abort'],
 };
+
+/** People named in one refusal: enough to know whom to ask, short enough to read. */
+const WHO_MAX = 10;
+
+/** People ids for an answer: `alice, bob`, or the first few `and 40 more`. */
+function listed(ids: readonly string[]): string {
+  return `${ids.slice(0, WHO_MAX).join(', ')}${ids.length > WHO_MAX ? ` and ${ids.length - WHO_MAX} more` : ''}`;
+}
+
+/** "Who may: alice, bob." for a refusal. */
+function whoMay(ids: readonly string[]): string {
+  return ids.length ? `Who may: ${listed(ids)}.` : 'Nobody may: fix the roles in runbook.yaml.';
+}
 
 /** Who may run what, who may decide which gate, and which risks are gated: `people` and `policy` of runbook.yaml. */
 export class Policy {
@@ -42,13 +56,52 @@ export class Policy {
 
   requirePerson(id: string): Person {
     const p = this.people.get(id);
-    if (!p) throw new NotFoundError(`unknown person "${id}": people in runbook.yaml are ${[...this.people.keys()].join(', ') || '(none)'}`, { person: id });
-    return p;
+    if (p) return p;
+    throw new NotFoundError(`unknown person "${clip(id)}": people in runbook.yaml are ${listed([...this.people.keys()]) || '(none)'}`, { person: clip(id) });
   }
 
   /** The person mapped to a chat user id (`people.<id>.slack` / `.discord`). */
   byPlatform(platform: 'slack' | 'discord', userId: string): Person | undefined {
     return [...this.people.values()].find((p) => p[platform] === userId);
+  }
+
+  /** The person whose `email` is this address (as a sign-in proxy forwards it; case does not matter). */
+  byEmail(email: string): Person | undefined {
+    const wanted = email.trim().toLowerCase();
+    return [...this.people.values()].find((p) => p.email?.toLowerCase() === wanted);
+  }
+
+  /** The person an operating-system user acts as (`people.<id>.unix`). */
+  byUnix(user: string): Person | undefined {
+    return [...this.people.values()].find((p) => unixNames(p).includes(user));
+  }
+
+  /** Whether runbook.yaml maps operating-system users to people: then the CLI acts only as the person it maps to. */
+  get mapsUnixUsers(): boolean {
+    return [...this.people.values()].some((p) => unixNames(p).length > 0);
+  }
+
+  isAdmin(person: Person): boolean {
+    return person.roles.includes('admin');
+  }
+
+  /**
+   * Who a command typed by `osUser` acts as: the person named with `--as`, or the one the user maps
+   * to. Once runbook.yaml maps any operating-system user, an unmapped user may not act, and a user
+   * may name someone else only when mapped to an admin. Without mappings `--as` is taken as given.
+   * @returns the person acted as, and the admin acting for them when it is someone else
+   */
+  actingAs(osUser: string, host: string, named: string | undefined): { person: Person; actor?: Person } {
+    if (!this.mapsUnixUsers) {
+      if (!named) throw new UsageError('say who is asking with --as <person> (a person of runbook.yaml), or map your operating-system user to a person (people.<id>.unix)');
+      return { person: this.requirePerson(named) };
+    }
+    const actor = this.byUnix(osUser);
+    if (!actor) throw new NotAllowedError(`operating-system user ${osUser} on ${host} is not mapped to a person of runbook.yaml: ask an admin to add it to people.<id>.unix`, { osUser, host });
+    if (!named || named === actor.id) return { person: actor };
+    const person = this.requirePerson(named);
+    if (!this.isAdmin(actor)) throw new NotAllowedError(`${osUser} on ${host} is ${actor.id} and may not act as ${named}: only an admin may act for someone else (drop --as to act as ${actor.id})`, { osUser, host, person: named });
+    return { person, actor };
   }
 
   displayName(id: string): string {
@@ -79,7 +132,8 @@ export class Policy {
     const person = this.requirePerson(personId);
     const { run } = this.rule(procedureId);
     if (!this.hasRole(person, run)) {
-      throw new NotAllowedError(`${personId} may not run "${procedureId}": it needs one of the roles ${run.join(', ')}, and ${personId} has ${person.roles.join(', ')}`, { person: personId, procedure: procedureId });
+        const may = [...this.people.values()].filter((p) => this.hasRole(p, run)).map((p) => p.id);
+      throw new NotAllowedError(`${personId} may not run "${procedureId}": it needs one of the roles ${run.join(', ')}, and ${personId} has ${person.roles.join(', ')}. ${whoMay(may)}`, { person: personId, procedure: procedureId });
     }
     return person;
   }
@@ -112,7 +166,7 @@ export class Policy {
     if (!gate.deciders.includes(personId)) {
       const { approve, run: runRoles } = this.rule(run.procedure);
       const roles = gate.kind === 'manual' ? [...runRoles, ...approve] : approve;
-      throw new NotAllowedError(`${personId} may not ${decision} this step of "${run.procedure}": it needs one of the roles ${roles.join(', ')}, and ${personId} has ${person.roles.join(', ')}`, { runId: run.id, gateId: gate.id, person: personId });
+      throw new NotAllowedError(`${personId} may not ${decision} this step of "${run.procedure}": it needs one of the roles ${roles.join(', ')}, and ${personId} has ${person.roles.join(', ')}. ${whoMay(gate.deciders)}`, { runId: run.id, gateId: gate.id, person: personId });
     }
   }
 

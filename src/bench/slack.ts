@@ -17,7 +17,7 @@ import { startAdapters } from '../adapters/index.js';
 import { startSlack } from '../adapters/slack/index.js';
 import { workPriority } from '../adapters/slack/work.js';
 import { parseRunbookConfig } from '../config/runbook-config.js';
-import { startHttp } from '../http/server.js';
+import { startHttp } from '../http/surface.js';
 import { Runtime } from '../runtime.js';
 import { runStandalone } from './util.js';
 
@@ -228,7 +228,7 @@ export async function benchSlack(): Promise<SlackBenchResult> {
   const rt = new Runtime({ env, config: parseRunbookConfig(CONFIG, '/bench/runbook.yaml', env), configPath: '/bench/runbook.yaml', prefix: `benchslack${process.pid}`, log });
   let slack: Awaited<ReturnType<typeof startSlack>>;
   const adapters = await startAdapters(rt, [async (r) => (slack = await startSlack(r))]);
-  const http = await startHttp(rt, adapters.routes);
+  const http = await startHttp(rt, adapters.mounts);
   const ourUrl = `http://127.0.0.1:${http.port}/slack/events`;
   try {
     await load(bareUrl, WARMUP, 'CWARMB', texts);

@@ -14,8 +14,16 @@ export const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** HTTP bind address. Default 127.0.0.1. */
   HOST: z.string().min(1).default('127.0.0.1'),
-  /** Required when HOST is not a loopback address: the console at / asks for it. */
+  /**
+   * A shared sign-in to the console and the queue board that may look, never act (a wall screen).
+   * People act only with their own sign-in: a personal token, or a trusted proxy.
+   */
   CONSOLE_TOKEN: optional,
+  /**
+   * Addresses or networks of a sign-in proxy (oauth2-proxy): its X-Forwarded-Email (or
+   * X-Forwarded-User) names the person (people.<id>.email). Unset: those headers are ignored.
+   */
+  CONSOLE_TRUSTED_PROXIES: optional,
   SLACK_BOT_TOKEN: optional,
   SLACK_SIGNING_SECRET: optional,
   SLACK_APP_TOKEN: optional,

@@ -47,12 +47,38 @@ export const databaseSchema = z.strictObject({
   url: z.string().min(1),
 });
 
+/** The id of a personal token: the part of `rbk_<id>_<secret>` that is not secret. */
+const TOKEN_ID = /^[0-9a-f]{12}$/;
+/** A token hash as `runbook token create` writes it: scrypt with its cost, salt and digest. */
+const TOKEN_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/;
+
+/** One personal token of a person, as `runbook token create` writes it; the token itself is never stored. */
+const tokenEntrySchema = z.strictObject(
+  {
+    id: z.string().regex(TOKEN_ID, 'a token id is 12 hex digits, as `runbook token create` writes it'),
+    hash: z.string().regex(TOKEN_HASH, 'not a hash written by `runbook token create` (the token itself never goes in runbook.yaml)'),
+    /** When it was created (ISO time); shown by `runbook token list`. */
+    created: z.string().optional(),
+  },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'each token is an entry { id, hash, created } written by `runbook token create`, never the token itself' : undefined) },
+);
+export type TokenEntry = z.infer<typeof tokenEntrySchema>;
+
+/** An operating-system account name as getpwuid gives it (also directory users such as alice@example.com). */
+const unixName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,255}\$?$/, 'an operating-system user name, such as alice');
+
 export const personSchema = z.strictObject({
   roles: z.array(name).min(1),
   slack: z.string().optional(),
   discord: z.string().optional(),
   /** Shown in chat and audit; default the id. */
   name: z.string().optional(),
+  /** The address a trusted proxy (oauth2-proxy) forwards in X-Forwarded-Email for this person. */
+  email: z.email('an e-mail address, as the sign-in proxy forwards it').describe('The address a sign-in proxy forwards in X-Forwarded-Email for this person').optional(),
+  /** Operating-system users (one, or a list) whose `runbook` commands act as this person. */
+  unix: z.union([unixName, z.array(unixName).min(1)]).describe('Operating-system users whose runbook commands act as this person').optional(),
+  /** Personal tokens for the web console beyond loopback (hashes only): `runbook token create <person>`. */
+  tokens: z.array(tokenEntrySchema).describe('Written by `runbook token create <person>`: hashes of personal tokens for the console').optional(),
 });
 export type PersonConfig = z.infer<typeof personSchema>;
 
@@ -221,14 +247,23 @@ export function parseRunbookConfig(text: string, file: string, env: NodeJS.Proce
       problems.push({ path: `databases.${dbName}.url`, line: lineOf(doc, counter, ['databases', dbName, 'url']), message: `environment variable ${m} is not set` });
     }
   }
-  const slackIds = new Map<string, string>();
-  const discordIds = new Map<string, string>();
+  // One identity on each way in names one person: two people behind one would let either act as the other.
+  const seen = { slack: new Map<string, string>(), discord: new Map<string, string>(), email: new Map<string, string>(), unix: new Map<string, string>(), tokens: new Map<string, string>() };
+  const what = { slack: 'slack user', discord: 'discord user', email: 'e-mail address', unix: 'operating-system user', tokens: 'token id' };
   for (const [id, p] of Object.entries(cfg.people)) {
-    for (const [platform, seen, value] of [['slack', slackIds, p.slack], ['discord', discordIds, p.discord]] as const) {
-      if (!value) continue;
-      const other = seen.get(value);
-      if (other) problems.push({ path: `people.${id}.${platform}`, line: lineOf(doc, counter, ['people', id, platform]), message: `${platform} user ${value} is already mapped to ${other}` });
-      seen.set(value, id);
+    const identities = {
+      slack: p.slack ? [p.slack] : [],
+      discord: p.discord ? [p.discord] : [],
+      email: p.email ? [p.email.toLowerCase()] : [],
+      unix: unixNames(p),
+      tokens: (p.tokens ?? []).map((t) => t.id),
+    };
+    for (const key of Object.keys(identities) as (keyof typeof identities)[]) {
+      for (const value of identities[key]) {
+        const other = seen[key].get(value);
+        if (other) problems.push({ path: `people.${id}.${key}`, line: lineOf(doc, counter, ['people', id, key]), message: `${what[key]} ${value} is already mapped to ${other}` });
+        seen[key].set(value, id);
+      }
     }
   }
   if (problems.length) throw new ConfigError(file, problems);
@@ -237,6 +272,11 @@ export function parseRunbookConfig(text: string, file: string, env: NodeJS.Proce
   cfg.ssh.privateKeyPath = abs(cfg.ssh.privateKeyPath);
   cfg.ssh.knownHostsPath = abs(cfg.ssh.knownHostsPath);
   return cfg;
+}
+
+/** A person's operating-system users, whether written as one name or a list. */
+export function unixNames(p: Pick<PersonConfig, 'unix'>): string[] {
+  return p.unix === undefined ? [] : typeof p.unix === 'string' ? [p.unix] : p.unix;
 }
 
 export function loadRunbookConfig(file: string, env: NodeJS.ProcessEnv = process.env): RunbookConfig {

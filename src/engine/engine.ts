@@ -256,7 +256,7 @@ class Advance {
       if (d.decision === 'reject') this.run.error = `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
       if (d.decision === 'expire') this.run.error = `approval of "${g.steps[0]?.title ?? g.stepPath}" expired at ${g.expiresAt}`;
       await this.save();
-      await this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}) });
+      await this.emit({ type: 'gate.decided', gate: g, decision: d.decision, by: d.by, ...(d.reason ? { reason: d.reason } : {}), ...(d.via ? { via: d.via } : {}) });
       this.o.observer?.gateDecided(g.kind, d.decision, Date.parse(d.at) - Date.parse(g.requestedAt));
     }
   }
@@ -702,7 +702,7 @@ class Advance {
     const stdin = s.stdin === undefined ? undefined : value(s.stdin, ctx);
     const out = this.outputSink(st.path);
     const timeoutMs = s.kind === 'ssh' && s.timeoutMs !== undefined ? value(s.timeoutMs, ctx) : undefined;
-    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push });
+    const exec = () => this.o.ssh.exec(host, command.text, { ...(timeoutMs ? { timeoutMs } : {}), ...(stdin !== undefined ? { stdin } : {}), signal, onOutput: out.push, secrets: command.secrets });
     const okCodes = (s.kind === 'ssh' ? s.okExitCodes : undefined) ?? [0];
 
     if (s.kind === 'ssh') {

@@ -6,7 +6,12 @@ export const isTerminal = (s: RunStatus): boolean => TERMINAL.includes(s);
 
 export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'report' | 'forEach' | 'group';
 
-/** Where a request came from, so progress goes back to the same place. */
+/**
+ * Where a request or a decision came from: the way in (`adapter`), where progress goes back
+ * (`channel`, `thread`), and who really typed it, for the audit: the chat user, how the console
+ * caller signed in (`auth`, `address`), or the CLI's operating-system user and host (`osUser`,
+ * `host`), with `actor` when an admin acts for the person named.
+ */
 export interface Origin {
   adapter: string;
   channel?: string;
@@ -125,6 +130,8 @@ export interface DecisionRecord {
   by: string;
   at: string;
   reason?: string;
+  /** Where the decision was taken, for the audit. */
+  via?: Origin;
 }
 
 export interface Run {
@@ -165,7 +172,7 @@ export type RunEvent =
   | { type: 'run.started'; worker: string; resumed: boolean }
   | { type: 'run.waiting'; gates: string[] }
   | { type: 'run.finished'; status: RunStatus; error?: string; durationMs: number }
-  | { type: 'run.cancel-requested'; by: string }
+  | { type: 'run.cancel-requested'; by: string; via?: Origin }
   | { type: 'lock.waiting'; hosts: string[]; heldBy: string[] }
   | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; stdin?: string; reference?: string; variant?: string; database?: string; statement?: string; attempt: number }
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
@@ -173,7 +180,7 @@ export type RunEvent =
   | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }
   | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string; attachment?: Attachment }
   | { type: 'gate.opened'; gate: Gate }
-  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string }
-  | { type: 'gate.refused'; gateId: string; by: string; reason: string };
+  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string; via?: Origin }
+  | { type: 'gate.refused'; gateId: string; by: string; reason: string; via?: Origin };
 
 export type StampedEvent = RunEvent & { runId: string; at: string; id?: string };

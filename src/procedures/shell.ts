@@ -28,10 +28,14 @@ export class Secret {
 }
 
 export class ShellCommand {
-  /** `text` is what runs; `display` is what people, logs and the audit trail see. */
+  /**
+   * `text` is what runs; `display` is what people, logs and the audit trail see; `secrets` are the
+   * `secret()` values in it, which the SSH executor also hides in what the command prints.
+   */
   constructor(
     readonly text: string,
     readonly display: string,
+    readonly secrets: readonly string[] = [],
   ) {}
   toString(): string {
     return this.display;
@@ -43,10 +47,10 @@ export type ShellValue = string | number | Raw | Secret | ShellCommand | readonl
 export const raw = (text: string): Raw => new Raw(text);
 export const secret = (value: string): Secret => new Secret(value);
 
-function render(value: ShellValue): { text: string; display: string } {
-  if (value instanceof ShellCommand) return { text: value.text, display: value.display };
+function render(value: ShellValue): { text: string; display: string; secrets?: readonly string[] } {
+  if (value instanceof ShellCommand) return { text: value.text, display: value.display, secrets: value.secrets };
   if (value instanceof Raw) return { text: value.text, display: value.text };
-  if (value instanceof Secret) return { text: quote(value.value), display: '***' };
+  if (value instanceof Secret) return { text: quote(value.value), display: '***', secrets: [value.value] };
   if (Array.isArray(value)) {
     const words = value.map((v) => quote(String(v)));
     return { text: words.join(' '), display: words.join(' ') };
@@ -64,11 +68,13 @@ function render(value: ShellValue): { text: string; display: string } {
 export function sh(strings: TemplateStringsArray, ...values: ShellValue[]): ShellCommand {
   let text = strings[0] ?? '';
   let display = text;
+  const secrets: string[] = [];
   values.forEach((v, i) => {
     const r = render(v);
     const next = strings[i + 1] ?? '';
     text += r.text + next;
     display += r.display + next;
+    secrets.push(...(r.secrets ?? []));
   });
-  return new ShellCommand(text, display);
+  return new ShellCommand(text, display, secrets);
 }

@@ -81,7 +81,7 @@ describe('runbook CLI', () => {
     expect(unknownHost.stderr).toMatch(/unknown host "node-33"; did you mean "node-3"/);
     const noPerson = await runbook('run', 'ovs flush node-3');
     expect(noPerson.code).toBe(2);
-    expect(noPerson.stderr).toMatch(/needs --as <person>/);
+    expect(noPerson.stderr).toMatch(/say who is asking with --as <person>/);
     const notAllowed = await runbook('run', 'ovs flush node-3', '--as', 'dave');
     expect(notAllowed.code).toBe(3);
     expect(notAllowed.stderr).toMatch(/dave may not run "ovs flush"/);

@@ -69,6 +69,9 @@ describe('runbook config', () => {
     expect(schema.$schema).toMatch(/json-schema\.org/);
     expect(Object.keys(schema.properties)).toEqual(['hosts', 'ssh', 'databases', 'people', 'policy']);
     expect(schema.required).toEqual(['ssh']);
+    const person = schema.properties.people.additionalProperties;
+    expect(Object.keys(person.properties)).toEqual(['roles', 'slack', 'discord', 'name', 'email', 'unix', 'tokens']);
+    expect(person.properties.tokens.items.required).toEqual(['id', 'hash']);
   });
 });
 

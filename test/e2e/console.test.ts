@@ -1,9 +1,9 @@
+import { request } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConsoleAdapter, startConsole } from '../../src/adapters/console/adapter.js';
-import { queuesBoard } from '../../src/http/queues-board.js';
+import { startConsole } from '../../src/adapters/console/index.js';
 import { startAdapters } from '../../src/adapters/index.js';
-import { startHttp } from '../../src/http/server.js';
+import { startHttp } from '../../src/http/surface.js';
 import { readHostState, type VirshState } from '../../src/lab/index.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime } from '../helpers/runtime.js';
@@ -20,7 +20,7 @@ beforeAll(async () => {
   rt = testRuntime(lab.lab.configPath, { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' } });
   rt.startWorker(4);
   adapters = await startAdapters(rt, [startConsole]);
-  http = await startHttp(rt, adapters.routes);
+  http = await startHttp(rt, adapters.mounts, { auth: adapters.auth! });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -89,27 +89,31 @@ describe('web console in Chromium', () => {
     }
   });
 
-  it('serves Bull Board at /admin/queues', async () => {
+  it('says on the page that choosing who you act as is the lab on loopback only', async () => {
+    await expect(page.locator('#mode').textContent()).resolves.toBe('Lab mode: on loopback you choose who you act as. Beyond loopback everyone signs in and acts only as themselves.');
+  });
+
+  it('gives the lab\'s loopback trust only to a loopback name: a web page that rebinds its own name to 127.0.0.1 gets nothing', async () => {
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: http.port, path: '/console/api/history', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await status(`127.0.0.1:${http.port}`)).toBe(200);
+    expect(await status(`localhost:${http.port}`)).toBe(200);
+    expect(await status(`attacker.example:${http.port}`)).toBe(401);
+  });
+
+  it('serves Bull Board at /admin/queues, read-only', async () => {
     const r = await fetch(`http://127.0.0.1:${http.port}/admin/queues`);
     expect(r.status).toBe(200);
     expect(await r.text()).toMatch(/runbook queues/);
-  });
-
-  it('asks for the token when one is set, for the page, its API and the queue board', async () => {
-    const guarded = new ConsoleAdapter(rt, 'let-me-in');
-    const server = await startHttp(rt, [guarded.route(), queuesBoard(rt, (req, url) => guarded.authorized(req, url))]);
-    const base = `http://127.0.0.1:${server.port}`;
-    try {
-      for (const path of ['/', '/console/api/people', '/admin/queues']) {
-        expect((await fetch(`${base}${path}`)).status).toBe(401);
-        expect((await fetch(`${base}${path}?token=wrong`)).status).toBe(401);
-        expect((await fetch(`${base}${path}?token=let-me-in`)).status).toBe(200);
-      }
-      expect((await fetch(`${base}/console/api/people`, { headers: { authorization: 'Bearer let-me-in' } })).status).toBe(200);
-    } finally {
-      await server.close();
-      await guarded.stop();
-    }
+    const queues = (await (await fetch(`http://127.0.0.1:${http.port}/admin/queues/api/queues`)).json()) as { queues: { readOnlyMode: boolean }[] };
+    expect(queues.queues.map((q) => q.readOnlyMode)).toEqual([true]);
   });
 
   it('shows the same runs after a reload', async () => {

@@ -7,7 +7,7 @@ import type { ChatService } from '../../src/adapters/chat.js';
 import { InteractionHandler, startDiscord } from '../../src/adapters/discord/index.js';
 import { startAdapters } from '../../src/adapters/index.js';
 import { loadRunbookConfig } from '../../src/config/runbook-config.js';
-import { startHttp } from '../../src/http/server.js';
+import { startHttp } from '../../src/http/surface.js';
 import { FakeDiscord, Interactions, TOKEN_LIFETIME_MS, type FakeInteraction, type FakeMessage } from '../helpers/fake-discord.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, testRuntime } from '../helpers/runtime.js';
@@ -50,7 +50,7 @@ beforeAll(async () => {
   });
   rt.startWorker(4);
   adapters = await start();
-  http = await startHttp(rt, adapters.routes);
+  http = await startHttp(rt, adapters.mounts);
 });
 
 afterAll(async () => {

@@ -5,7 +5,7 @@ import { SlackBot } from '../../src/adapters/slack/bot.js';
 import { startSlack } from '../../src/adapters/slack/index.js';
 import { SlackOutbox } from '../../src/adapters/slack/outbox.js';
 import type { Run, StampedEvent } from '../../src/engine/types.js';
-import { startHttp } from '../../src/http/server.js';
+import { startHttp } from '../../src/http/surface.js';
 import { buttonClick, FakeSlack, interactionBody, slackSignature, slashCommandBody, type FakeMessage } from '../helpers/fake-slack.js';
 import { startTestLab } from '../helpers/lab.js';
 import { finished, silent, testRuntime } from '../helpers/runtime.js';
@@ -35,7 +35,7 @@ beforeAll(async () => {
     },
   ]);
   bot = new SlackBot(rt, { botToken: 'xoxb-test', apiUrl: fake.apiUrl });
-  http = await startHttp(rt, adapters.routes);
+  http = await startHttp(rt, adapters.mounts);
 }, 120_000);
 
 afterAll(async () => {
@@ -401,7 +401,7 @@ describe('slack: socket mode', () => {
     const sockets = fake.socketCount();
     const started = await startAdapters(srt, [(r) => startSlack(r)]);
     try {
-      expect(started.routes).toEqual([]);
+      expect(started.mounts).toEqual([]);
       expect(fake.callsOf('apps.connections.open').length).toBeGreaterThan(0);
       await until('the socket', () => fake.socketCount() > sockets);
       const payload = Object.fromEntries(new URLSearchParams(command('/ovs', 'flush node-9', 'U0ALICE', 'C0SOCKET')));

@@ -2,6 +2,9 @@
  * The console page: one HTML file, no build step. It renders the neutral message model
  * (src/adapters/messages.ts) with DOM calls only (text is never parsed as HTML), keeps one card per
  * run with its thread, and updates messages in place by key, as Slack's chat.update would.
+ * Who acts comes from the server (`/console/api/me`): the signed-in person, or, only in the lab on
+ * loopback, the person picked here. The page never holds a token: the sign-in form posts it once
+ * and the server answers with an HttpOnly session cookie.
  */
 export const CONSOLE_PAGE = `<!doctype html>
 <html lang="en">
@@ -16,7 +19,13 @@ export const CONSOLE_PAGE = `<!doctype html>
   header { display:flex; gap:12px; align-items:center; padding:10px 16px; background:#24292f; color:#fff; }
   header h1 { font-size:15px; margin:0; font-weight:600; }
   header .channel { color:#adbac7; }
-  header label { margin-left:auto; font-size:13px; }
+  header #who { margin-left:auto; font-size:13px; display:flex; gap:8px; align-items:center; }
+  header #who button { padding:2px 8px; }
+  #mode { max-width:980px; margin:12px auto 0; padding:6px 16px; font-size:13px; color:var(--warn); }
+  #signin { max-width:520px; margin:48px auto; background:var(--card); border:1px solid var(--line); border-radius:6px; padding:16px 20px; }
+  #signin form { display:flex; gap:8px; margin-top:8px; }
+  #signin input { flex:1; padding:6px 8px; border:1px solid var(--line); border-radius:6px; }
+  [hidden] { display:none !important; }
   select, input, button { font: inherit; }
   main { max-width: 980px; margin: 0 auto; padding: 16px 16px 120px; }
   .run { background:var(--card); border:1px solid var(--line); border-left:4px solid var(--info); border-radius:6px; margin:0 0 16px; }
@@ -49,21 +58,30 @@ export const CONSOLE_PAGE = `<!doctype html>
 </head>
 <body>
 <header><h1>runbook</h1><span class="channel"># incident</span>
-  <label>acting as <select id="person" aria-label="acting as"></select></label>
+  <span id="who"></span>
 </header>
+<p id="mode" hidden></p>
+<section id="signin" hidden>
+  <h2>Sign in</h2>
+  <div>Give your personal token. An admin makes one with <code>runbook token create &lt;you&gt;</code>; it is shown once.</div>
+  <form id="signin-form"><input id="token" type="password" autocomplete="off" placeholder="rbk_…" aria-label="personal token"><button type="submit" class="primary">Sign in</button></form>
+  <div id="signin-error" class="context"></div>
+</section>
 <main id="runs" aria-live="polite"></main>
-<footer>
+<footer id="composer-bar" hidden>
   <div id="ephemeral" role="status"></div>
   <form id="composer"><input id="command" autocomplete="off" placeholder="/ovs flush node-3   ·   /ovs help   ·   /nova inspect-disk instance-0000274a" aria-label="command"><button type="submit" class="primary">Send</button></form>
 </footer>
 <script>
 (() => {
-  const token = new URLSearchParams(location.search).get('token') || '';
-  const headers = { 'content-type': 'application/json', ...(token ? { authorization: 'Bearer ' + token } : {}) };
+  const headers = { 'content-type': 'application/json' };
   const runsEl = document.getElementById('runs');
-  const personEl = document.getElementById('person');
+  const whoEl = document.getElementById('who');
   const ephemeralEl = document.getElementById('ephemeral');
   const runs = new Map();
+  /** Who this page acts as: set from /console/api/me. \`picker\` only in the lab on loopback. */
+  let me = { canAct: false };
+  let picker = null;
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -95,10 +113,15 @@ export const CONSOLE_PAGE = `<!doctype html>
   }
 
   async function post(path, data) {
-    const r = await fetch(path + (token ? '?token=' + encodeURIComponent(token) : ''), { method: 'POST', headers, body: JSON.stringify(data) });
+    const r = await fetch(path, { method: 'POST', headers, body: JSON.stringify(data) });
     const j = await r.json();
     if (!r.ok) throw new Error(j.error || r.statusText);
     return j;
+  }
+
+  /** In the lab the request names who acts; signed in, the server knows. */
+  function acting(data) {
+    return picker ? { ...data, person: picker.value } : data;
   }
 
   async function decide(b) {
@@ -108,7 +131,7 @@ export const CONSOLE_PAGE = `<!doctype html>
       if (reason === null) return;
     }
     try {
-      const r = await post('/console/api/decide', { person: personEl.value, runId: b.runId, gateId: b.gateId, decision: b.action, reason });
+      const r = await post('/console/api/decide', acting({ runId: b.runId, gateId: b.gateId, decision: b.action, reason }));
       say(r.text, r.text.startsWith('Not allowed') || r.text.startsWith('already'));
     } catch (e) { say(e.message, true); }
   }
@@ -122,7 +145,7 @@ export const CONSOLE_PAGE = `<!doctype html>
       case 'fields': return el('div', { class: 'fields' }, ...b.fields.map((f) => el('div', {}, el('b', {}, f.label), inline(f.value))));
       case 'list': return el('ul', {}, ...b.items.map((i) => el('li', { class: i.tone || '', style: 'padding-left:' + (i.indent || 0) * 18 + 'px' }, inline(i.text))));
       case 'table': return el('div', {}, el('table', {}, el('tr', {}, ...b.columns.map((c) => el('th', {}, c))), ...b.rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))), b.note ? el('div', { class: 'context' }, b.note) : null);
-      case 'buttons': return el('div', { class: 'buttons' }, ...b.buttons.map((x) => el('button', { class: x.style, 'data-action': x.action, onclick: () => decide(x) }, x.label)));
+      case 'buttons': return me.canAct ? el('div', { class: 'buttons' }, ...b.buttons.map((x) => el('button', { class: x.style, 'data-action': x.action, onclick: () => decide(x) }, x.label))) : null;
       default: return null;
     }
   }
@@ -132,7 +155,7 @@ export const CONSOLE_PAGE = `<!doctype html>
     if (m.file) {
       // Output kept as text comes with the message; a file a step fetched stays on the server until asked for.
       const url = m.file.stored
-        ? '/console/api/runs/' + encodeURIComponent(m.file.stored.runId) + '/files/' + encodeURIComponent(m.file.stored.id) + (token ? '?token=' + encodeURIComponent(token) : '')
+        ? '/console/api/runs/' + encodeURIComponent(m.file.stored.runId) + '/files/' + encodeURIComponent(m.file.stored.id)
         : URL.createObjectURL(new Blob([m.file.content], { type: 'text/plain' }));
       node.append(el('div', { class: 'file' }, '📎 ', el('a', { href: url, download: m.file.name }, m.file.name)));
     }
@@ -166,15 +189,55 @@ export const CONSOLE_PAGE = `<!doctype html>
     node.scrollIntoView({ block: 'nearest' });
   }
 
+  async function signOut() {
+    await fetch('/console/api/session', { method: 'DELETE' });
+    location.reload();
+  }
+
+  /** Says who acts here: the lab's picker on loopback, else the signed-in person (or a viewer). */
+  function showWho() {
+    const mode = document.getElementById('mode');
+    if (me.auth === 'loopback') {
+      picker = el('select', { id: 'person', 'aria-label': 'acting as' }, ...me.people.map((p) => el('option', { value: p.id }, p.id + ' (' + p.roles.join(', ') + ')')));
+      whoEl.append(el('label', {}, 'acting as ', picker));
+      mode.textContent = 'Lab mode: on loopback you choose who you act as. Beyond loopback everyone signs in and acts only as themselves.';
+      mode.hidden = false;
+    } else if (me.auth === 'viewer') {
+      whoEl.append('viewing only', el('button', { onclick: signOut }, 'Sign out'));
+    } else {
+      whoEl.append('signed in as ', el('b', { id: 'me' }, me.person.id), ' (' + me.person.roles.join(', ') + ')');
+      if (me.auth === 'token') whoEl.append(el('button', { onclick: signOut }, 'Sign out'));
+    }
+    document.getElementById('composer-bar').hidden = !me.canAct;
+  }
+
   async function start() {
-    const q = token ? '?token=' + encodeURIComponent(token) : '';
-    const people = await (await fetch('/console/api/people' + q, { headers })).json();
-    for (const p of people) personEl.append(el('option', { value: p.id }, p.id + ' (' + p.roles.join(', ') + ')'));
-    for (const m of await (await fetch('/console/api/history' + q, { headers })).json()) upsert(m);
-    const events = new EventSource('/console/api/events' + q);
+    const r = await fetch('/console/api/me');
+    if (r.status === 401) {
+      document.getElementById('signin').hidden = false;
+      document.body.dataset.ready = 'signin';
+      return;
+    }
+    if (!r.ok) throw new Error((await r.json()).error || r.statusText);
+    me = await r.json();
+    showWho();
+    for (const m of await (await fetch('/console/api/history')).json()) upsert(m);
+    const events = new EventSource('/console/api/events');
     events.onmessage = (e) => upsert(JSON.parse(e.data));
     document.body.dataset.ready = 'true';
   }
+
+  document.getElementById('signin-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = document.getElementById('token');
+    try {
+      await post('/console/api/session', { token: input.value });
+      location.reload();
+    } catch (err) {
+      input.value = '';
+      document.getElementById('signin-error').textContent = err.message;
+    }
+  });
 
   document.getElementById('composer').addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -182,7 +245,7 @@ export const CONSOLE_PAGE = `<!doctype html>
     const text = input.value.trim();
     if (!text) return;
     try {
-      const r = await post('/console/api/command', { person: personEl.value, text });
+      const r = await post('/console/api/command', acting({ text }));
       say(r.text, !r.runId && !text.includes('help'));
       if (r.runId) input.value = '';
     } catch (err) { say(err.message, true); }

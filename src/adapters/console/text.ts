@@ -1,4 +1,4 @@
-import type { Gate, PlanStep, Run, StampedEvent } from '../../engine/types.js';
+import type { Gate, Origin, PlanStep, Run, StampedEvent } from '../../engine/types.js';
 import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
@@ -48,11 +48,23 @@ export function gateText(gate: Gate, requester: string): string {
   return lines.join('\n');
 }
 
+/**
+ * Who typed it and where, for the audit's lines: " · via cli root@ops-1", " · via console token",
+ * " · via slack user U0ALICE"; an admin acting for the person named says so.
+ */
+export function viaText(o: Origin | undefined): string {
+  if (!o) return '';
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const who = o.osUser ? `${str(o.osUser)}@${str(o.host)}` : str(o.auth) ?? (str(o.user) ? `user ${str(o.user)}` : undefined);
+  const actor = str(o.actor);
+  return ` · via ${o.adapter}${who ? ` ${who}` : ''}${actor ? ` (${actor}, acting for them)` : ''}`;
+}
+
 /** One terminal line (or a few) per event: what `runbook run` prints while it follows a run. */
 export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string | undefined {
   switch (e.type) {
     case 'run.requested':
-      return `run ${e.runId} · "${e.command}" requested by ${e.by}`;
+      return `run ${e.runId} · "${e.command}" requested by ${e.by}${viaText(e.origin)}`;
     case 'run.planned':
       return ['plan:', ...planText(e.plan), ...e.notes.map((n) => `  note: ${n}`)].join('\n');
     case 'run.started':
@@ -77,13 +89,13 @@ export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string
     case 'gate.opened':
       return gateText(e.gate, run?.requester ?? '');
     case 'gate.decided':
-      return `${e.decision === 'approve' || e.decision === 'done' || e.decision === 'retry' ? '✔' : '✘'} ${e.gate.kind === 'approval' ? 'approval' : e.gate.kind === 'manual' ? 'manual step' : 'interrupted step'} ${e.decision}${e.decision.endsWith('e') ? 'd' : 'ed'} by ${e.by}${e.reason ? `: ${e.reason}` : ''}`;
+      return `${e.decision === 'approve' || e.decision === 'done' || e.decision === 'retry' ? '✔' : '✘'} ${e.gate.kind === 'approval' ? 'approval' : e.gate.kind === 'manual' ? 'manual step' : 'interrupted step'} ${e.decision}${e.decision.endsWith('e') ? 'd' : 'ed'} by ${e.by}${viaText(e.via)}${e.reason ? `: ${e.reason}` : ''}`;
     case 'gate.refused':
-      return `✘ ${e.by} was refused: ${e.reason}`;
+      return `✘ ${e.by}${viaText(e.via)} was refused: ${e.reason}`;
     case 'run.waiting':
       return `⏸ run waits for a decision (runbook approve|reject ${e.runId} --as <person>)`;
     case 'run.cancel-requested':
-      return `■ cancellation requested by ${e.by}`;
+      return `■ cancellation requested by ${e.by}${viaText(e.via)}`;
     case 'run.finished':
       return `${e.status === 'succeeded' ? '✓' : '✗'} run ${e.runId} ${e.status}${e.error ? `: ${e.error}` : ''} · ${formatDuration(e.durationMs)}`;
   }

@@ -1,14 +1,62 @@
 import { Client, Events, GatewayDispatchEvents, GatewayIntentBits, Routes, type APIInteraction } from 'discord.js';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { Mount } from '../../http/surface.js';
 import type { Runtime } from '../../runtime.js';
 import type { StartedAdapter } from '../index.js';
 import { commandsFor } from './commands.js';
-import { interactionsRoute } from './http.js';
 import { InteractionHandler } from './interactions.js';
+import { discordPublicKey, isSignedByDiscord, TIMESTAMP_WINDOW_S, timestampSkew } from './signature.js';
 import { DiscordProgress } from './progress.js';
 import { discordStyle } from './render.js';
 
 export { commandsFor, commandText, hostChoices } from './commands.js';
-export { discordPublicKey, interactionsRoute, isSignedByDiscord, INTERACTIONS_PATH } from './http.js';
+export { discordPublicKey, isSignedByDiscord } from './signature.js';
+
+export const INTERACTIONS_PATH = '/discord/interactions';
+
+/** An interaction is small; anything larger is not Discord. */
+const BODY_MAX = 1 << 20;
+
+/**
+ * `POST /discord/interactions`: the interactions endpoint for deployments that prefer HTTP to the
+ * gateway. 401 unless signed with the application's key (Discord checks this when the URL is set)
+ * within TIMESTAMP_WINDOW_S of this server's clock; PONG to PING; everything else goes to the same
+ * handler as gateway interactions.
+ */
+export function interactionsMount(publicKeyHex: string, handler: InteractionHandler, log: Logger): Mount {
+  const key = discordPublicKey(publicKeyHex);
+  return {
+    path: INTERACTIONS_PATH,
+    methods: ['POST'],
+    access: 'platform',
+    bodyLimit: BODY_MAX,
+    summary: 'Discord interactions (commands, clicks, forms), signed with the application\'s Ed25519 key',
+    handler: async (req: Request, res: Response) => {
+      const body = req.rawBody ?? Buffer.alloc(0);
+      const signature = req.get('x-signature-ed25519');
+      const timestamp = req.get('x-signature-timestamp');
+      if (!isSignedByDiscord(key, signature, timestamp, body)) return void res.status(401).json({ error: 'invalid request signature' });
+      const skew = timestampSkew(timestamp!);
+      if (skew === undefined || Math.abs(skew) > TIMESTAMP_WINDOW_S) {
+        log.warn({ skewSeconds: skew, timestamp }, `refused a signed discord interaction whose timestamp is more than ${TIMESTAMP_WINDOW_S} s from this server's clock (a replay, or this clock is wrong)`);
+        return void res.status(401).json({ error: `request timestamp is more than ${TIMESTAMP_WINDOW_S / 60} minutes from the server's clock` });
+      }
+      let interaction: APIInteraction;
+      try {
+        interaction = JSON.parse(body.toString('utf8')) as APIInteraction;
+      } catch {
+        return void res.status(400).json({ error: 'body is not JSON' });
+      }
+      try {
+        await handler.handle(interaction, async (response) => void res.status(200).json(response));
+      } catch (err) {
+        log.error({ err: (err as Error).message, interaction: interaction.id }, 'discord interaction failed');
+        if (!res.headersSent) res.status(500).json({ error: 'internal error' });
+      }
+    },
+  };
+}
 export { ACK_DEADLINE_MS, InteractionHandler } from './interactions.js';
 export { DiscordProgress } from './progress.js';
 export { discordStyle, toDiscord } from './render.js';
@@ -44,7 +92,7 @@ export async function startDiscord(rt: Runtime, opts: DiscordOptions = {}): Prom
       })
       .catch((err: unknown) => log.error({ err: (err as Error).message, interaction: i.id }, 'discord interaction failed'));
   });
-  const routes = publicKey ? [interactionsRoute(publicKey, handler, log)] : [];
+  const mounts = publicKey ? [interactionsMount(publicKey, handler, log)] : [];
   try {
     // A bulk overwrite: registering the same commands again changes nothing.
     await client.rest.put(guildId ? Routes.applicationGuildCommands(applicationId, guildId) : Routes.applicationCommands(applicationId), { body: commandsFor(rt.catalog) });
@@ -59,7 +107,7 @@ export async function startDiscord(rt: Runtime, opts: DiscordOptions = {}): Prom
   return {
     name: adapter.name,
     adapter,
-    routes,
+    mounts,
     async stop() {
       await adapter.flush();
       await client.destroy();

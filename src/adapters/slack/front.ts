@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { App, SocketModeReceiver, type Receiver } from '@slack/bolt';
+import { App, ExpressReceiver, SocketModeReceiver, type Receiver } from '@slack/bolt';
+import express from 'express';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../errors.js';
-import type { Route } from '../../http/server.js';
-import type { ButtonAction } from '../messages.js';
+import type { Mount } from '../../http/surface.js';
+import { BUTTON_ACTIONS as ACTIONS, type ButtonAction } from '../messages.js';
 import { ACTION_PREFIX, REJECT_VIEW, type ButtonValue } from './block-kit.js';
 import { boltLogger } from './logger.js';
-import { RouteReceiver } from './receiver.js';
 import type { SlackRequest } from './requests.js';
 
 export interface SlackFrontOptions {
@@ -22,40 +22,49 @@ export interface SlackFrontOptions {
   forward: (req: SlackRequest) => void;
 }
 
-const BUTTON_ACTIONS: ReadonlySet<string> = new Set<ButtonAction>(['approve', 'reject', 'retry', 'skip', 'abort', 'done']);
+const BUTTON_ACTIONS: ReadonlySet<string> = new Set(ACTIONS);
+
+/** Slack's requests are small; Bolt's own limit is 4 MB. */
+const BODY_MAX = 1 << 20;
 
 /**
- * The side of the Slack adapter that Slack waits on: a Bolt app (HTTP route on our server, or
- * Socket Mode) whose listeners verify, ack, and hand the request's few fields to `forward`. It
+ * The side of the Slack adapter that Slack waits on: a Bolt app (a route of the bot's HTTP server,
+ * or Socket Mode) whose listeners verify, ack, and hand the request's few fields to `forward`. It
  * reads nothing and writes nothing, so that an ack costs what it costs a bare Bolt app.
  */
 export class SlackFront {
   readonly app: App;
-  readonly routes: Route[] = [];
+  readonly mounts: Mount[] = [];
+  private readonly socket: boolean;
 
   constructor(private readonly o: SlackFrontOptions) {
     const logger = boltLogger(o.log);
     const slackApiUrl = o.apiUrl ?? 'https://slack.com/api/';
     let receiver: Receiver;
+    this.socket = !!o.appToken;
     if (o.appToken) {
       receiver = new SocketModeReceiver({ appToken: o.appToken, logger, installerOptions: { clientOptions: { slackApiUrl } } });
     } else {
       if (!o.signingSecret) throw new ConfigError('environment', [{ path: 'SLACK_SIGNING_SECRET', message: 'required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)' }]);
-      const http = new RouteReceiver({ signingSecret: o.signingSecret, logger });
-      this.routes.push(http.route);
-      receiver = http;
+      // Bolt's own HTTP receiving on a router of ours: its signature check (X-Slack-Signature over
+      // v0:<timestamp>:<body>, 5-minute window) over the body the server read (`rawBody`), its ack
+      // (answered the moment a listener acks; after 3 s if none does), Slack's retry headers.
+      const router = express.Router();
+      receiver = new ExpressReceiver({ signingSecret: o.signingSecret, logger, router, endpoints: '/', processBeforeResponse: false, bodyLimit: BODY_MAX });
+      this.mounts.push({ path: '/slack/events', methods: ['POST'], access: 'platform', bodyLimit: BODY_MAX, summary: 'Slack slash commands, buttons and forms, signed with the signing secret (checked by Bolt)', handler: router });
     }
     // No conversation store: nothing here reads it, and it costs every request a lookup.
     this.app = new App({ token: o.botToken, receiver, logger, convoStore: false, clientOptions: { slackApiUrl } });
     this.listen();
   }
 
-  start(): Promise<unknown> {
-    return this.app.start();
+  /** Connects Socket Mode; over HTTP there is nothing to start (the bot's server serves the route). */
+  async start(): Promise<void> {
+    if (this.socket) await this.app.start();
   }
 
-  stop(): Promise<unknown> {
-    return this.app.stop();
+  async stop(): Promise<void> {
+    if (this.socket) await this.app.stop();
   }
 
   private listen(): void {

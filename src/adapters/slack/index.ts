@@ -7,7 +7,6 @@ import { SlackWork } from './work.js';
 export { SlackBot, type SlackBotOptions } from './bot.js';
 export { SlackFront } from './front.js';
 export { SlackWork } from './work.js';
-export { RouteReceiver } from './receiver.js';
 export { SlackOutbox } from './outbox.js';
 export type { SlackRequest } from './requests.js';
 
@@ -48,7 +47,7 @@ export async function startSlack(rt: Runtime, overrides: Partial<SlackOptions> =
   rt.log.info({ mode: appToken ? 'socket' : 'http' }, 'slack adapter started');
   return {
     name: 'slack',
-    routes: front.routes,
+    mounts: front.mounts,
     work,
     async stop() {
       await front.stop();

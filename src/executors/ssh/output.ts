@@ -49,3 +49,47 @@ export function formatBytes(n: number): string {
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KiB`;
   return `${(n / 1024 / 1024).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
 }
+
+/**
+ * Hides secrets in streamed output: every occurrence becomes `***`, also one split across two
+ * chunks, since the end of a chunk that could begin a secret is held back until the next one.
+ */
+export class SecretMask {
+  private readonly secrets: string[];
+  private readonly held = { stdout: '', stderr: '' };
+
+  constructor(secrets: readonly string[]) {
+    // Longest first, so a secret that contains another is hidden whole.
+    this.secrets = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+  }
+
+  /** What of `chunk` (after what was held back) may be shown now, secrets hidden. */
+  push(stream: 'stdout' | 'stderr', chunk: string): string {
+    let text = this.held[stream] + chunk;
+    for (const s of this.secrets) text = text.split(s).join('***');
+    const keep = this.partialAtEnd(text);
+    this.held[stream] = text.slice(text.length - keep);
+    return text.slice(0, text.length - keep);
+  }
+
+  /** The rest held back when the stream ends: it cannot hold a whole secret. */
+  end(stream: 'stdout' | 'stderr'): string {
+    const rest = this.held[stream];
+    this.held[stream] = '';
+    return rest;
+  }
+
+  /** Length of the longest end of `text` that is the start of a secret. */
+  private partialAtEnd(text: string): number {
+    let best = 0;
+    for (const s of this.secrets) {
+      for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
+        if (text.endsWith(s.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+}

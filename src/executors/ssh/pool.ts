@@ -5,7 +5,7 @@ import type { SshConfig } from '../../config/runbook-config.js';
 import { CancelledError, CommandTimeoutError, FileReadError, FileTooLargeError, HostKeyError, SshConnectError } from '../../errors.js';
 import { quote } from '../../procedures/shell.js';
 import { KnownHosts, fingerprint, knownHostsName } from './known-hosts.js';
-import { OutputBuffer } from './output.js';
+import { OutputBuffer, SecretMask } from './output.js';
 
 export interface SshTarget {
   name: string;
@@ -20,6 +20,11 @@ export interface ExecOptions {
   /** Aborting kills the remote command (TERM, then KILL) and rejects with CancelledError. */
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
+  /**
+   * Values shown as `***` wherever the command's output goes (`onOutput`, the result): a program
+   * that echoes a token it was given (`curl -v`, `set -x`) does not pass it on.
+   */
+  secrets?: readonly string[];
   /**
    * Sent on the command's standard input, then end-of-file. Without it the input is closed at once,
    * as `ssh host cmd </dev/null`: a command that reads its input gets end-of-file, never waits.
@@ -300,21 +305,30 @@ export class SshPool {
     const onAbort = () => kill('cancel');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
-    stream.on('data', (chunk: Buffer) => {
-      const s = chunk.toString('utf8');
-      out.add('stdout', s);
-      opts.onOutput?.('stdout', s);
-    });
-    stream.stderr.on('data', (chunk: Buffer) => {
-      const s = chunk.toString('utf8');
-      out.add('stderr', s);
-      opts.onOutput?.('stderr', s);
-    });
+    const mask = opts.secrets?.length ? new SecretMask(opts.secrets) : undefined;
+    const take = (which: 'stdout' | 'stderr', raw: string) => {
+      const s = mask ? mask.push(which, raw) : raw;
+      if (!s) return;
+      out.add(which, s);
+      opts.onOutput?.(which, s);
+    };
+    const flushMask = () => {
+      for (const which of ['stdout', 'stderr'] as const) {
+        const rest = mask?.end(which);
+        if (rest) {
+          out.add(which, rest);
+          opts.onOutput?.(which, rest);
+        }
+      }
+    };
+    stream.on('data', (chunk: Buffer) => take('stdout', chunk.toString('utf8')));
+    stream.stderr.on('data', (chunk: Buffer) => take('stderr', chunk.toString('utf8')));
     stream.on('exit', (code: number | null, signal?: string) => {
       exitCode = code ?? null;
       if (signal) exitSignal = signal;
     });
     stream.on('close', () => {
+      flushMask();
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       opts.signal?.removeEventListener('abort', onAbort);

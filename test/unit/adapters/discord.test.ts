@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { commandsFor, commandText, hostChoices } from '../../../src/adapters/discord/commands.js';
-import { discordPublicKey, isSignedByDiscord } from '../../../src/adapters/discord/http.js';
+import { discordPublicKey, isSignedByDiscord } from '../../../src/adapters/discord/signature.js';
 import { DiscordProgress } from '../../../src/adapters/discord/progress.js';
 import { decodeCustomId, encodeCustomId, gateRef, toDiscord } from '../../../src/adapters/discord/render.js';
 import { gateMessage, plainStyle, stepMessage, type Message } from '../../../src/adapters/messages.js';

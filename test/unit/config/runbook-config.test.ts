@@ -72,4 +72,17 @@ describe('runbook.yaml', () => {
     expect(p).toEqual([expect.objectContaining({ path: 'policy.readOnlyCommands[0]' })]);
     expect(p[0]!.message).toMatch(/not a regular expression/);
   });
+
+  it('takes people\'s e-mail, operating-system users and token hashes, and refuses a token pasted in clear', () => {
+    const hash = `scrypt$16384$8$1$${'a'.repeat(22)}$${'b'.repeat(43)}`;
+    const cfg = parseRunbookConfig(GOOD.replace('alice: { roles: [operator], slack: U1 }', `alice: { roles: [operator], slack: U1, email: alice@example.com, unix: [alice, root], tokens: [{ id: 0123456789ab, hash: "${hash}" }] }`), '/etc/runbook/runbook.yaml', { NOVA_DB_PASSWORD: 'x' });
+    expect(cfg.people.alice).toMatchObject({ email: 'alice@example.com', unix: ['alice', 'root'], tokens: [{ id: '0123456789ab', hash }] });
+    const pasted = problems(GOOD.replace('slack: U1 }', 'slack: U1, tokens: [rbk_0123456789ab_secret] }'), { NOVA_DB_PASSWORD: 'x' });
+    expect(pasted).toEqual([expect.objectContaining({ path: 'people.alice.tokens[0]', message: expect.stringMatching(/never the token itself/) })]);
+  });
+
+  it('refuses one e-mail address or operating-system user mapped to two people', () => {
+    const p = problems(GOOD.replace('slack: U1 }', 'slack: U1, email: Bob@example.com, unix: root }').replace('slack: U2 }', 'slack: U2, email: bob@EXAMPLE.com, unix: [bob, root] }'), { NOVA_DB_PASSWORD: 'x' });
+    expect(p.map((x) => x.message)).toEqual(['e-mail address bob@example.com is already mapped to alice', 'operating-system user root is already mapped to alice']);
+  });
 });

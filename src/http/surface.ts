@@ -1,0 +1,193 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Caller } from '../auth/caller.js';
+import { NotAllowedError, NotFoundError, RunbookError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { SetupError } from '../setup/services.js';
+
+/**
+ * Who may call a route:
+ * - `public`: anyone (health, metrics, the console's page and its sign-in);
+ * - `platform`: anyone may send, and the route itself checks the platform's signature (Slack's by
+ *   Bolt, Discord's Ed25519);
+ * - `people`: someone signed in (or the lab's loopback); a read-only viewer may only GET;
+ * - `read`: someone signed in, and GET or HEAD only, whoever they are (the queue board).
+ */
+export type Access = 'public' | 'platform' | 'people' | 'read';
+
+/** Bytes of a request body a route takes unless it says otherwise. */
+const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+/** One route, or a tree of routes under a path, of the bot's one HTTP server. */
+export interface Mount {
+  path: string;
+  /** Whether the paths under `path` belong to it too. Default false: `path` only. */
+  prefix?: boolean;
+  /** Methods it answers; others get 405. Default: every method. */
+  methods?: readonly string[];
+  access: Access;
+  /** Largest request body, in bytes. Default DEFAULT_BODY_LIMIT. */
+  bodyLimit?: number;
+  handler: RequestHandler;
+  /** What it does: logged with who may call it when the server starts. */
+  summary: string;
+}
+
+/** How the server learns who calls: given by the console, which owns sign-in. */
+export interface Authenticator {
+  /** The caller, or undefined when the request proves nobody. Never throws for bad credentials. */
+  identify(req: Request): Promise<Caller | undefined>;
+  /** The sentence a caller who proved nobody gets with 401 (how to sign in). */
+  readonly signInHint: string;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** Who calls, set before any `people` or `read` route runs. */
+    caller?: Caller;
+    /** The body as received (Slack's signature is computed over these bytes). */
+    rawBody?: Buffer;
+  }
+}
+
+const READ_METHODS = ['GET', 'HEAD'];
+
+function fail(res: Response, status: number, error: string): void {
+  res.status(status).set('cache-control', 'no-store').json({ error });
+}
+
+/** The request's path from the server's root, also inside a mounted router (which sees only the rest). */
+function fullPath(req: Request): string {
+  return new URL(req.originalUrl, 'http://localhost').pathname;
+}
+
+function covers(m: Mount, path: string): boolean {
+  return path === m.path || (m.prefix === true && path.startsWith(m.path.endsWith('/') ? m.path : `${m.path}/`));
+}
+
+/**
+ * The bot's HTTP surface: every route goes through one express app, which decides who may call
+ * (the route's declared `access`), reads the body within the route's limit, and only then hands
+ * over. A path no mount declares is `people`: a new route that forgets to say who may call it is
+ * closed, not open. Nothing is trusted from X-Forwarded-* here (`trust proxy` off); the
+ * authenticator honours a sign-in proxy's headers only from the addresses configured for it.
+ */
+export function buildApp(rt: Pick<Runtime, 'log'>, mounts: readonly Mount[], auth?: Authenticator): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('etag', false);
+  // Longest path first, so /console/api/session is found before /console.
+  const ordered = [...mounts].sort((a, b) => b.path.length - a.path.length);
+
+  app.use((req, res, next) => {
+    res.set({ 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' });
+    next();
+  });
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    void (async () => {
+      const mount = ordered.find((m) => covers(m, fullPath(req)));
+      if (mount?.methods && !mount.methods.includes(req.method)) return fail(res, 405, `${req.method} is not answered at ${mount.path}: use ${mount.methods.join(' or ')}`);
+      const access: Access = mount?.access ?? 'people';
+      if (access === 'people' || access === 'read') {
+        if (!auth) return fail(res, 404, `no route ${req.method} ${req.path}`);
+        const caller = await auth.identify(req);
+        if (!caller) return fail(res, 401, auth.signInHint);
+        req.caller = caller;
+        if (access === 'read' && !READ_METHODS.includes(req.method)) return fail(res, 405, `${mount?.path ?? req.path} is read-only: a run changes only through the console, chat or the CLI, where the policy and the audit see it`);
+        if (caller.auth === 'viewer' && !READ_METHODS.includes(req.method)) return fail(res, 403, 'this sign-in may only look: sign in with your personal token to act');
+      }
+      if (!mount) return fail(res, 404, `no route ${req.method} ${req.path}`);
+      next();
+    })().catch(next);
+  });
+
+  for (const m of ordered) {
+    const chain = express.Router();
+    chain.use(express.raw({ type: () => true, limit: m.bodyLimit ?? DEFAULT_BODY_LIMIT }), (req, _res, next) => {
+      if (Buffer.isBuffer(req.body)) req.rawBody = req.body;
+      next();
+    });
+    chain.use(m.handler);
+    // app.use matches a prefix; an exact mount passes on everything longer.
+    app.use(m.path, (req, res, next) => (covers(m, fullPath(req)) ? chain(req, res, next) : next()));
+  }
+
+  app.use((req: Request, res: Response) => fail(res, 404, `no route ${req.method} ${req.path}`));
+  app.use((err: { status?: number; type?: string; limit?: number } & Error, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return void res.end();
+    if (err.type === 'entity.too.large') return fail(res, 413, `the request body is larger than ${Math.round((err.limit ?? 0) / 1024)} KiB, the most this route takes`);
+    if (err instanceof RunbookError) return fail(res, err instanceof NotAllowedError ? 403 : err instanceof NotFoundError ? 404 : 400, err.message);
+    if (err.status && err.status >= 400 && err.status < 500) return fail(res, err.status, err.message);
+    rt.log.error({ err: err.message, path: req.path }, 'http handler failed');
+    fail(res, 500, 'internal error');
+  });
+  return app;
+}
+
+/** The mounts every server has: health and metrics. */
+function baseMounts(rt: Runtime): Mount[] {
+  return [
+    {
+      path: '/healthz',
+      methods: ['GET'],
+      access: 'public',
+      summary: 'whether Redis answers and a worker beats',
+      handler: async (_req, res) => {
+        const redis = await rt.redis.ping().then(() => true, () => false);
+        const workers = redis ? (await rt.liveWorkers()).length : 0;
+        const ok = redis && workers > 0;
+        res.status(ok ? 200 : 503).json({ ok, redis, workers });
+      },
+    },
+    {
+      path: '/metrics',
+      methods: ['GET'],
+      access: 'public',
+      summary: 'Prometheus metrics',
+      handler: async (_req, res) => {
+        const m = await rt.metrics.text();
+        res.status(200).type(m.contentType).send(m.body);
+      },
+    },
+  ];
+}
+
+export interface HttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A request still running this long after close() is cut off (event streams never end by themselves). */
+const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * The bot's HTTP server on HOST:PORT with health, metrics and `mounts` (a worker's, with none, on
+ * HOST:WORKER_METRICS_PORT).
+ */
+export async function startHttp(rt: Runtime, mounts: readonly Mount[] = [], opts: { auth?: Authenticator; port?: number; variable?: string } = {}): Promise<HttpServer> {
+  const all = [...baseMounts(rt), ...mounts];
+  const app = buildApp(rt, all, opts.auth);
+  const port = opts.port ?? rt.env.PORT;
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(port, rt.env.HOST);
+    s.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new SetupError(`port ${port} on ${rt.env.HOST} is in use: stop what holds it, or set ${opts.variable ?? 'PORT'} to a free port`) : e));
+    s.once('listening', () => resolve(s));
+  });
+  const bound = (server.address() as AddressInfo).port;
+  rt.log.info({ url: `http://${rt.env.HOST}:${bound}`, routes: all.map((m) => `${(m.methods ?? ['*']).join(',')} ${m.path}${m.prefix ? '/…' : ''} (${m.access}): ${m.summary}`) }, 'http listening');
+  return {
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
