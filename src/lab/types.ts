@@ -116,6 +116,8 @@ export type ServicesState = Record<string, 'running' | 'halted'>;
 export interface Domain {
   id: number;
   name: string;
+  /** The nova instance it runs: how the OpenStack double finds it when nova moves the instance. */
+  uuid?: string;
   state: 'running' | 'paused' | 'shut off';
 }
 
