@@ -5,7 +5,7 @@
  * lab as the hosts' sshd are.
  */
 import { execFile, spawn } from 'node:child_process';
-import { chownSync, closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,7 @@ export function writeCredentials(dir: string, authUrl: string, password: string,
  * nodes' /etc/swift, as the page's scp does.
  */
 export async function buildRings(dir: string, hosts: string[], user: LabUser): Promise<void> {
+  if (!existsSync('/usr/bin/swift-ring-builder')) throw new Error("the lab's controller runs Debian's swift-ring-builder: apt-get install -y swift python3-openstackclient python3-novaclient python3-swiftclient");
   const ringDir = controllerFiles(dir).ringDir;
   mkdirSync(ringDir, { recursive: true });
   const devices = Object.fromEntries(
