@@ -19,7 +19,10 @@ const host = (ctx: StepContext<HostArgs>) => ctx.args.host!;
 
 /**
  * Is a process running: `pgrep -af <pattern>` (procps) exits 1 when none matches, so the step fails.
- * The page's `ps aux | grep <pattern>` never does: grep finds its own process in the list.
+ * The page's `ps aux | grep <pattern>` never does: grep finds its own process in the list. pgrep
+ * leaves itself out, but not the `sh -c 'pgrep -af nova-'` sshd runs it under (dash does not exec
+ * the last command), whose command line matches too: the first letter in brackets (`[n]ova-`)
+ * matches the same processes and not that line.
  */
 const running = (id: string, pattern: string, what: string, page: string): Step<HostArgs> => ({
   kind: 'ssh',
@@ -27,7 +30,7 @@ const running = (id: string, pattern: string, what: string, page: string): Step<
   title: `Is ${what} running?`,
   risk: 'read',
   host,
-  command: sh`pgrep -af ${pattern}`,
+  command: sh`pgrep -af ${`[${pattern[0]}]${pattern.slice(1)}`}`,
   reference: `ps aux | grep ${page}`,
   capture: parse.lines(),
 });

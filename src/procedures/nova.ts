@@ -346,7 +346,8 @@ export const afterReboot = procedure({
       title: 'The nova-compute process runs',
       risk: 'read',
       host: (ctx: StepContext<HostArgs>) => ctx.args.host,
-      command: sh`pgrep -af nova-compute`,
+      // [n]: pgrep would match the `sh -c` line it runs under (see cloud.ts running()).
+      command: sh`pgrep -af ${'[n]ova-compute'}`,
       reference: 'ps aux | grep nova-compute',
       capture: parse.lines(),
     },
