@@ -1,7 +1,8 @@
 /** The lab: simulated sites (real sshd per host, simulated tools, seeded MariaDB) for tests and the demo. */
 export { labUp, labDown, labStatus, stopHost, startHost } from './lab.js';
 export { setOpenStackTimeScale } from './openstack/setup.js';
-export { setFault, clearFaults, setHostSetting, readCalls, readHostState, setHostState } from './host-state.js';
+export { setFault, clearFaults, setHostSetting, readCalls, readHostState, readServices, setHostState, setService } from './host-state.js';
+export type { HostProfile, ServiceStatus } from './site.js';
 export type {
   Lab,
   LabCall,
@@ -12,7 +13,6 @@ export type {
   Domain,
   MountsState,
   NbdState,
-  ServicesState,
   Vdisk,
   VdiskSnapshot,
   VirshState,

@@ -6,7 +6,7 @@ import { dropDatabases, labDatabaseNames, seedDatabases } from './database.js';
 import { generateKey } from './keys.js';
 import { mapLimit } from './map-limit.js';
 import { labPaths } from './paths.js';
-import { renderRunbookConfig } from './runbook-yaml.js';
+import { managerVars, renderRunbookConfig } from './runbook-yaml.js';
 import { seedHost } from './seed.js';
 import { labHosts, type PlacedHost } from './site.js';
 import { buildRings, controllerFiles, runningApi, startApi, writeCredentials } from './openstack/setup.js';
@@ -84,7 +84,7 @@ async function prepareHost(dir: string, host: LabHost & PlacedHost, user: LabUse
 async function build(dir: string, opts: LabOptions): Promise<Lab> {
   const user = await resolveLabUser();
   assertReachable(dir, user);
-  const placed = labHosts(opts.only, opts.extraHosts ?? 0);
+  const placed = labHosts(opts.only, opts.extraHosts ?? 0, opts.profiles);
   const databases = labDatabaseNames(opts.dbPrefix ?? 'lab_');
   // Before choosing the port: clearing the dir kills what a broken earlier lab there left running.
   await prepareDir(dir, user);
@@ -92,7 +92,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     placed.map((h) => h.address),
     opts.port ?? 2222,
   );
-  const hosts = placed.map((h) => ({ ...h, port }));
+  const hosts = placed.map((h) => ({ ...h, port, vars: { ...h.vars, ...managerVars(dir, h) } }));
   const p = labPaths(dir);
   const apiPort = await freePort('127.0.0.1');
   const lab: Lab = {

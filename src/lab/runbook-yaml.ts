@@ -1,6 +1,8 @@
 import { stringify } from 'yaml';
 import { databaseUrl } from './database.js';
 import { labPaths } from './paths.js';
+import type { SiteHost } from './site.js';
+import { runtime } from './tool-runtime.js';
 import type { Lab } from './types.js';
 
 /**
@@ -13,6 +15,24 @@ const LAB_PEOPLE = {
   carol: { roles: ['approver'], slack: 'U0CAROL', discord: '100000000000000003' },
   dave: { roles: ['viewer'], slack: 'U0DAVE', discord: '100000000000000004' },
 };
+
+/**
+ * Inventory vars that point procedures at a host's service files, which the lab keeps in the host's
+ * fake root (a procedure's shell writes there only through these paths):
+ * - `initd`: the init scripts' directory, `/etc/init.d` on a real host (hosts with init scripts);
+ * - `etcInit`: upstart's job directory, `/etc/init` (upstart hosts: `.conf` and `.override` files);
+ * - `svdir`: runit's service directory, `/etc/service` (hosts with runit: `<service>/down` files).
+ */
+export function managerVars(dir: string, host: SiteHost): Record<string, string> {
+  const init = host.init ?? 'systemd';
+  const fakeRoot = (p: string) => runtime.realPath(dir, host.name, p);
+  const scripts = init === 'sysv' || Object.values(host.services ?? {}).some((s) => !s.runit && typeof s.state === 'number');
+  return {
+    ...(scripts ? { initd: fakeRoot('/etc/init.d') } : {}),
+    ...(init === 'upstart' ? { etcInit: fakeRoot('/etc/init') } : {}),
+    ...(host.runit ? { svdir: fakeRoot('/etc/service') } : {}),
+  };
+}
 
 /** runbook.yaml for the lab (see src/config/runbook-config.ts). */
 export function renderRunbookConfig(lab: Lab): string {

@@ -1,6 +1,6 @@
-import { mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { SiteHost, SiteInstance } from './site.js';
+import { commOf, daemonOf, readServiceState, type InitSystem, type SiteHost, type SiteInstance, type SiteService } from './site.js';
 import { runtime } from './tool-runtime.js';
 
 /** Directories every fake root has, so `mount … /mnt/` and `ls /tmp` work as on a real host. */
@@ -51,7 +51,7 @@ async function seedInstance(labDir: string, host: string, inst: SiteInstance): P
 }
 
 /** A file of the fake root (a directory when the path ends in "/"). */
-async function seedFile(labDir: string, host: string, p: string, text: string): Promise<void> {
+async function seedFile(labDir: string, host: string, p: string, text: string, mode?: number): Promise<void> {
   // The fake root itself, not runtime.realPath: a seeded mount must not redirect a seed file.
   const real = join(runtime.hostFile(labDir, host, 'root'), p);
   if (p.endsWith('/')) {
@@ -60,18 +60,114 @@ async function seedFile(labDir: string, host: string, p: string, text: string): 
   }
   await mkdir(dirname(real), { recursive: true });
   await writeFile(real, text);
+  if (mode !== undefined) await chmod(real, mode);
+}
+
+/** Who runs a service: the host's init system, or runit. */
+function managerOf(host: SiteHost, name: string, s: SiteService): InitSystem | 'runit' {
+  const init = host.init ?? 'systemd';
+  const manager = s.runit ? 'runit' : init;
+  if (s.runit && !host.runit) throw new Error(`lab site: ${host.name} runs ${name} under runit but has no runit`);
+  const word = readServiceState(s.state).manager;
+  if (word !== manager) throw new Error(`lab site: ${host.name}'s ${name} is run by ${manager}, but its state ${JSON.stringify(s.state)} is ${word}'s`);
+  return manager;
+}
+
+function unitOf(manager: InitSystem | 'runit', name: string, s: SiteService): string {
+  return s.unit ?? (manager === 'systemd' ? `${name}.service` : name);
+}
+
+/**
+ * `state/init.json` (see tools/service-state.cjs): the host's init system, and each service with its
+ * processes, the running ones with pids given in boot order as a real boot gives them.
+ */
+function initState(host: SiteHost, bootedAt: number): Record<string, unknown> {
+  const init = host.init ?? 'systemd';
+  // systemd raises pid_max to 4194304 (its 50-pid-max.conf, v243+); older hosts keep the kernel's 32768.
+  const pidMax = init === 'systemd' ? 4194304 : 32768;
+  let nextPid = 400;
+  const services = Object.fromEntries(
+    Object.entries(host.services ?? {}).map(([name, s]) => {
+      const manager = managerOf(host, name, s);
+      const { status, exited } = readServiceState(s.state);
+      const daemon = daemonOf(name);
+      const processes = (s.processes ?? daemon.processes).map((p) => ({ user: p.user, args: p.args, comm: commOf(p), respawn: p.respawn ?? false }));
+      const pids = status === 'running' && !exited ? processes.map(() => (nextPid += 7)) : [];
+      const unit = unitOf(manager, name, s);
+      const description = s.description ?? daemon.description;
+      const started = manager === 'systemd' && status === 'running' ? [{ t: bootedAt, text: `${host.name} systemd[1]: Started ${description === unit ? unit : `${unit} - ${description}`}.` }] : [];
+      const service = {
+        manager,
+        unit,
+        description,
+        daemon: daemon.name ?? processes[0]?.comm ?? name,
+        status,
+        ...(exited ? { exited } : {}),
+        result: status === 'failed' ? 'exit-code' : 'success',
+        since: bootedAt,
+        startedAt: bootedAt,
+        enabled: s.enabled ?? true,
+        masked: s.masked ?? false,
+        lsbStatus: s.lsbStatus ?? true,
+        processes,
+        pids,
+        journal: started,
+      };
+      return [name, service];
+    }),
+  );
+  return { init, runit: host.runit ?? false, pidMax, nextPid: nextPid + 100, bootedAt, hostname: host.name, badStarts: {}, services };
+}
+
+/** An upstart job file, enough for an operator who reads it. */
+function upstartJob(description: string, args: string): string {
+  return `description "${description}"\n\nstart on runlevel [2345]\nstop on runlevel [!2345]\n\nrespawn\n\nexec ${args}\n`;
+}
+
+/**
+ * An init script of the lab: it runs the lab's init-script simulator (tools/sims/service.cjs), so no
+ * real init script ever runs. A script with `status` has Debian's LSB header; a pre-LSB one none.
+ */
+function initScript(name: string, description: string, lsb: boolean): string {
+  const header = lsb
+    ? ['### BEGIN INIT INFO', `# Provides:          ${name}`, '# Required-Start:    $remote_fs $syslog', '# Required-Stop:     $remote_fs $syslog', '# Default-Start:     2 3 4 5', '# Default-Stop:      0 1 6', `# Short-Description: ${description}`, '### END INIT INFO']
+    : [`# ${description}`];
+  return ['#!/bin/sh', ...header, '# The runbook lab stands in for this script: its simulator answers (src/lab/tools/sims/service.cjs).', `exec lab-initd ${name} "$@"`, ''].join('\n');
+}
+
+/** The files each manager reads in the fake root: upstart's job files, the init scripts, runit's service directories. */
+function serviceFiles(host: SiteHost): [string, string, number?][] {
+  const files: [string, string, number?][] = [];
+  for (const [name, s] of Object.entries(host.services ?? {})) {
+    const manager = managerOf(host, name, s);
+    const unit = unitOf(manager, name, s);
+    const daemon = daemonOf(name);
+    const description = s.description ?? daemon.description;
+    if (manager === 'upstart') {
+      if (host.files?.[`/etc/init/${unit}.conf`] === undefined) files.push([`/etc/init/${unit}.conf`, upstartJob(description, (s.processes ?? daemon.processes)[0]?.args ?? name)]);
+      if (s.enabled === false) files.push([`/etc/init/${unit}.override`, 'manual\n']);
+    } else if (manager === 'sysv') {
+      files.push([`/etc/init.d/${unit}`, initScript(unit, description, s.lsbStatus ?? true), 0o755]);
+    } else if (manager === 'runit') {
+      files.push([`/etc/service/${unit}/run`, `#!/bin/sh\nexec 2>&1\nexec ${(s.processes ?? daemon.processes)[0]?.args ?? name}\n`, 0o755]);
+      if (s.enabled === false) files.push([`/etc/service/${unit}/down`, '']);
+    }
+  }
+  return files;
 }
 
 /** Writes a host's directory as its tools expect it on first use (see tools/runtime.cjs). */
 export async function seedHost(labDir: string, host: SiteHost): Promise<void> {
   await mkdir(join(runtime.hostDir(labDir, host.name), 'state'), { recursive: true });
+  const state = { ...host.state, init: initState(host, Date.now()) };
   await Promise.all([
     ...FAKE_ROOT_DIRS.map((d) => mkdir(runtime.realPath(labDir, host.name, d), { recursive: true })),
-    ...Object.entries(host.state).map(([name, value]) => writeFile(runtime.statePath(labDir, host.name, name), `${JSON.stringify(value, null, 2)}\n`)),
+    ...Object.entries(state).map(([name, value]) => writeFile(runtime.statePath(labDir, host.name, name), `${JSON.stringify(value, null, 2)}\n`)),
     writeFile(runtime.hostFile(labDir, host.name, 'faults.json'), '[]\n'),
     writeFile(runtime.hostFile(labDir, host.name, 'settings.json'), '{}\n'),
     writeFile(runtime.hostFile(labDir, host.name, 'calls.log'), ''),
     ...host.instances.map((inst) => seedInstance(labDir, host.name, inst)),
     ...Object.entries(host.files ?? {}).map(([p, text]) => seedFile(labDir, host.name, p, text)),
+    ...serviceFiles(host).map(([p, text, mode]) => seedFile(labDir, host.name, p, text, mode)),
   ]);
 }

@@ -5,11 +5,12 @@
  */
 import { UsageError } from '../errors.js';
 import { afsClient, afsFileserver } from './site/afs.js';
-import { plainHost, type SiteHost } from './site/host.js';
+import { plainHost, withProfile, type HostProfile, type SiteHost } from './site/host.js';
 import { computeNode, controller, storageNode } from './site/openstack.js';
 import { storageRouter } from './site/ovs.js';
 
 export * from './site/afs.js';
+export * from './site/daemons.js';
 export * from './site/host.js';
 export * from './site/openstack.js';
 export * from './site/ovs.js';
@@ -39,14 +40,17 @@ export interface PlacedHost extends SiteHost {
   address: string;
 }
 
-/** The hosts of a lab, with their addresses. Throws when `only` names an unknown host. */
-export function labHosts(only: string[] | undefined, extraHosts: number): PlacedHost[] {
+/**
+ * The hosts of a lab, with their addresses, each changed by its entry in `profiles`. Throws when
+ * `only` or `profiles` names an unknown host.
+ */
+export function labHosts(only: string[] | undefined, extraHosts: number, profiles: Record<string, HostProfile> = {}): PlacedHost[] {
   const known = new Set(NAMED_HOSTS.map((h) => h.name));
-  const unknown = (only ?? []).filter((n) => !known.has(n));
+  const unknown = [...(only ?? []), ...Object.keys(profiles)].filter((n) => !known.has(n));
   if (unknown.length > 0) {
     throw new UsageError(`unknown lab host${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the lab has ${[...known].join(', ')}`);
   }
-  const named = NAMED_HOSTS.map((h, i) => ({ ...h, address: hostAddress(i) })).filter((h) => only === undefined || only.includes(h.name));
+  const named = NAMED_HOSTS.map((h, i) => ({ ...(profiles[h.name] ? withProfile(h, profiles[h.name]!) : h), address: hostAddress(i) })).filter((h) => only === undefined || only.includes(h.name));
   const extras = Array.from({ length: extraHosts }, (_, i) => ({
     ...plainHost(`lab-${String(i + 1).padStart(3, '0')}`, ['generic']),
     address: hostAddress(NAMED_HOSTS.length + i),

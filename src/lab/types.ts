@@ -1,3 +1,5 @@
+import type { HostProfile } from './site/host.js';
+
 export interface LabOptions {
   /** Directory that holds everything of the lab; created when missing. */
   dir: string;
@@ -21,6 +23,11 @@ export interface LabOptions {
   openstackTimeScale?: number;
   /** How the controller's OpenStack clients get their credentials: a clouds.yaml (`clouds`) or an openrc file. Default `clouds`. */
   openstackCredentials?: OpenStackCredentials;
+  /**
+   * Per named host, changes to its init profile (init system, runit, services) for this lab only;
+   * e.g. `{ c01: { init: 'upstart' } }`. Default: the site's profiles (see site/host.ts).
+   */
+  profiles?: Record<string, HostProfile>;
 }
 
 export type OpenStackCredentials = 'clouds' | 'openrc';
@@ -110,8 +117,6 @@ export interface Vdisk {
   snapshots: VdiskSnapshot[];
 }
 
-/** `readHostState<ServicesState>(dir, host, 'services')`. */
-export type ServicesState = Record<string, 'running' | 'halted'>;
 
 export interface Domain {
   id: number;

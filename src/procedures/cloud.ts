@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory } from '../inventory.js';
-import { forEachItem, parse, procedure, raw, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
+import { detectFacts, forEachItem, parse, procedure, raw, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
 import { cinderShape, type CinderShape } from './nova.js';
-import { client, clientVariant, controller, firstInGroup, MAINTENANCE, needsCredentials, placeholders, projectClients, RECOVERY, serverList, withCredentials, type Server } from './openstack.js';
+import { client, clientVariant, controller, firstInGroup, MAINTENANCE, mustRun, needsCredentials, placeholders, processRuns, projectClients, RECOVERY, serverList, withCredentials, type Server } from './openstack.js';
+import { serviceAction } from './services.js';
 
 /** The first host of a group, for procedures whose host may be left out. */
 function firstIn(inventory: Inventory, group: string): string {
@@ -16,24 +17,6 @@ function firstIn(inventory: Inventory, group: string): string {
 
 type HostArgs = { host?: string | undefined };
 const host = (ctx: StepContext<HostArgs>) => ctx.args.host!;
-
-/**
- * Is a process running: `pgrep -af <pattern>` (procps) exits 1 when none matches, so the step fails.
- * The page's `ps aux | grep <pattern>` never does: grep finds its own process in the list. pgrep
- * leaves itself out, but not the `sh -c 'pgrep -af nova-'` sshd runs it under (dash does not exec
- * the last command), whose command line matches too: the first letter in brackets (`[n]ova-`)
- * matches the same processes and not that line.
- */
-const running = (id: string, pattern: string, what: string, page: string): Step<HostArgs> => ({
-  kind: 'ssh',
-  id,
-  title: `Is ${what} running?`,
-  risk: 'read',
-  host,
-  command: sh`pgrep -af ${`[${pattern[0]}]${pattern.slice(1)}`}`,
-  reference: `ps aux | grep ${page}`,
-  capture: parse.lines(),
-});
 
 /** A client check on the host, with its credentials (the page's `# source openrc` first). */
 const works = (id: string, title: string, commands: { nova?: ReturnType<typeof sh>; openstack: ReturnType<typeof sh> }, reference: string): Step<HostArgs> => ({
@@ -61,10 +44,11 @@ export const checkController = procedure({
   resolve: async (args, { inventory }) => ({ ...args, host: args.host ?? firstIn(inventory, 'controller') }),
   guard: (ctx) => needsCredentials(ctx, host(ctx)),
   steps: [
-    running('nova', 'nova-', 'nova', 'nova-'),
-    running('glance', 'glance-', 'glance', 'glance-'),
-    running('keystone', 'keystone', 'keystone', 'keystone'),
-    running('cinder', 'cinder', 'cinder', 'cinder'),
+    processRuns('nova', 'Is nova running?', host, ['nova-api', 'nova-scheduler', 'nova-conductor', 'nova-novncproxy'], 'nova-'),
+    processRuns('glance', 'Is glance running?', host, ['glance-api'], 'glance-'),
+    processRuns('keystone', 'Is keystone running?', host, ['keystone'], 'keystone'),
+    // The kernel keeps 15 characters of a name: cinder-scheduler is cinder-schedule.
+    processRuns('cinder', 'Is cinder running?', host, ['cinder-api', 'cinder-schedule', 'cinder-volume'], 'cinder'),
     // glanceclient 0.14.0 removed `glance index` (1dfce53, 2014): image-list is its successor.
     works('glance-index', 'Check that all services are functioning: glance', { nova: sh`glance image-list`, openstack: sh`openstack image list` }, 'glance index'),
     works('nova-list', 'nova list', { nova: sh`nova list`, openstack: sh`openstack server list` }, 'nova list'),
@@ -86,7 +70,7 @@ export const checkStorage = procedure({
   resolve: async (args, { inventory }) => ({ ...args, host: args.host ?? firstIn(inventory, 'swift-proxy') }),
   guard: (ctx) => needsCredentials(ctx, host(ctx)),
   steps: [
-    running('swift', 'swift-proxy', 'the Object Storage service', 'swift'),
+    processRuns('swift', 'Is the Object Storage service running?', host, ['swift-proxy-ser'], 'swift'),
     // swiftclient reads OS_* (an openrc), not clouds.yaml: with clouds.yaml, openstack shows the same account.
     works('stat', 'Also check that it is functioning: swift stat', { nova: sh`swift stat`, openstack: sh`openstack object store account show` }, 'swift stat'),
   ],
@@ -358,7 +342,7 @@ export const recoverVolumes = procedure({
 interface Tier {
   priority: number;
   services: string;
-  /** Started and checked on the controller (`service <name> start`, then `status`). */
+  /** Started and checked on the controller, with its own service manager. */
   controller?: string[];
   /** Started and checked on every compute node. */
   compute?: string[];
@@ -393,11 +377,11 @@ export const PRIORITIES: readonly Tier[] = [
   { priority: 100, services: 'Dashboard node', controller: ['apache2'] },
 ];
 
-/** Start a service and check that it runs: `service <name> status` exits 0 only when it does (LSB). */
+/** Start a service with the host's own service manager, then check that it runs. */
 function startAndCheck(id: string, name: string, on: (ctx: StepContext) => string): Step[] {
   return [
-    { kind: 'ssh', id: `start-${id}`, title: (ctx) => `service ${name} start on ${on(ctx)}`, risk: 'write', idempotent: true, host: on, command: sh`service ${name} start` },
-    { kind: 'ssh', id: `check-${id}`, title: (ctx) => `${name} is running on ${on(ctx)}`, risk: 'read', host: on, command: sh`service ${name} status` },
+    { kind: 'ssh', id: `start-${id}`, title: (ctx) => `Start ${name} on ${on(ctx)}`, risk: 'write', idempotent: true, host: on, ...serviceAction(on, 'start', [name]) },
+    mustRun(`check-${id}`, `${name} is running`, on, [name]),
   ];
 }
 
@@ -417,7 +401,7 @@ function tierSteps(t: Tier): Step[] {
       items: computes,
       key: (h: string) => h,
       concurrency: 4,
-      steps: startAndCheck(s, s, (ctx) => String(forEachItem(ctx))),
+      steps: [detectFacts({ host: (ctx) => String(forEachItem(ctx)) }), ...startAndCheck(s, s, (ctx) => String(forEachItem(ctx)))],
     });
   }
   if (t.check) steps.push({ kind: 'manual', id: 'check', title: t.check, risk: 'read', instructions: `${t.check} Press Done when it is checked.` });
@@ -442,15 +426,18 @@ export const restore = procedure({
     'Despite being listed as a single-line item, each step requires significant work: restore user-affected services as soon as possible, but not before a stable environment is in place.',
     'Object Storage is not on the list: check it afterwards with cloud check-storage.',
   ],
-  steps: PRIORITIES.map(
-    (t): Step => ({
-      kind: 'group',
-      id: `priority-${t.priority}`,
-      title: `${t.priority} ${t.services}`,
-      risk: 'write',
-      steps: tierSteps(t),
-    }),
-  ),
+  steps: [
+    detectFacts({ host: controller }),
+    ...PRIORITIES.map(
+      (t): Step => ({
+        kind: 'group',
+        id: `priority-${t.priority}`,
+        title: `${t.priority} ${t.services}`,
+        risk: 'write',
+        steps: tierSteps(t),
+      }),
+    ),
+  ],
 });
 
 export const cloudPack = [checkController, checkStorage, dbConnections, recoverVolumes, restore];

@@ -9,8 +9,10 @@ import {
   listServers,
   MAINTENANCE,
   migrationEnded,
+  mustRun,
   needsCredentials,
   novaHost,
+  processRuns,
   placeholders,
   RECOVERY,
   serverList,
@@ -18,7 +20,7 @@ import {
   type Migration,
   type Server,
 } from './openstack.js';
-import { serviceSteps } from './service-steps.js';
+import { serviceAction, serviceCheck, type ServiceStatus } from './services.js';
 
 interface Domain {
   id: string;
@@ -246,13 +248,23 @@ export const drain = procedure({
       host: controller,
       command: (ctx: StepContext<DrainArgs>) => client(ctx, { openstack: sh`openstack compute service set --disable --disable-reason ${'planned maintenance'} ${novaHost(ctx, ctx.args.host)} nova-compute` }),
     },
-    ...serviceSteps<DrainArgs>({
+    {
+      kind: 'ssh',
       id: 'stop',
-      action: 'stop-for-maintenance',
-      host: (ctx) => ctx.args.host,
-      service: 'nova-compute',
-      title: 'After you have migrated all instances, ensure that the nova-compute service has stopped, and move its init files aside so that configuration management cannot start it',
-    }),
+      title: 'After you have migrated all instances, ensure that the nova-compute service has stopped',
+      risk: 'write',
+      host: (ctx: StepContext<DrainArgs>) => ctx.args.host,
+      ...serviceAction<DrainArgs>((ctx) => ctx.args.host, 'stop', ['nova-compute']),
+    },
+    {
+      kind: 'ssh',
+      id: 'hold',
+      title: 'Temporarily keep configuration management (Puppet) from starting nova-compute again: the page moves its init files aside',
+      risk: 'write',
+      host: (ctx: StepContext<DrainArgs>) => ctx.args.host,
+      ...serviceAction<DrainArgs>((ctx) => ctx.args.host, 'disable', ['nova-compute']),
+      reference: 'mkdir /root/tmp; mv /etc/init/nova-compute.conf /root/tmp; mv /etc/init.d/nova-compute /root/tmp',
+    },
   ],
 });
 
@@ -271,13 +283,17 @@ export const undrain = procedure({
   notes: (ctx) => [`You can now optionally migrate the instances back to ${ctx.args.host} (nova drain <other> --to ${ctx.args.host}).`],
   steps: [
     detectFacts({ host: (ctx: StepContext<{ host: string }>) => ctx.args.host }),
-    ...serviceSteps<{ host: string }>({
-      id: 'start',
-      action: 'start-after-maintenance',
+    {
+      kind: 'ssh',
+      id: 'release',
+      title: 'Reenable the nova-compute service by undoing the previous commands',
+      risk: 'write',
       host: (ctx) => ctx.args.host,
-      service: 'nova-compute',
-      title: 'Reenable the nova-compute service by undoing the previous commands, then start it',
-    }),
+      ...serviceAction<{ host: string }>((ctx) => ctx.args.host, 'enable', ['nova-compute']),
+      reference: 'mv /root/tmp/nova-compute.conf /etc/init; mv /root/tmp/nova-compute /etc/init.d/',
+    },
+    { kind: 'ssh', id: 'start', title: 'Then start the nova-compute service', risk: 'write', host: (ctx) => ctx.args.host, ...serviceAction<{ host: string }>((ctx) => ctx.args.host, 'start', ['nova-compute']) },
+    mustRun<{ host: string }>('running', 'The nova-compute service is running', (ctx) => ctx.args.host, ['nova-compute']),
     {
       kind: 'ssh',
       id: 'enable',
@@ -339,18 +355,18 @@ export const afterReboot = procedure({
   guard: (ctx) => needsCredentials(ctx),
   steps: [
     detectFacts({ host: (ctx: StepContext<HostArgs>) => ctx.args.host }),
-    ...serviceSteps<HostArgs>({ id: 'nova-compute', action: 'ensure-running', host: (ctx) => ctx.args.host, service: 'nova-compute', title: 'First verify that it booted successfully: ensure that the nova-compute service is running' }),
+    { kind: 'ssh', id: 'status', title: 'First verify that it booted successfully: is the nova-compute service running?', risk: 'read', host: (ctx: StepContext<HostArgs>) => ctx.args.host, ...serviceCheck<HostArgs>((ctx) => ctx.args.host, ['nova-compute']) },
     {
       kind: 'ssh',
-      id: 'ps',
-      title: 'The nova-compute process runs',
-      risk: 'read',
+      id: 'start',
+      title: 'Start the nova-compute service (it is not running)',
+      risk: 'write',
+      when: (ctx) => ctx.capture<ServiceStatus[]>('status').some((s) => s.state !== 'running'),
       host: (ctx: StepContext<HostArgs>) => ctx.args.host,
-      // [n]: pgrep would match the `sh -c` line it runs under (see cloud.ts running()).
-      command: sh`pgrep -af ${'[n]ova-compute'}`,
-      reference: 'ps aux | grep nova-compute',
-      capture: parse.lines(),
+      ...serviceAction<HostArgs>((ctx) => ctx.args.host, 'start', ['nova-compute']),
     },
+    mustRun<HostArgs>('running', 'Ensure that the nova-compute service is running', (ctx) => ctx.args.host, ['nova-compute']),
+    processRuns<HostArgs>('ps', 'The nova-compute process runs', (ctx) => ctx.args.host, ['nova-compute'], 'nova-compute'),
     upPoll<HostArgs>((ctx) => ctx.args.host),
     {
       kind: 'ssh',
@@ -1046,6 +1062,17 @@ const oldIdsParser = parse.map(parse.text(), (s): OldIds => {
   return { novaUid: nova[1]!, novaGid: nova[2]!, qemuUid: qemu[1]!, libvirtGroup: group[1]!, libvirtGid: group[2]! };
 });
 const nodeOf = (ctx: StepContext) => String(forEachItem(ctx));
+/** Stops or starts the libvirt service the host has, on its own service manager. */
+function libvirtControl(ctx: StepContext, verb: 'stop' | 'start'): ShellCommand {
+  const { command } = serviceAction(nodeOf, verb, [libvirtService(ctx)]);
+  return typeof command === 'function' ? command(ctx) : command;
+}
+/** The libvirt service the host has, read from it by the `libvirt` step. */
+function libvirtService(ctx: StepContext): string {
+  const found = ctx.capture<ServiceStatus[]>('libvirt').find((s) => s.state !== 'missing');
+  if (!found) throw new Error(`${nodeOf(ctx)} has neither libvirtd nor libvirt-bin`);
+  return found.name;
+}
 const old = (ctx: StepContext) => ctx.capture<OldIds>('ids');
 type FixCtx = StepContext<FixIdsArgs>;
 const noFiles = (what: string) =>
@@ -1101,6 +1128,14 @@ export const fixIds = procedure({
         },
         {
           kind: 'ssh',
+          id: 'libvirt',
+          title: "libvirt's service name on the host (libvirtd; libvirt-bin on Ubuntu before 18.10)",
+          risk: 'read',
+          host: nodeOf,
+          ...serviceCheck(nodeOf, ['libvirtd', 'libvirt-bin']),
+        },
+        {
+          kind: 'ssh',
           id: 'guests',
           title: 'No guest may run while the libvirt-qemu UID changes (virsh list --name)',
           risk: 'read',
@@ -1118,7 +1153,8 @@ export const fixIds = procedure({
           title: (ctx: FixCtx) => `Stop the services on ${nodeOf(ctx)}, set the IDs and change all files that the old IDs own, restart the services`,
           risk: 'destructive',
           steps: [
-            ...serviceSteps<FixIdsArgs>({ id: 'stop', action: 'stop', host: nodeOf, service: ['nova-compute', 'libvirtd'], title: 'Stop the services on the compute node' }),
+            { kind: 'ssh', id: 'stop-nova', title: 'Stop the services on the compute node: nova-compute', risk: 'write', host: nodeOf, ...serviceAction(nodeOf, 'stop', ['nova-compute']) },
+            { kind: 'ssh', id: 'stop-libvirt', title: (ctx) => `Stop the services on the compute node: ${libvirtService(ctx)}`, risk: 'write', host: nodeOf, command: (ctx) => libvirtControl(ctx, 'stop') },
             { kind: 'ssh', id: 'set-uid', title: (ctx: FixCtx) => `Set the nova UID to ${ctx.args.uid}`, risk: 'write', host: nodeOf, command: (ctx: FixCtx) => sh`usermod -u ${ctx.args.uid} nova` },
             { kind: 'ssh', id: 'set-qemu-uid', title: (ctx: FixCtx) => `Set the libvirt-qemu UID to ${ctx.args.qemuUid ?? '(unchanged)'}`, risk: 'write', when: (ctx: FixCtx) => ctx.args.qemuUid !== undefined, host: nodeOf, command: (ctx: FixCtx) => sh`usermod -u ${ctx.args.qemuUid ?? 0} libvirt-qemu` },
             { kind: 'ssh', id: 'set-gid', title: (ctx: FixCtx) => `Set the nova group to ${ctx.args.gid}`, risk: 'write', host: nodeOf, command: (ctx: FixCtx) => sh`groupmod -g ${ctx.args.gid} nova` },
@@ -1143,7 +1179,8 @@ export const fixIds = procedure({
               host: nodeOf,
               command: (ctx) => sh`find / -gid ${old(ctx).libvirtGid} -exec chgrp ${old(ctx).libvirtGroup} {} \\;`,
             },
-            ...serviceSteps<FixIdsArgs>({ id: 'start', action: 'start', host: nodeOf, service: ['libvirtd', 'nova-compute'], title: 'Restart the services' }),
+            { kind: 'ssh', id: 'start-libvirt', title: (ctx) => `Restart the services: ${libvirtService(ctx)}`, risk: 'write', host: nodeOf, command: (ctx) => libvirtControl(ctx, 'start') },
+            { kind: 'ssh', id: 'start-nova', title: 'Restart the services: nova-compute', risk: 'write', host: nodeOf, ...serviceAction(nodeOf, 'start', ['nova-compute']) },
           ],
         },
         {

@@ -13,7 +13,8 @@
  *   `swift` commands run where they still work.
  */
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { parse, raw, sh, type ShellCommand, type StepContext } from './dsl.js';
+import { parse, raw, sh, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { findProcesses, serviceCheck, serviceStates, type ServiceSpec } from './services.js';
 
 export const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
 export const RECOVERY = 'runbooks/openstack-compute-node-recovery.rst';
@@ -131,4 +132,48 @@ export function migrationEnded(kind: 'live migration' | 'evacuation', name: stri
 /** Ids in SQL `in (…)`: one `?` per value. */
 export function placeholders(n: number): string {
   return Array.from({ length: Math.max(n, 1) }, () => '?').join(', ');
+}
+
+/**
+ * A check that the services run on the host's own service manager (services.ts), failing the step
+ * when one does not: the page's `status <job>` beside it.
+ */
+export function mustRun<A>(id: string, title: string, host: (ctx: StepContext<A>) => string, services: readonly ServiceSpec[]): Step<A> {
+  const check = serviceCheck(host, services);
+  return {
+    kind: 'ssh',
+    id,
+    title,
+    risk: 'read',
+    host,
+    ...check,
+    capture: parse.map(serviceStates(services), (states) => {
+      const down = states.filter((s) => s.state !== 'running');
+      if (down.length > 0) throw new Error(down.map((s) => `${s.name} is ${s.state}`).join(', '));
+      return states;
+    }),
+  };
+}
+
+/**
+ * Which of the named programs run, by the kernel's name (`pgrep -l -x`, services.ts findProcesses),
+ * failing the step when none does: the page's `ps aux | grep <pattern>` beside it (which never fails:
+ * grep finds itself).
+ */
+export function processRuns<A>(id: string, title: string, host: (ctx: StepContext<A>) => string, comms: string[], page: string): Step<A> {
+  const found = findProcesses(comms);
+  return {
+    kind: 'ssh',
+    id,
+    title,
+    risk: 'read',
+    host,
+    command: found.command,
+    okExitCodes: found.okExitCodes,
+    reference: `ps aux | grep ${page}`,
+    capture: parse.map(found.parser, (list) => {
+      if (list.length === 0) throw new Error(`no ${comms.join(', ')} process runs`);
+      return list;
+    }),
+  };
 }

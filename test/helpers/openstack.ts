@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Lab } from '../../src/lab/index.js';
 import { labPaths } from '../../src/lab/paths.js';
-import { labSsh, type SshResult } from './ssh.js';
+import { labSsh, type SshResult } from './lab.js';
 
 /** Rows of a query on one of the lab's databases (nova, cinder, neutron). */
 export async function query<T = Record<string, unknown>>(lab: Lab, db: 'nova' | 'cinder' | 'neutron', sql: string, params: unknown[] = []): Promise<T[]> {

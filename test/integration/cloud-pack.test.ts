@@ -4,7 +4,7 @@
  * state checked afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clearFaults, readCalls, readHostState, setFault, setHostState, type VirshState } from '../../src/lab/index.js';
+import { clearFaults, readCalls, readServices, setFault, setHostState, setService, type VirshState } from '../../src/lab/index.js';
 import { CONTROLLER_SERVICES, DB_PASSWORDS, INSTANCES } from '../../src/lab/site.js';
 import { cli, statuses } from '../helpers/cli.js';
 import { startConsoleChat } from '../helpers/console-chat.js';
@@ -17,8 +17,8 @@ const prefix = uniquePrefix();
 const { runbook, follow } = cli(() => t, prefix);
 const lab = () => t.lab;
 const dir = () => t.lab.dir;
-const services = (host: string) => readHostState<Record<string, string>>(dir(), host, 'services')!;
-const setService = (host: string, name: string, to: 'running' | 'halted') => setHostState<Record<string, string>>(dir(), host, 'services', (s) => void (s[name] = to));
+const services = (host: string) => readServices(dir(), host);
+const setHostService = (host: string, name: string, to: 'running' | 'stopped') => setService(dir(), host, name, to);
 const calls = (host: string, start: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(start));
 const live = INSTANCES.filter((i) => !i.deleted);
 
@@ -37,15 +37,15 @@ describe('cloud check-controller and check-storage', () => {
     const { code, run } = await follow('cloud check-controller');
     expect(code).toBe(0);
     expect(Object.values(statuses(run))).toEqual(Array(7).fill('succeeded'));
-    expect(calls('controller', 'pgrep -af')).toHaveLength(4);
+    expect(calls('controller', 'pgrep -l -x')).toHaveLength(4);
     // glance index is gone: openstack image list asked the Image API (clouds.yaml credentials).
     expect(apiRequests(lab()).some((q) => q.path.startsWith('/image/v2/images') && q.status === 200)).toBe(true);
   });
 
   it('fails at the client of a service that is down, though its other processes run', async () => {
-    setService('controller', 'glance-api', 'halted');
+    setHostService('controller', 'glance-api', 'stopped');
     const { run } = await follow('cloud check-controller controller');
-    setService('controller', 'glance-api', 'running');
+    setHostService('controller', 'glance-api', 'running');
     expect(run.status).toBe('failed');
     expect(statuses(run)['glance-index']).toBe('failed');
   });
@@ -142,18 +142,18 @@ describe('cloud recover-volumes (cinder ≥ Kilo)', () => {
 
 describe('cloud restore', () => {
   const halted = () => {
-    for (const s of CONTROLLER_SERVICES) setService('controller', s, 'halted');
-    setService('c01', 'nova-compute', 'halted');
+    for (const s of CONTROLLER_SERVICES) setHostService('controller', s, 'stopped');
+    setHostService('c01', 'nova-compute', 'stopped');
   };
 
   it('a service that will not start stops the restoration at its line: nothing of a later priority is started', async () => {
     halted();
-    setFault(dir(), 'controller', { match: 'service keystone start', action: 'fail', stderr: ' * Starting keystone ...   [fail]' });
+    setFault(dir(), 'controller', { match: 'systemctl start keystone', action: 'fail', exitCode: 1, stderr: 'Job for keystone.service failed because the control process exited with error code.' });
     const { run } = await follow('cloud restore', { done: 'bob' });
     clearFaults(dir(), 'controller');
     expect(run.status).toBe('failed');
     expect(statuses(run)['priority-15.start-keystone']).toBe('failed');
-    expect(services('controller')).toMatchObject({ 'rabbitmq-server': 'running', mysql: 'running', 'cinder-volume': 'running', keystone: 'halted', 'nova-api': 'halted', apache2: 'halted' });
+    expect(services('controller')).toMatchObject({ 'rabbitmq-server': 'running', mysql: 'running', 'cinder-volume': 'running', keystone: 'stopped', 'nova-api': 'stopped', apache2: 'stopped' });
     expect(calls('controller', 'service nova-api start')).toHaveLength(0);
   });
 
@@ -166,15 +166,15 @@ describe('cloud restore', () => {
     expect(manual).toEqual(['priority-1.restore', 'priority-2.restore', 'priority-3.restore', 'priority-5.restore', 'priority-10.check', 'priority-99.check']);
     expect(statuses(run)['priority-99.gone-nova-consoleauth']).toBe('succeeded');
     expect(statuses(run)['priority-21.gone-glance-registry']).toBe('succeeded');
-    expect(Object.entries(services('controller')).filter(([, s]) => s !== 'running')).toEqual([['swift-proxy', 'halted']]);
+    expect(Object.entries(services('controller')).filter(([, s]) => s !== 'running')).toEqual([['swift-proxy', 'stopped']]);
     expect(services('c01')['nova-compute']).toBe('running');
     const order = readCalls(dir(), 'controller')
       .slice(seen)
       .map((c) => c.argv.join(' '))
-      .filter((c) => c.startsWith('service ') && c.endsWith(' start'));
+      .filter((c) => c.startsWith('systemctl start '));
     expect(order).toEqual(
-      ['neutron-server', 'cinder-volume', 'rabbitmq-server', 'mysql', 'keystone', 'cinder-scheduler', 'glance-api', 'nova-scheduler', 'nova-conductor', 'cinder-api', 'nova-api', 'nova-novncproxy', 'apache2'].map((s) => `service ${s} start`),
+      ['neutron-server', 'cinder-volume', 'rabbitmq-server', 'mysql', 'keystone', 'cinder-scheduler', 'glance-api', 'nova-scheduler', 'nova-conductor', 'cinder-api', 'nova-api', 'nova-novncproxy', 'apache2'].map((s) => `systemctl start ${s}`),
     );
-    setService('controller', 'swift-proxy', 'running');
+    setHostService('controller', 'swift-proxy', 'running');
   });
 });

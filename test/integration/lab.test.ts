@@ -23,8 +23,7 @@ import {
   type Vdisk,
   type VirshState,
 } from '../../src/lab/index.js';
-import { startTestLab, type TestLab } from '../helpers/lab.js';
-import { labSsh, type SshResult } from '../helpers/ssh.js';
+import { labSsh, startTestLab, type SshResult, type TestLab } from '../helpers/lab.js';
 
 let t: TestLab;
 const dir = () => t.lab.dir;

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readCalls, readHostState, setHostState, type VirshState } from '../../src/lab/index.js';
+import { readCalls, readHostState, readServices, setHostState, setService, type VirshState } from '../../src/lab/index.js';
 import { INSTANCES, VOLUMES } from '../../src/lab/site.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { cli, statuses } from '../helpers/cli.js';
@@ -23,8 +23,8 @@ const uuid = (name: string) => INSTANCES.find((i) => i.displayName === name)!.uu
 const volumeId = (name: string) => VOLUMES.find((v) => v.displayName === name)!.id;
 const onHost = async (host: string) => (await query<{ uuid: string }>(lab(), 'nova', 'select uuid from instances where host = ? and deleted = 0 order by uuid', [host])).map((r) => r.uuid);
 const service = async (host: string) => (await query<{ disabled: number; forced_down: number; disabled_reason: string | null }>(lab(), 'nova', "select disabled, forced_down, disabled_reason from services where host = ? and `binary` = 'nova-compute' and deleted = 0", [host]))[0]!;
-const hostService = (host: string, name: string) => readHostState<Record<string, string>>(dir(), host, 'services')![name];
-const setService = (host: string, name: string, to: string) => setHostState<Record<string, string>>(dir(), host, 'services', (s) => void (s[name] = to));
+const hostService = (host: string, name: string) => readServices(dir(), host)[name];
+const setHostService = (host: string, name: string, to: 'running' | 'stopped') => setService(dir(), host, name, to);
 const calls = (host: string, start: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(start));
 
 /** nova's and cinder's records of the attachments agree: every live mapping has an attached cinder attachment, and back. */
@@ -63,7 +63,7 @@ describe('nova drain and undrain', () => {
     const migrations = await query<{ status: string; migration_type: string }>(lab(), 'nova', "select status, migration_type from migrations where source_compute = 'c01'");
     expect(migrations).toEqual(before.map(() => ({ status: 'completed', migration_type: 'live-migration' })));
     expect(await service('c01')).toMatchObject({ disabled: 1, disabled_reason: 'planned maintenance' });
-    expect(hostService('c01', 'nova-compute')).toBe('halted');
+    expect(hostService('c01', 'nova-compute')).toBe('stopped');
     expect(readHostState<VirshState>(dir(), 'c01', 'virsh')!.domains).toEqual([]);
     expect(readHostState<VirshState>(dir(), 'c02', 'virsh')!.domains.map((d) => d.uuid).sort()).toEqual([...before, uuid('build-1'), uuid('build-2')].sort());
     // The live migrations went through the compute API, the page's nova live-migration standing as the reference.
@@ -96,7 +96,7 @@ describe('nova drain and undrain', () => {
 describe('nova evacuate', () => {
   it('from the console: marks the failed node down, evacuates each instance to c01 and waits until each is rebuilt there', async () => {
     // c02 failed: its nova-compute stopped reporting.
-    setService('c02', 'nova-compute', 'halted');
+    setHostService('c02', 'nova-compute', 'stopped');
     const chat = await startConsoleChat(lab().configPath);
     try {
       const { run, thread } = await chat.run('alice', '/nova evacuate c02 --to c01', 'carol');
@@ -120,7 +120,7 @@ describe('nova evacuate', () => {
     expect(attached.map((a) => a.attached_host)).toEqual(['c01', 'c01']);
     const views = await viewsAgree();
     expect(views.nova).toEqual(views.cinder);
-    setService('c02', 'nova-compute', 'running');
+    setHostService('c02', 'nova-compute', 'running');
     await query(lab(), 'nova', "update services set forced_down = 0, disabled = 0, disabled_reason = NULL where host = 'c02'");
   });
 
@@ -136,7 +136,7 @@ describe('nova after-reboot', () => {
   it('starts nova-compute, waits until it reports, then starts each stopped instance of the node and waits until it is ACTIVE', async () => {
     // After a power loss: nova-compute down, the guests off, nova has marked them SHUTOFF.
     const mine = await onHost('c01');
-    setService('c01', 'nova-compute', 'halted');
+    setHostService('c01', 'nova-compute', 'stopped');
     await query(lab(), 'nova', "update instances set vm_state = 'stopped', power_state = 4 where host = 'c01' and deleted = 0");
     setHostState<VirshState>(dir(), 'c01', 'virsh', (v) => v.domains.forEach((d) => (d.state = 'shut off')));
     const { run } = await follow('nova after-reboot c01');
@@ -160,7 +160,7 @@ describe('nova move-instances (the page\'s database fallback)', () => {
     await query(lab(), 'neutron', "insert into ml2_port_bindings (port_id, host, vif_type, status) values (?, 'c02', 'ovs', 'INACTIVE')", [web1Port]);
     await query(lab(), 'neutron', "insert into ml2_port_binding_levels (port_id, host, level, driver) values (?, 'c02', 0, 'openvswitch')", [web1Port]);
     const dvrBefore = await query(lab(), 'neutron', "select port_id, host from ml2_port_binding_levels where port_id not in (select id from ports where device_owner like 'compute:%') order by host");
-    setService('c01', 'nova-compute', 'halted');
+    setHostService('c01', 'nova-compute', 'stopped');
     const { run } = await follow('nova move-instances c01 --to c02', { approveAs: 'carol', done: 'bob' });
     expect(run.status).toBe('succeeded');
     expect(statuses(run)['move.stale-bindings']).toBe('succeeded');
@@ -180,7 +180,7 @@ describe('nova move-instances (the page\'s database fallback)', () => {
     const views = await viewsAgree();
     expect(views.nova).toEqual(views.cinder);
     expect(views.nova).toHaveLength(2);
-    setService('c01', 'nova-compute', 'running');
+    setHostService('c01', 'nova-compute', 'running');
   });
 });
 

@@ -5,7 +5,7 @@
  * behaviour comes from, and checks the command, its exit code and the fields a procedure reads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setHostState, setOpenStackTimeScale } from '../../src/lab/index.js';
+import { setOpenStackTimeScale, setService } from '../../src/lab/index.js';
 import { INSTANCES, VOLUMES } from '../../src/lab/site.js';
 import { startTestLab, type TestLab } from '../helpers/lab.js';
 import { apiRequests, instanceState, onController, query } from '../helpers/openstack.js';
@@ -123,7 +123,7 @@ describe('Compute v2.1: services and evacuation (services.py, evacuate.py, servi
   });
 
   it('nova-compute reports while it runs: stopped on its host, it is down after service_down_time', async () => {
-    setHostState<Record<string, string>>(lab().dir, 'c02', 'services', (s) => void (s['nova-compute'] = 'halted'));
+    setService(lab().dir, 'c02', 'nova-compute', 'stopped');
     const down = await until(
       'nova-compute of c02 down',
       async () => {
@@ -132,7 +132,7 @@ describe('Compute v2.1: services and evacuation (services.py, evacuate.py, servi
       },
       30_000,
     );
-    setHostState<Record<string, string>>(lab().dir, 'c02', 'services', (s) => void (s['nova-compute'] = 'running'));
+    setService(lab().dir, 'c02', 'nova-compute', 'running');
     expect(down).toBe(true);
   });
 });
@@ -181,9 +181,9 @@ describe('Image v2 and the Object Storage account', () => {
   });
 
   it('an API whose service is stopped on the controller drops the connection, as a closed port would', async () => {
-    setHostState<Record<string, string>>(lab().dir, 'controller', 'services', (s) => void (s['glance-api'] = 'halted'));
+    setService(lab().dir, 'controller', 'glance-api', 'stopped');
     const r = await os('glance image-list');
-    setHostState<Record<string, string>>(lab().dir, 'controller', 'services', (s) => void (s['glance-api'] = 'running'));
+    setService(lab().dir, 'controller', 'glance-api', 'running');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Unable to establish connection|Connection aborted|RemoteDisconnected/);
   });

@@ -9,8 +9,8 @@ import { readCalls, readHostState, type MountsState } from '../../src/lab/index.
 const run = promisify(execFile);
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { cli, statuses } from '../helpers/cli.js';
-import { startTestLab, type TestLab } from '../helpers/lab.js';
-import { labSsh } from '../helpers/ssh.js';
+import { labSsh, startTestLab, type TestLab } from '../helpers/lab.js';
+
 import { startConsoleChat } from '../helpers/console-chat.js';
 import { rebalanced, searchDevices, type RingDevice } from '../../src/procedures/swift.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';

@@ -14,7 +14,7 @@
 import mysql from 'mysql2/promise';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runtime } from '../tool-runtime.js';
+import { runtime, serviceState } from '../tool-runtime.js';
 import { ApiError } from './http.js';
 
 export interface CloudOptions {
@@ -124,11 +124,10 @@ export class Cloud {
 
   // ---- the lab's hosts: what runs there and what their hypervisor holds ----
 
-  /** Is `service` running on lab host `host`, by the host's service state (a host the lab lacks runs nothing). */
+  /** Is `service` running on lab host `host`, by the host's service manager (a host the lab lacks runs nothing). */
   serviceRunning(host: string, service: string): boolean {
     if (!existsSync(runtime.hostDir(this.opts.labDir, host))) return false;
-    const services = runtime.readJson<Record<string, unknown>>(runtime.statePath(this.opts.labDir, host, 'services'), {});
-    return services[service] === 'running';
+    return serviceState.read(new runtime.HostContext(this.opts.labDir, host)).services[service]?.status === 'running';
   }
 
   private updateDomains(host: string, fn: (domains: Domain[]) => void): void {

@@ -9,7 +9,7 @@
  * port to nova's host name; cinder's volume service is `controller@lvm`, a volume's host
  * `controller@lvm#LVM`.
  */
-import { stableUuid, type SiteHost, type SiteInstance } from './host.js';
+import { runningServices, stableUuid, type SiteHost, type SiteInstance } from './host.js';
 
 /** libvirt's name of a nova instance: `instance-0000274a` for id 0x274a (instance_name_template). */
 export function instanceName(id: number): string {
@@ -67,7 +67,7 @@ export const VOLUMES: readonly SiteVolume[] = [
   { id: '0d9c8b7a-6f5e-4d4c-8b3a-2f1e0d9c8b7a', displayName: 'scratch-old', size: 5, deleted: true },
 ];
 
-/** The OpenStack services the controller runs, by their Debian unit names (keystone under apache2 since Debian 11). */
+/** The OpenStack services the controller (systemd) runs, by their Debian unit names. */
 export const CONTROLLER_SERVICES = [
   'mysql',
   'rabbitmq-server',
@@ -107,7 +107,9 @@ export function controller(): SiteHost {
     name: 'controller',
     groups: ['openstack', 'controller', 'swift-proxy'],
     vars: { fqdn: 'controller.example.com' },
-    state: { services: Object.fromEntries(CONTROLLER_SERVICES.map((s) => [s, 'running'])) },
+    init: 'systemd',
+    services: runningServices('systemd', CONTROLLER_SERVICES),
+    state: {},
     instances: [],
     files: {
       '/etc/nova/nova.conf': conf('database', 'connection', conn('nova', DB_PASSWORDS.nova, 'nova')),
@@ -164,25 +166,28 @@ function accounts(name: string, instances: readonly SiteInstance[]): { accounts:
   };
 }
 
+/** c02 still runs Ubuntu 14.04 (upstart, libvirt's job libvirt-bin), c01 a systemd release (libvirtd). */
+const UPSTART_COMPUTES = ['c02'];
+
 export function computeNode(name: string): SiteHost {
   const instances = INSTANCES.filter((i) => i.compute === name && !i.deleted);
+  const init = UPSTART_COMPUTES.includes(name) ? 'upstart' : 'systemd';
   // /var/lib/nova/instances is shared storage: every live instance's files are there on each node.
   const { accounts: users, owners } = accounts(name, INSTANCES.filter((i) => !i.deleted));
   return {
     name,
     groups: ['openstack', 'compute'],
     vars: { fqdn: computeFqdn(name), ip: COMPUTE_IPS[name] },
+    init,
+    services: runningServices(init, ['nova-compute', init === 'upstart' ? 'libvirt-bin' : 'libvirtd', 'neutron-openvswitch-agent']),
     state: {
       virsh: { domains: instances.map((i) => ({ id: i.domainId, name: instanceName(i.id), uuid: i.uuid, state: 'running' })) },
-      services: { 'nova-compute': 'running', libvirtd: 'running', 'neutron-openvswitch-agent': 'running' },
       accounts: users,
       owners,
     },
     instances: INSTANCES.filter((i) => !i.deleted),
     files: {
       '/etc/nova/nova.conf': `[DEFAULT]\nhost = ${name}\nmy_ip = ${COMPUTE_IPS[name]}\n\n[vnc]\nserver_listen = 0.0.0.0\nserver_proxyclient_address = ${COMPUTE_IPS[name]}\n`,
-      // Debian's nova-compute package: the unit's ExecStart runs this init script.
-      '/etc/init.d/nova-compute': '#!/bin/sh\n### BEGIN INIT INFO\n# Provides:          nova-compute\n# Short-Description: OpenStack Compute (Nova) - compute\n### END INIT INFO\n',
       '/var/log/nova/nova-compute.log': COMPUTE_LOG,
       '/root/': '',
     },
@@ -195,8 +200,9 @@ export function storageNode(n: number): SiteHost {
     name: node.name,
     groups: ['openstack', 'swift'],
     vars: { ip: node.ip, fqdn: node.fqdn, zone: node.zone },
+    init: 'systemd',
+    services: runningServices('systemd', ['swift-object', 'swift-container', 'swift-account', 'rsync']),
     state: {
-      services: Object.fromEntries(['swift-object', 'swift-container', 'swift-account', 'rsync'].map((s) => [s, 'running'])),
       disks: Object.fromEntries(SWIFT_DISKS.map((d) => [`/dev/${d}`, { filesystem: 'xfs', uuid: stableUuid(`${node.name} ${d}`) }])),
       mounts: Object.fromEntries(SWIFT_DISKS.map((d) => [`/srv/node/${d}`, { device: `/dev/${d}`, source: `/dev/${d}` }])),
       dmesg: [

@@ -1,6 +1,6 @@
 /** The Open vStorage site: Storage Routers node-1 to node-6 (masters node-1..3). */
-import type { ServicesState, Vdisk } from '../types.js';
-import { stableUuid, type SiteHost } from './host.js';
+import type { Vdisk } from '../types.js';
+import { runningServices, stableUuid, type InitSystem, type SiteHost } from './host.js';
 
 /** The services of "The Open vStorage services" (ovs-troubleshooting.md), by node type. */
 export const OVS_MASTER_SERVICES = [
@@ -35,13 +35,14 @@ function ovsLogs(node: string, vpools: string[]): Record<string, string> {
   return logs;
 }
 
+/** Storage routers node-3 and node-6 still run Ubuntu 14.04 (upstart); the others a systemd release. */
+const UPSTART_ROUTERS = [3, 6];
+
 export function storageRouter(n: number): SiteHost {
   const role = n <= 3 ? 'master' : 'extra';
   const vpools = ['vpool1'];
-  const services: ServicesState = {};
-  for (const s of [...(role === 'master' ? [...OVS_MASTER_SERVICES, ...MASTER_SYSTEM_SERVICES] : OVS_EXTRA_SERVICES), ...vpools.flatMap(VPOOL_SERVICES)]) {
-    services[s] = 'running';
-  }
+  const init: InitSystem = UPSTART_ROUTERS.includes(n) ? 'upstart' : 'systemd';
+  const services = runningServices(init, [...(role === 'master' ? [...OVS_MASTER_SERVICES, ...MASTER_SYSTEM_SERVICES] : OVS_EXTRA_SERVICES), ...vpools.flatMap(VPOOL_SERVICES)]);
   // node-n serves 3 + n vDisks, so routers differ and a fan-out over them is not uniform.
   const vdisks: Vdisk[] = Array.from({ length: 3 + n }, (_, i) => {
     const name = `vd-${n}-${String(i + 1).padStart(2, '0')}`;
@@ -50,7 +51,6 @@ export function storageRouter(n: number): SiteHost {
   const masters = [1, 2, 3].map((m) => `rabbit@node-${m}`);
   const state: Record<string, unknown> = {
     vdisks,
-    services,
     vpools,
     // etcd answers on every node: each Arakoon database has a master.
     arakoon: { ovsdb: { master: 'node-1' }, voldrv: { master: 'node-2' } },
@@ -63,6 +63,8 @@ export function storageRouter(n: number): SiteHost {
     name: `node-${n}`,
     groups: ['ovs', role === 'master' ? 'ovs-master' : 'ovs-extra'],
     vars: { ip: `10.100.1.${n}`, vpools, role },
+    init,
+    services,
     state,
     instances: [],
   };

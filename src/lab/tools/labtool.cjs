@@ -7,8 +7,15 @@
  *
  * To add a tool: write `sims/<name>.cjs` exporting `{ '<tool name>': handler }` and add it to
  * `handlers` below; `runbook lab up` links every name found here into the lab's bin/.
- * A handler is `(ctx: HostContext, args: string[]) => number | Promise<number>` (the exit code);
- * it throws ToolError to end with a message on stderr.
+ * A handler is `(ctx: ToolContext, args: string[]) => number | Promise<number>` (the exit code);
+ * it throws ToolError to end with a message on stderr. Optional properties of a handler:
+ * - `requires(profile)`: whether the host has the program at all (profile: state/init.json, see
+ *   service-state.cjs). A host without it answers as its login shell, dash, does for a command it
+ *   cannot find: `sh: 1: <name>: not found` on stderr, exit 127, and nothing is logged. Every name
+ *   the lab links shadows the machine's own program of that name (/usr/bin/systemctl, ps, …), so
+ *   a real one never runs on a lab host.
+ * - `words(args)`: the words the invocation is known by in faults and calls.log, when not
+ *   `[tool, ...args]` (an init script is `/etc/init.d/<name> <action>`).
  *
  * Around every handler this file:
  * - applies the host's faults (`faults.json`: `[{ match, action: fail|hang|slow, exitCode?, stderr?,
@@ -17,18 +24,26 @@
  * - appends `{"t","argv","exit"}` to `calls.log` when the invocation ends, also when it is ended by
  *   SIGTERM, SIGHUP or SIGINT (exit 128 + signal number); an invocation SIGKILLed, or signalled
  *   while node is still starting (its first few tens of ms), leaves no line.
+ * A program one tool runs (`service x stop` runs `systemctl stop x.service` on a systemd host) goes
+ * through `ctx.invoke`, with its own faults and its own calls.log line, as a real one would.
  */
 const os = require('node:os');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const runtime = require('./runtime.cjs');
+const services = require('./service-state.cjs');
 
 const handlers = {
   ...require('./sims/ovs.cjs'),
   ...require('./sims/virsh.cjs'),
   ...require('./sims/disk.cjs'),
   ...require('./sims/lab-sleep.cjs'),
+  ...require('./sims/systemctl.cjs'),
+  ...require('./sims/upstart.cjs'),
   ...require('./sims/service.cjs'),
+  ...require('./sims/runit.cjs'),
+  ...require('./sims/procps.cjs'),
+  ...require('./sims/psmisc.cjs'),
   ...require('./sims/power.cjs'),
   ...require('./sims/afs.cjs'),
   ...require('./sims/ovs-cluster.cjs'),
@@ -39,36 +54,25 @@ const handlers = {
   ...require('./sims/cat.cjs'),
 };
 
-/** What a handler may touch: the state of the host it runs on, nothing else. */
-class HostContext {
-  constructor(labDir, host) {
-    this.labDir = labDir;
-    this.host = host;
+/** A handler's context: the host's state (runtime.HostContext), and the host's other programs. */
+class ToolContext extends runtime.HostContext {
+  /** Runs another program of the host as this one would exec it: its faults, its calls.log line, its output. */
+  invoke(tool, args) {
+    return invoke(this, tool, args);
   }
 
-  /** State file `state/<name>.json`, or fallback when it does not exist. */
-  read(name, fallback) {
-    return runtime.readJson(runtime.statePath(this.labDir, this.host, name), fallback);
-  }
-
-  /** Locked read-modify-write of `state/<name>.json`; a ToolError thrown by fn leaves it unchanged. */
-  update(name, fallback, fn) {
-    return runtime.updateJson(this.labDir, this.host, runtime.statePath(this.labDir, this.host, name), fallback, fn);
-  }
-
-  setting(key, fallback) {
-    const settings = runtime.readJson(runtime.hostFile(this.labDir, this.host, 'settings.json'), {});
-    return key in settings ? settings[key] : fallback;
-  }
-
-  /** Real location of a path the operator typed (see runtime.realPath). */
-  realPath(p) {
-    return runtime.realPath(this.labDir, this.host, p);
-  }
-
-  /** Directory holding the contents of the disk image at path p. */
-  imagePath(p) {
-    return runtime.imagePath(this.labDir, this.host, p);
+  /** As invoke, with its output discarded (`prog >/dev/null 2>&1`). */
+  async quietly(tool, args) {
+    const out = process.stdout.write;
+    const err = process.stderr.write;
+    process.stdout.write = () => true;
+    process.stderr.write = () => true;
+    try {
+      return await invoke(this, tool, args);
+    } finally {
+      process.stdout.write = out;
+      process.stderr.write = err;
+    }
   }
 }
 
@@ -114,15 +118,49 @@ async function applyFault(fault, tool) {
   }
 }
 
-async function run(tool, args, labDir, host) {
+/** The handler, or a ToolError as the login shell answers for a program the host does not have. */
+function handlerFor(ctx, tool) {
   const handler = handlers[tool];
   if (handler === undefined) throw new runtime.ToolError(`labtool: no simulated tool named ${tool}`, 127);
-  const fault = takeFault(labDir, host, [tool, ...args]);
+  if (handler.requires !== undefined && !handler.requires(services.read(ctx))) throw new runtime.ToolError(`sh: 1: ${tool}: not found`, 127);
+  return handler;
+}
+
+/** The words an invocation is known by in faults and calls.log. */
+function wordsOf(handler, tool, args) {
+  return handler.words ? handler.words(args) : [tool, ...args];
+}
+
+async function run(ctx, handler, words, args) {
+  const fault = takeFault(ctx.labDir, ctx.host, words);
   if (fault !== undefined) {
-    const code = await applyFault(fault, tool);
+    const code = await applyFault(fault, words[0]);
     if (code !== undefined) return code;
   }
-  return handler(new HostContext(labDir, host), args);
+  return handler(ctx, args);
+}
+
+/** A program run by another one: its own faults and calls.log line; a ToolError becomes stderr and an exit code. */
+async function invoke(ctx, tool, args) {
+  let handler;
+  try {
+    handler = handlerFor(ctx, tool);
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    return err.exitCode;
+  }
+  const t = Date.now();
+  const words = wordsOf(handler, tool, args);
+  let code;
+  try {
+    code = await run(ctx, handler, words, args);
+  } catch (err) {
+    if (!(err instanceof runtime.ToolError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    code = err.exitCode;
+  }
+  runtime.appendCall(ctx.labDir, ctx.host, { t, argv: words, exit: code });
+  return code;
 }
 
 async function main() {
@@ -135,7 +173,10 @@ async function main() {
     return;
   }
   const t = Date.now();
-  const finish = (exit) => runtime.appendCall(labDir, host, { t, argv: [tool, ...args], exit });
+  const ctx = new ToolContext(labDir, host);
+  let words = [tool, ...args];
+  let ran = false;
+  const finish = (exit) => ran && runtime.appendCall(labDir, host, { t, argv: words, exit });
   for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT']) {
     process.on(signal, () => {
       const code = 128 + os.constants.signals[signal];
@@ -145,7 +186,10 @@ async function main() {
   }
   let code;
   try {
-    code = await run(tool, args, labDir, host);
+    const handler = handlerFor(ctx, tool);
+    words = wordsOf(handler, tool, args);
+    ran = true;
+    code = await run(ctx, handler, words, args);
   } catch (err) {
     const known = err instanceof runtime.ToolError;
     process.stderr.write(`${known ? err.message : `${tool}: ${err.stack}`}\n`);

@@ -6,7 +6,7 @@
  * tool can never disagree about where a file is or lose each other's updates.
  *
  * Layout of a simulated host, `<lab dir>/hosts/<host>/`:
- *   state/<name>.json  the tools' state (vdisks, services, virsh, nbd, mounts)
+ *   state/<name>.json  the tools' state (init: the services and processes, vdisks, virsh, nbd, mounts)
  *   settings.json      per-host knobs (e.g. pendingChecks)
  *   faults.json        faults the tools must inject (see labtool.cjs)
  *   calls.log          one JSON line per tool invocation
@@ -17,6 +17,7 @@
  */
 const fs = require('node:fs');
 const path = require('node:path');
+const services = require('./service-state.cjs');
 
 /** Thrown by a tool handler to end with a message on stderr and an exit code. */
 class ToolError extends Error {
@@ -158,8 +159,52 @@ function realPath(labDir, host, p) {
   return path.join(hostFile(labDir, host, 'root'), vp);
 }
 
+/** What a tool (or the lab, from TypeScript) may touch: the state of one host, nothing else. */
+class HostContext {
+  constructor(labDir, host) {
+    this.labDir = labDir;
+    this.host = host;
+  }
+
+  /** State file `state/<name>.json`, or fallback when it does not exist. */
+  read(name, fallback) {
+    return readJson(statePath(this.labDir, this.host, name), fallback);
+  }
+
+  /** Locked read-modify-write of `state/<name>.json`; a ToolError thrown by fn leaves it unchanged. */
+  update(name, fallback, fn) {
+    return updateJson(this.labDir, this.host, statePath(this.labDir, this.host, name), fallback, fn);
+  }
+
+  setting(key, fallback) {
+    const settings = readJson(hostFile(this.labDir, this.host, 'settings.json'), {});
+    return key in settings ? settings[key] : fallback;
+  }
+
+  /** Real location of a path the operator typed (see realPath). */
+  realPath(p) {
+    return realPath(this.labDir, this.host, p);
+  }
+
+  /** Directory holding the contents of the disk image at path p. */
+  imagePath(p) {
+    return imagePath(this.labDir, this.host, p);
+  }
+
+  /** `running`, `stopped` or `failed`; undefined for a service the host does not have. */
+  serviceState(name) {
+    return services.read(this).services[name]?.status;
+  }
+
+  /** Every service of the host and its state (`running`, `stopped`, `failed`). */
+  serviceStates() {
+    return Object.fromEntries(Object.entries(services.read(this).services).map(([name, s]) => [name, s.status]));
+  }
+}
+
 module.exports = {
   ToolError,
+  HostContext,
   hostDir,
   hostFile,
   statePath,

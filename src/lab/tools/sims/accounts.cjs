@@ -39,11 +39,10 @@ function id(ctx, args) {
 
 /**
  * A process of the user, as user_busy finds it in /proc: nova runs nova-compute; libvirt-qemu runs
- * each guest that is not shut off. Services are the host's service state, guests its virsh state.
+ * each guest that is not shut off. Services are the host's service manager's, guests its virsh state.
  */
 function processOf(ctx, name) {
-  const services = ctx.read('services', {});
-  if (name === 'nova' && services['nova-compute'] === 'running') return 1342;
+  if (name === 'nova' && ctx.serviceState('nova-compute') === 'running') return 1342;
   const guest = ctx.read('virsh', { domains: [] }).domains.find((d) => d.state !== 'shut off');
   if (name === 'libvirt-qemu' && guest !== undefined) return 2200 + guest.id;
   return undefined;

@@ -1,111 +1,15 @@
 'use strict';
 /**
- * The tools of the AFS fileserver reboot page (RebootingDeleuze): runit's `sv start|stop|restart|status
- * <name>`, `killall <name>`, `ps aux` (the processes of the running services, so that
- * `ps aux | egrep 'postmaste()r'` finds Postgres only when it runs), OpenAFS's `bos status <server>`
- * and HCoop's `domtool <file>` (a test configuration of a domain).
+ * The tools of the AFS fileserver reboot page (RebootingDeleuze) that are the site's own: OpenAFS's
+ * `bos status <server>` and HCoop's `domtool <file>` (a test configuration of a domain). Its service
+ * managers and process tools (`service`, the init scripts, runit's `sv`, `killall`, `ps`) are the
+ * lab's shared ones (service.cjs, runit.cjs, psmisc.cjs, procps.cjs).
  *
- * State: `services` (shared with `service`), `afs` = { salvageChecksLeft: n } (set by `reboot` from the
- * host setting `salvageChecks`: that many `bos status` calls still see the salvager), `domtool` =
- * { configured: ["<domain>"] }, `files` = { "<path>": "<text>" } (files the tools read).
+ * State: the host's services (`ctx.serviceState`), `afs` = { salvageChecksLeft: n } (set by `reboot`
+ * from the host setting `salvageChecks`: that many `bos status` calls still see the salvager),
+ * `domtool` = { configured: ["<domain>"] }, `files` = { "<path>": "<text>" } (files the tools read).
  */
 const { ToolError } = require('../runtime.cjs');
-const { set, current } = require('./service.cjs').state;
-
-function pid(name) {
-  let h = 0;
-  for (const c of name) h = (h * 31 + c.charCodeAt(0)) % 30000;
-  return 1000 + h;
-}
-
-/** runit's answers: `ok: run: nscd: (pid 1234) 0s` and `ok: down: nscd: 0s, normally up`. */
-function svLine(name, state) {
-  return state === 'running' ? `run: ${name}: (pid ${pid(name)}) 0s` : `down: ${name}: 0s, normally up`;
-}
-
-function sv(ctx, args) {
-  const [command, name, ...extra] = args;
-  if (!command || !name || extra.length > 0) throw new ToolError('usage: sv [-v] [-w sec] command service ...', 100);
-  const unknown = `fail: ${name}: unable to change to service directory: file does not exist`;
-  switch (command) {
-    case 'status':
-    case 's':
-      process.stdout.write(`${svLine(name, current(ctx, name, unknown))}\n`);
-      return 0;
-    case 'start':
-    case 'up':
-    case 'u':
-    case 'restart':
-    case 't':
-      set(ctx, name, 'running', unknown);
-      // runit reports what it sees after the start; a service that died at once shows as down.
-      if (current(ctx, name, unknown) !== 'running') {
-        process.stdout.write(`timeout: ${svLine(name, 'halted')}\n`);
-        return 1;
-      }
-      process.stdout.write(`ok: ${svLine(name, 'running')}\n`);
-      return 0;
-    case 'stop':
-    case 'down':
-    case 'd':
-      set(ctx, name, 'halted', unknown);
-      process.stdout.write(`ok: ${svLine(name, 'halted')}\n`);
-      return 0;
-    default:
-      throw new ToolError('usage: sv [-v] [-w sec] command service ...', 100);
-  }
-}
-
-/** killall: ends the service's processes if it runs; "no process found" (exit 1) otherwise. */
-function killall(ctx, args) {
-  const [name, ...extra] = args;
-  if (!name || name.startsWith('-') || extra.length > 0) throw new ToolError('Usage: killall NAME (the lab simulates only this form)', 1);
-  const killed = ctx.update('services', {}, (services) => {
-    if (services[name] !== 'running') return false;
-    services[name] = 'halted';
-    return true;
-  });
-  if (!killed) {
-    process.stderr.write(`${name}: no process found\n`);
-    return 1;
-  }
-  return 0;
-}
-
-/** What `ps aux` shows for a running service: user and command line. */
-const PROCESSES = {
-  nscd: ['root', '/usr/sbin/nscd'],
-  mysql: ['mysql', '/usr/sbin/mysqld --basedir=/usr --datadir=/var/lib/mysql --user=mysql --pid-file=/var/run/mysqld/mysqld.pid'],
-  postgres: ['postgres', '/usr/lib/postgresql/8.3/bin/postmaster -D /var/lib/postgresql/8.3/main'],
-  apache2: ['root', '/usr/sbin/apache2 -k start'],
-  'domtool-server': ['domtool', '/usr/local/bin/domtool-server'],
-  'domtool-slave': ['domtool', '/usr/local/bin/domtool-slave'],
-  cron: ['root', '/usr/sbin/cron'],
-  spamassassin: ['root', '/usr/sbin/spamd --create-prefs --max-children 5 --helper-home-dir -d --pidfile=/var/run/spamd.pid'],
-  'courier-authdaemon': ['daemon', '/usr/sbin/courierlogger -pid=/var/run/courier/authdaemon/pid -start /usr/lib/courier/courier-authlib/authdaemond'],
-  'openbsd-inetd': ['root', '/usr/sbin/inetd'],
-  bind9: ['bind', '/usr/sbin/named -u bind'],
-};
-
-/** OpenStack's daemons are Python scripts run as their project's user; anything else a plain daemon. */
-function defaultProcess(name) {
-  const project = /^(nova|glance|cinder|neutron|keystone|swift)(-|$)/.exec(name)?.[1];
-  if (project !== undefined) return [project, `/usr/bin/python /usr/bin/${name} --config-file=/etc/${project}/${project}.conf`];
-  return ['root', `/usr/sbin/${name}`];
-}
-
-function ps(ctx, args) {
-  if (args.join(' ') !== 'aux') throw new ToolError('ps: the lab simulates only "ps aux"', 1);
-  const rows = [['root', 1, '/sbin/init']];
-  for (const [name, state] of Object.entries(ctx.read('services', {}))) {
-    if (state !== 'running') continue;
-    const [user, cmd] = PROCESSES[name] ?? defaultProcess(name);
-    rows.push([user, pid(name), cmd]);
-  }
-  const lines = rows.map(([user, p, cmd]) => `${user.padEnd(9)}${String(p).padStart(6)}  0.0  0.1  23456  4321 ?        Ss   Jan20   0:00 ${cmd}`);
-  process.stdout.write(`USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n${lines.join('\n')}\n`);
-  return 0;
-}
 
 /** `bos status <server>`: the fileserver instance, salvaging for `salvageChecksLeft` more calls. */
 function bos(ctx, args) {
@@ -139,9 +43,8 @@ function domtool(ctx, args) {
   if (!file || extra.length > 0) throw new ToolError('Usage: domtool FILE (the lab simulates only this form)', 1);
   const text = ctx.read('files', {})[file];
   if (text === undefined) throw new ToolError(`domtool: ${file}: No such file or directory`, 1);
-  const services = ctx.read('services', {});
-  if (services['domtool-server'] !== 'running') throw new ToolError('domtool: Error connecting to domtool-server: Connection refused', 1);
-  if (services.postgres !== 'running') throw new ToolError('domtool-server: Error: could not connect to the database (is Postgres running?)', 1);
+  if (ctx.serviceState('domtool-server') !== 'running') throw new ToolError('domtool: Error connecting to domtool-server: Connection refused', 1);
+  if (ctx.serviceState('postgres') !== 'running') throw new ToolError('domtool-server: Error: could not connect to the database (is Postgres running?)', 1);
   const domain = /domain\s+"([^"]+)"/.exec(text)?.[1];
   if (domain === undefined) throw new ToolError(`${file}:1.1-1.1 Error: expected a domain declaration`, 1);
   ctx.update('domtool', { configured: [] }, (d) => {
@@ -151,4 +54,4 @@ function domtool(ctx, args) {
   return 0;
 }
 
-module.exports = { sv, killall, ps, bos, domtool };
+module.exports = { bos, domtool };

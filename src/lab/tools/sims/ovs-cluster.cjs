@@ -4,7 +4,7 @@
  * `rabbitmqctl cluster_status|list_queues`, `arakoon --who-master -config etcd://…/<DB>/config`,
  * `tail [-n N] <log>` (files of the fake root; a pipe goes to the real tail), and the vPool test `truncate -s <size> <file>` / `touch <file>`.
  *
- * State: `services` (shared with `service`: rabbitmq-server must run for rabbitmqctl; the vPool's
+ * State: the host's services (`ctx.serviceState`: rabbitmq-server must run for rabbitmqctl; the vPool's
  * `ovs-volumedriver_<vpool>` for files under /mnt/<vpool>/), `rabbitmq` = { nodes: [], queues:
  * [{ name, messages }] }, `arakoon` = { "<DB>": { master: "<node>" | null } }, `vpools` = ["<vpool>"],
  * `logs` = { "<path>": "<text>" } (what tail reads; otherwise the file in the host's fake root),
@@ -29,7 +29,7 @@ function rabbitmqctl(ctx, args) {
   const node = rabbitNode(ctx);
   const state = ctx.read('rabbitmq', { nodes: [node], queues: [] });
   process.stdout.write(command === 'cluster_status' ? `Cluster status of node '${node}' ...\n` : 'Listing queues ...\n');
-  if (ctx.read('services', {})['rabbitmq-server'] !== 'running') {
+  if (ctx.serviceState('rabbitmq-server') !== 'running') {
     throw new ToolError(
       `Error: unable to connect to node '${node}': nodedown\n\nDIAGNOSTICS\n===========\n\nattempted to contact: ['${node}']\n\n${node}:\n  * connected to epmd (port 4369) on ${ctx.host}\n  * epmd reports: node 'rabbit' not running at all\n                  no other nodes on ${ctx.host}\n  * suggestion: start the node`,
       2,
@@ -96,7 +96,7 @@ function onVpool(ctx, tool, file) {
   const p = virtualPath(file);
   const vpool = /^\/mnt\/([^/]+)\//.exec(p)?.[1];
   if (vpool === undefined || !ctx.read('vpools', []).includes(vpool)) return undefined;
-  if (ctx.read('services', {})[`ovs-volumedriver_${vpool}`] !== 'running') {
+  if (ctx.serviceState(`ovs-volumedriver_${vpool}`) !== 'running') {
     throw new ToolError(`${tool}: cannot ${tool === 'touch' ? 'touch' : 'open'} '${file}'${tool === 'touch' ? '' : ' for writing'}: Transport endpoint is not connected`, 1);
   }
   return p;

@@ -6,7 +6,7 @@
  * of the host) and `ovs collect logs` (the troubleshooting page's archive in /var/tmp of the fake root).
  *
  * State: `vdisks` = [{ guid, name, volume_id, snapshots: [{ name, guid, timestamp, checks }] }],
- * `services` = { "<service>": "running" | "halted" }, `logs` = { "<path>": "<text>" } (what the archive
+ * the host's services (`ctx.serviceStates()`, shown as `running` or `halted`), `logs` = { "<path>": "<text>" } (what the archive
  * holds), `collected` = [{ archive, logs, at }]. Setting `pendingChecks` (default 1): how many
  * info-snapshot calls see `in_backend: false` before the snapshot reports itself flushed.
  */
@@ -92,11 +92,10 @@ const vdiskCommands = {
 
 /** The Open vStorage services (`ovs-*`) of the host; memcached, nginx and the like are not its own. */
 function monitorServices(ctx) {
-  const services = ctx.read('services', {});
   process.stdout.write(
-    Object.entries(services)
+    Object.entries(ctx.serviceStates())
       .filter(([service]) => service.startsWith('ovs-'))
-      .map(([service, state]) => `${service}: ${state}\n`)
+      .map(([service, state]) => `${service}: ${state === 'running' ? 'running' : 'halted'}\n`)
       .join(''),
   );
   return 0;
