@@ -42,12 +42,14 @@ describe('cloud check-controller and check-storage', () => {
     expect(apiRequests(lab()).some((q) => q.path.startsWith('/image/v2/images') && q.status === 200)).toBe(true);
   });
 
-  it('fails at the client of a service that is down, though its other processes run', async () => {
+  it('glance-api stopped: the process check says so, where ps aux | grep glance- would have found itself', async () => {
     setHostService('controller', 'glance-api', 'stopped');
     const { run } = await follow('cloud check-controller controller');
     setHostService('controller', 'glance-api', 'running');
     expect(run.status).toBe('failed');
-    expect(statuses(run)['glance-index']).toBe('failed');
+    expect(statuses(run).glance).toBe('failed');
+    expect(run.error).toMatch(/no glance-api process runs/);
+    expect(statuses(run)['glance-index']).toBe('pending');
   });
 
   it('from the console: checks the Object Storage service on the storage proxy', async () => {
@@ -148,7 +150,7 @@ describe('cloud restore', () => {
 
   it('a service that will not start stops the restoration at its line: nothing of a later priority is started', async () => {
     halted();
-    setFault(dir(), 'controller', { match: 'systemctl start keystone', action: 'fail', exitCode: 1, stderr: 'Job for keystone.service failed because the control process exited with error code.' });
+    setFault(dir(), 'controller', { match: 'systemctl start keystone.service', action: 'fail', exitCode: 1, stderr: 'Job for keystone.service failed because the control process exited with error code.' });
     const { run } = await follow('cloud restore', { done: 'bob' });
     clearFaults(dir(), 'controller');
     expect(run.status).toBe('failed');
@@ -173,7 +175,7 @@ describe('cloud restore', () => {
       .map((c) => c.argv.join(' '))
       .filter((c) => c.startsWith('systemctl start '));
     expect(order).toEqual(
-      ['neutron-server', 'cinder-volume', 'rabbitmq-server', 'mysql', 'keystone', 'cinder-scheduler', 'glance-api', 'nova-scheduler', 'nova-conductor', 'cinder-api', 'nova-api', 'nova-novncproxy', 'apache2'].map((s) => `systemctl start ${s}`),
+      ['neutron-server', 'cinder-volume', 'rabbitmq-server', 'mysql', 'keystone', 'cinder-scheduler', 'glance-api', 'nova-scheduler', 'nova-conductor', 'cinder-api', 'nova-api', 'nova-novncproxy', 'apache2'].map((s) => `systemctl start ${s}.service`),
     );
     setHostService('controller', 'swift-proxy', 'running');
   });

@@ -3,9 +3,9 @@
  * `volumes`' own columns), credentials in an openrc file (so the page's `nova`, `glance` and `swift`
  * clients run), and an upstart compute node (c02), where the page's commands apply as written.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readHostState, setHostState, type VirshState } from '../../src/lab/index.js';
+import { readHostState, readServices, setHostState, type VirshState } from '../../src/lab/index.js';
 import { INSTANCES, VOLUMES } from '../../src/lab/site.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
 import { cli, statuses } from '../helpers/cli.js';
@@ -71,16 +71,20 @@ describe('cloud recover-volumes on cinder before Kilo', () => {
 });
 
 describe('an upstart compute node', () => {
-  it('nova drain c02 stops nova-compute with upstart\'s stop and moves the page\'s init files aside; undrain puts them back', async () => {
+  it('nova drain c02 stops nova-compute with upstart\'s stop and holds it with a manual override (the page moves its job file aside); undrain lets it start', async () => {
     expect(readHostState<{ init: string }>(dir(), 'c02', 'init')?.init).toBe('upstart');
     const { run } = await follow('nova drain c02 --to c01');
     expect(run.status).toBe('succeeded');
     expect(await query(lab(), 'nova', "select uuid from instances where host = 'c02' and deleted = 0")).toEqual([]);
-    expect(existsSync(runtime.realPath(dir(), 'c02', '/etc/init/nova-compute.conf'))).toBe(false);
-    expect(existsSync(runtime.realPath(dir(), 'c02', '/root/tmp/nova-compute.conf'))).toBe(true);
+    expect(readServices(dir(), 'c02')['nova-compute']).toBe('stopped');
+    const override = runtime.realPath(dir(), 'c02', '/etc/init/nova-compute.override');
+    expect(readFileSync(override, 'utf8')).toBe('manual\n');
+    const shown = (await runbook('show', run.id)).stdout;
+    expect(shown).toContain('mv /etc/init/nova-compute.conf /root/tmp');
     const back = await follow('nova undrain c02');
     expect(back.run.status).toBe('succeeded');
-    expect(existsSync(runtime.realPath(dir(), 'c02', '/etc/init/nova-compute.conf'))).toBe(true);
+    expect(existsSync(override)).toBe(false);
+    expect(readServices(dir(), 'c02')['nova-compute']).toBe('running');
     expect(statuses(back.run).amqp).toBe('succeeded');
   });
 });
