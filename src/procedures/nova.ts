@@ -709,6 +709,15 @@ type MoveArgs = { failed: string; to: string; toNode?: string | undefined; toCom
 const moved = (ctx: StepContext) => ctx.capture<{ uuid: string }[]>('select').map((r) => r.uuid);
 const counts = (ctx: StepContext) => ctx.capture<{ bindings: number | string; stale: number | string; levels: number | string; stale_levels: number | string }[]>('ports')[0]!;
 const exactly = (n: number | string) => ({ min: Number(n), max: Number(n) });
+/**
+ * The INACTIVE bindings (t) to the target host of ports still bound to the failed one (s): a live
+ * migration left them (multiple port bindings, neutron ≥ Rocky), and the page's UPDATE would hit
+ * their primary key (port_id, host). Parameters: the failed host, the target.
+ */
+const STALE_BINDINGS = "ml2_port_bindings t join ml2_port_bindings s on s.port_id = t.port_id and s.host = ? where t.host = ? and t.status = 'INACTIVE'";
+/** The levels (l) of those bindings. */
+const STALE_LEVELS = `ml2_port_binding_levels l join ${STALE_BINDINGS.replace(' join ', ' on t.port_id = l.port_id and t.host = l.host join ')}`;
+const staleParams = (ctx: StepContext<MoveArgs>) => [novaHost(ctx, ctx.args.failed), novaHost(ctx, ctx.args.to)];
 /** Ports of instances (compute:*), not a distributed router's: DVR binds those on every host itself. */
 const INSTANCE_PORTS = "port_id in (select id from ports where device_owner like 'compute:%')";
 
@@ -818,10 +827,10 @@ export const moveInstances = procedure({
           risk: 'destructive',
           when: (ctx: StepContext<MoveArgs>) => ctx.args.bindingStatus !== false,
           database: 'neutron',
-          statement: "delete l from ml2_port_binding_levels l join ml2_port_bindings t on t.port_id = l.port_id and t.host = l.host join ml2_port_bindings s on s.port_id = t.port_id and s.host = ? where t.host = ? and t.status = 'INACTIVE'",
-          params: (ctx: StepContext<MoveArgs>) => [novaHost(ctx, ctx.args.failed), novaHost(ctx, ctx.args.to)],
+          statement: `delete l from ${STALE_LEVELS}`,
+          params: staleParams,
           expect: (ctx) => exactly(counts(ctx).stale_levels),
-          preview: { statement: "select l.port_id, l.host, l.level, l.driver from ml2_port_binding_levels l join ml2_port_bindings t on t.port_id = l.port_id and t.host = l.host join ml2_port_bindings s on s.port_id = t.port_id and s.host = ? where t.host = ? and t.status = 'INACTIVE'", params: (ctx: StepContext<MoveArgs>) => [novaHost(ctx, ctx.args.failed), novaHost(ctx, ctx.args.to)] },
+          preview: { statement: `select l.port_id, l.host, l.level, l.driver from ${STALE_LEVELS}`, params: staleParams },
         },
         {
           kind: 'sql',
@@ -830,10 +839,10 @@ export const moveInstances = procedure({
           risk: 'destructive',
           when: (ctx: StepContext<MoveArgs>) => ctx.args.bindingStatus !== false,
           database: 'neutron',
-          statement: "delete t from ml2_port_bindings t join ml2_port_bindings s on s.port_id = t.port_id and s.host = ? where t.host = ? and t.status = 'INACTIVE'",
-          params: (ctx: StepContext<MoveArgs>) => [novaHost(ctx, ctx.args.failed), novaHost(ctx, ctx.args.to)],
+          statement: `delete t from ${STALE_BINDINGS}`,
+          params: staleParams,
           expect: (ctx) => exactly(counts(ctx).stale),
-          preview: { statement: "select t.port_id, t.host, t.status, t.profile from ml2_port_bindings t join ml2_port_bindings s on s.port_id = t.port_id and s.host = ? where t.host = ? and t.status = 'INACTIVE'", params: (ctx: StepContext<MoveArgs>) => [novaHost(ctx, ctx.args.failed), novaHost(ctx, ctx.args.to)] },
+          preview: { statement: `select t.port_id, t.host, t.status, t.profile from ${STALE_BINDINGS}`, params: staleParams },
         },
         {
           kind: 'sql',
