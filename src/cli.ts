@@ -2,17 +2,18 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir, userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
 import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
 import type { Decision, Origin, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
-import { ConfigError, NotAllowedError, NotFoundError, RunbookError, UsageError, errorMessage } from './errors.js';
+import { ConfigError, NotAllowedError, NotFoundError, PackError, RunbookError, UsageError, errorMessage } from './errors.js';
 import { formatBytes } from './executors/ssh/output.js';
 import { checkInput, MAX_COMMAND_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS } from './input.js';
 import { Runtime } from './runtime.js';
-import { findConfigPath } from './config/runbook-config.js';
+import { findConfigPath, type RunbookConfig } from './config/runbook-config.js';
 import { loadEnv } from './config/env.js';
 import { redactUrl } from './log.js';
 import type { KnownFacts } from './procedures/facts.js';
@@ -34,13 +35,18 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook token create <person> [--keep]      a personal token for the web console, printed once (replaces the person's tokens unless --keep)
   runbook token list [<person>]               token ids and when they were made (never the tokens)
   runbook token revoke <person> [<token-id>]  the token (or every token of the person) stops working
-  runbook lab up [--dir DIR] [--hosts N]      start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml
+  runbook lab up [--dir DIR] [--hosts N] [--port P] [--pack DIR…]   start the lab (sshd hosts, MariaDB) and write DIR/runbook.yaml;
+                                              --port: its hosts' sshd port (default 2222, 0: any free); --pack: a pack it runs,
+                                              with the simulators of its lab/ folder
   runbook lab down [--dir DIR]
   runbook audit [--since 2h|<time>] [--run <run-id>] [--json]   the audit trail (JSON lines with --json)
   runbook config check [--file runbook.yaml]  validate, then try SSH (host keys) and SQL on every host and database
   runbook config schema                       JSON Schema of runbook.yaml, for editors
   runbook health                              exit 0 when Redis answers and a worker of this machine beats (container health checks)
-  runbook help [<pack> [<procedure>]]
+  runbook pack new <dir> <pack>               write a new pack of your own procedures: one procedure, its lab simulator, a lab test, a README
+  runbook pack check [<dir>] [--dry-run] [--as <person>]   validate a pack's procedures and examples; --dry-run prints each example's plan
+  runbook slack manifest [--url URL]          the Slack app's manifest, with a slash command per loaded pack
+  runbook help [<pack> [<procedure>]]         this, and every loaded pack with where it came from
 
 Exit codes: 0 succeeded; 1 the run ended otherwise; 2 bad usage or configuration; 3 not allowed.`;
 
@@ -95,7 +101,7 @@ function actingAs(rt: Runtime, named: string | undefined): { person: string; ori
 }
 
 async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: ConstructorParameters<typeof Runtime>[0] = {}): Promise<T> {
-  const rt = new Runtime(opts);
+  const rt = await Runtime.create(opts);
   try {
     return await fn(rt);
   } finally {
@@ -281,7 +287,7 @@ async function cmdShow(argv: string[]): Promise<number> {
   return withRuntime(async (rt) => {
     const run = await rt.store.load(id);
     if (values.json) {
-      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt }));
+      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt, ...(run.definition ? { definition: run.definition } : {}) }));
       return 0;
     }
     out(`run ${run.id} · ${run.procedure} ${JSON.stringify(run.args)} · requested by ${run.requester} at ${run.createdAt} · ${run.status}${run.error ? `: ${run.error}` : ''}`);
@@ -374,6 +380,12 @@ function labDirFor(wanted: string): string {
   return elsewhere;
 }
 
+/** The packs a lab runs: `--pack` directories and RUNBOOK_PACKS, with their simulators (see lab/pack-tools.ts). */
+function labPacks(given: string[] | undefined, env: NodeJS.ProcessEnv): string[] {
+  const fromEnv = (env.RUNBOOK_PACKS ?? '').split(delimiter).filter(Boolean);
+  return [...new Set([...(given ?? []), ...fromEnv].map((p) => resolve(p)))];
+}
+
 /** Database names of the lab in `dir` (`lab_1a2b3c_nova`…): two labs never share databases. */
 function labDbPrefix(dir: string): string {
   return `lab_${createHash('sha256').update(dir).digest('hex').slice(0, 6)}_`;
@@ -381,7 +393,7 @@ function labDbPrefix(dir: string): string {
 
 async function cmdLab(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values } = parse(rest, { dir: { type: 'string' }, hosts: { type: 'string' } });
+  const { values } = parse(rest, { dir: { type: 'string' }, hosts: { type: 'string' }, port: { type: 'string' }, pack: { type: 'string', multiple: true } });
   const given = values.dir ? resolve(values.dir as string) : resolve('.lab');
   const dir = sub === 'up' && !values.dir ? labDirFor(given) : given;
   const lab = await import('./lab/index.js');
@@ -389,7 +401,9 @@ async function cmdLab(argv: string[]): Promise<number> {
     const extraHosts = values.hosts ? Number(values.hosts) : 0;
     if (!Number.isInteger(extraHosts) || extraHosts < 0) throw new UsageError('--hosts takes a whole number of extra hosts (0 or more)');
     const started = performance.now();
-    const l = await lab.labUp({ dir, extraHosts, dbPrefix: labDbPrefix(dir) });
+    const port = values.port === undefined ? undefined : Number(values.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError('--port takes a port number, or 0 for one free on every lab address');
+    const l = await lab.labUp({ dir, extraHosts, dbPrefix: labDbPrefix(dir), packs: labPacks(values.pack as string[] | undefined, process.env), ...(port !== undefined ? { port } : {}) });
     err(`lab up in ${formatDuration(performance.now() - started)}: ${l.hosts.length} hosts (${l.hosts.map((h) => h.name).slice(0, 20).join(', ')}${l.hosts.length > 20 ? ', …' : ''}), databases ${Object.values(l.databases).join(', ')}, as user ${l.user}`);
     out(`export RUNBOOK_CONFIG=${l.configPath}`);
     return 0;
@@ -400,6 +414,85 @@ async function cmdLab(argv: string[]): Promise<number> {
     return 0;
   }
   throw new UsageError('runbook lab up|down [--dir DIR] [--hosts N]');
+}
+
+/**
+ * runbook.yaml when there is one, and the packs it and RUNBOOK_PACKS name, read without connecting
+ * to anything (help, pack check and slack manifest need no Redis).
+ */
+async function configuredPacks() {
+  const { loadRunbookConfig } = await import('./config/runbook-config.js');
+  const { packSources } = await import('./packs/index.js');
+  const configPath = findConfigPath();
+  const config = configPath ? loadRunbookConfig(configPath) : undefined;
+  return { config, configPath, sources: packSources(config ?? { packs: [] }, configPath, process.env) };
+}
+
+/** `runbook help [<pack> [<procedure>]]`: the usage and every loaded pack with where it came from. */
+async function cmdHelp(argv: string[]): Promise<number> {
+  if (argv.length === 0) out(USAGE);
+  const { loadCatalog } = await import('./packs/index.js');
+  const { describePacks } = await import('./packs/author.js');
+  const catalog = await loadCatalog((await configuredPacks()).sources);
+  if (argv.length === 0) out(['', 'Packs (runbook help <pack> lists its procedures):', ...describePacks(catalog)].join('\n'));
+  else out([catalog.help(argv[0], argv[1]), ...(argv[1] ? [] : describePacks(catalog, argv[0]).slice(1))].join('\n'));
+  return 0;
+}
+
+/** `runbook pack new <dir> <pack>` and `runbook pack check [<dir>] [--dry-run] [--as <person>]`. */
+async function cmdPack(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' }, as: { type: 'string' } });
+  const author = await import('./packs/author.js');
+  if (sub === 'new') {
+    const [dir, pack] = positionals;
+    if (!dir || !pack) throw new UsageError('runbook pack new <dir> <pack>, e.g. runbook pack new packs/acme acme');
+    const files = author.newPack(resolve(dir), pack);
+    out([`wrote the pack ${pack} in ${dir}: ${files.join(', ')}`, 'next (see its README.md):', `  runbook pack check ${dir}`, `  runbook lab up --pack ${dir}`, `  runbook pack check ${dir} --dry-run`, `  runbook run "${pack} restart outpost" --as alice`].join('\n'));
+    return 0;
+  }
+  if (sub !== 'check') throw new UsageError('runbook pack new <dir> <pack> | runbook pack check [<dir>] [--dry-run] [--as <person>]');
+  const dir = positionals[0] ?? '.';
+  const { config, sources } = await configuredPacks();
+  const check = await author.checkPack(dir, sources, config?.policy);
+  out([`${resolve(dir)}:`, ...check.lines].join('\n'));
+  if (check.problems || !values['dry-run']) {
+    out(check.problems ? `${check.problems} problem${check.problems === 1 ? '' : 's'}` : 'ok: the bot loads this pack as it is');
+    return check.problems ? 1 : 0;
+  }
+  if (!config) throw new UsageError('--dry-run plans each example against the hosts of runbook.yaml: set RUNBOOK_CONFIG, or run `runbook lab up --pack <dir>`');
+  return withRuntime(
+    async (rt) => {
+      let failed = 0;
+      for (const p of rt.catalog.all().filter((x) => rt.catalog.origin(`${x.pack} ${x.name}`).pack === resolve(dir))) {
+        for (const text of p.examples) {
+          const id = `${p.pack} ${p.name}`;
+          const person = (values.as as string | undefined) ?? Object.keys(rt.config.people).find((who) => rt.policy.rule(id).run.some((role) => rt.config.people[who]!.roles.includes(role)));
+          try {
+            if (!person) throw new UsageError(`nobody in runbook.yaml may run ${id}: give --as <person>`);
+            const run = await rt.intake.request({ text, person, origin: { adapter: 'cli' }, dryRun: true });
+            out([`\n${text} (as ${person}):`, ...planText(run.plan), ...run.notes.map((n) => `  note: ${n}`)].join('\n'));
+          } catch (e) {
+            failed++;
+            out(`\n${text}: ✘ ${errorMessage(e)}`);
+          }
+        }
+      }
+      return failed ? 1 : 0;
+    },
+    { packs: check.sources },
+  );
+}
+
+/** `runbook slack manifest [--url URL]`: the Slack app's manifest with every loaded pack's command. */
+async function cmdSlack(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parse(rest, { url: { type: 'string' } });
+  if (sub !== 'manifest') throw new UsageError('runbook slack manifest [--url https://runbook.example.com]');
+  const { loadCatalog } = await import('./packs/index.js');
+  const { slackManifest } = await import('./adapters/slack/manifest.js');
+  process.stdout.write(slackManifest(await loadCatalog((await configuredPacks()).sources), { url: values.url as string | undefined }));
+  return 0;
 }
 
 /** For container health checks: Redis answers, and a worker of this machine beats (or the bot's /healthz answers). */
@@ -495,6 +588,7 @@ async function cmdConfig(argv: string[]): Promise<number> {
   const { loadRunbookConfig } = await import('./config/runbook-config.js');
   const cfg = loadRunbookConfig(resolve(file));
   out(`${file}: valid (${Object.keys(cfg.hosts).length} hosts, ${Object.keys(cfg.databases).length} databases, ${Object.keys(cfg.people).length} people)`);
+  out(await packsLoad(cfg, resolve(file)));
   const { SshPool } = await import('./executors/ssh/pool.js');
   const { SqlExecutor } = await import('./executors/sql/index.js');
   const { FACTS_PROBE, describeFacts, parseFacts } = await import('./procedures/facts.js');
@@ -542,6 +636,21 @@ async function cmdConfig(argv: string[]): Promise<number> {
   return bad ? 1 : 0;
 }
 
+/**
+ * `config check`: the packs runbook.yaml and RUNBOOK_PACKS name load as the bot would load them,
+ * and the policy keys name loaded procedures; throws (exit 2) when not.
+ */
+async function packsLoad(cfg: RunbookConfig, file: string): Promise<string> {
+  const { loadCatalog, packSources, policyKeyProblems } = await import('./packs/index.js');
+  const sources = packSources(cfg, file, process.env);
+  const catalog = await loadCatalog(sources);
+  const problems = policyKeyProblems(cfg.policy, catalog);
+  if (problems.length) throw new ConfigError(file, problems);
+  if (sources.length === 0) return "  ok    packs: the bot's own only";
+  const theirs = catalog.all().filter((p) => catalog.origin(`${p.pack} ${p.name}`).file !== 'built-in').length;
+  return `  ok    packs: ${sources.map((s) => s.path).join(', ')} load (${theirs} procedure${theirs === 1 ? '' : 's'})`;
+}
+
 /** Keeps what `config check` learnt of the hosts for the next plans, when the bot's Redis answers. */
 async function cacheFacts(facts: Record<string, KnownFacts>): Promise<string> {
   const n = Object.keys(facts).length;
@@ -585,7 +694,7 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
     await setup.ensureMariaDb(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306');
     const { labUp } = await import('./lab/index.js');
     const dir = labDirFor(resolve('.lab'));
-    const l = await labUp({ dir, port: 0, dbPrefix: labDbPrefix(dir), ...(env.MYSQL_URL ? { mysqlUrl: env.MYSQL_URL } : {}) });
+    const l = await labUp({ dir, port: 0, dbPrefix: labDbPrefix(dir), packs: labPacks([], env), ...(env.MYSQL_URL ? { mysqlUrl: env.MYSQL_URL } : {}) });
     env.RUNBOOK_CONFIG = l.configPath;
     lab = true;
     err(`no runbook.yaml: started the lab (${l.hosts.length} simulated hosts, RUNBOOK_CONFIG=${l.configPath}); \`runbook lab down\` stops it`);
@@ -595,7 +704,7 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
 
 async function cmdServe(kind: 'start' | 'worker'): Promise<number> {
   const prepared = kind === 'start' ? await firstRun() : undefined;
-  const rt = new Runtime(prepared ? { env: prepared.env } : {});
+  const rt = await Runtime.create(prepared ? { env: prepared.env } : {});
   let server: { close(): Promise<void> } | undefined;
   if (kind === 'worker' && rt.env.WORKER_METRICS_PORT !== undefined) {
     // Before the worker takes jobs: a port in use ends the command with nothing started.
@@ -672,16 +781,15 @@ export async function main(argv: string[]): Promise<number> {
       case 'start':
       case 'worker':
         return await cmdServe(cmd);
+      case 'pack':
+        return await cmdPack(rest);
+      case 'slack':
+        return await cmdSlack(rest);
       case 'help':
       case '--help':
       case '-h':
-      case undefined: {
-        if (rest.length) {
-          const { defaultCatalog } = await import('./procedures/index.js');
-          out(defaultCatalog().help(rest[0], rest[1]));
-        } else out(USAGE);
-        return 0;
-      }
+      case undefined:
+        return await cmdHelp(rest);
       default:
         throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
     }
@@ -690,7 +798,7 @@ export async function main(argv: string[]): Promise<number> {
       err(e.message);
       return 2;
     }
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof PackError) {
       err(e.message);
       return 2;
     }
@@ -707,7 +815,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+/**
+ * Whether node runs this file as its program, also when it was reached through a link: npm's
+ * `node_modules/.bin/runbook`, `npm link`, `npm i -g` and `npx` all start the CLI through a symlink,
+ * so `process.argv[1]` names the link while `import.meta.url` names this file.
+ */
+function isProgram(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // Open handles (ssh keepalives, redis) must not keep a finished command alive.

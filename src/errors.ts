@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'runbook_config_invalid'
+  | 'runbook_pack_invalid'
   | 'runbook_env_invalid'
   | 'runbook_usage'
   | 'runbook_not_allowed'
@@ -46,6 +47,24 @@ export class ConfigError extends RunbookError {
     const lines = problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}: ${p.path}: ${p.message}`);
     super('runbook_config_invalid', `invalid configuration (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, { file });
     this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** One thing wrong with a pack: where (file and line when known), which procedure, and what. */
+export interface PackProblem {
+  file: string;
+  line?: number | undefined;
+  procedure?: string | undefined;
+  message: string;
+}
+
+/** Thrown at start when a pack cannot be loaded or a procedure of it is invalid; lists every problem. */
+export class PackError extends RunbookError {
+  readonly problems: PackProblem[];
+  constructor(problems: PackProblem[]) {
+    const lines = problems.map((p) => `  ${p.file}${p.line ? `:${p.line}` : ''}: ${p.procedure ? `${p.procedure}: ` : ''}${p.message}`);
+    super('runbook_pack_invalid', `cannot load the packs (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, { files: [...new Set(problems.map((p) => p.file))] });
     this.problems = problems;
   }
 }

@@ -27,7 +27,8 @@ export class Metrics implements Observer {
   private readonly chat = new Counter({ name: 'runbook_chat_api_calls_total', help: 'Chat platform API calls, by platform, method and outcome (rate_limited: a 429)', labelNames: ['platform', 'method', 'outcome'], registers: [this.registry] });
 
   constructor(rt: Pick<Runtime, 'queue' | 'ssh' | 'store'>) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'runbook_process_' });
+    // prom-client's own names (process_*, nodejs_*), as every Node.js dashboard and alert expects them.
+    collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'runbook_queue_jobs',
       help: 'Jobs in the runs queue, by state',

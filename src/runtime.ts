@@ -16,6 +16,7 @@ import { SqlExecutor } from './executors/sql/index.js';
 import { Inventory } from './inventory.js';
 import { Metrics } from './metrics.js';
 import { createLogger } from './log.js';
+import { loadCatalog, packSources, policyKeyProblems, type PackSource } from './packs/index.js';
 import { defaultCatalog, type Catalog } from './procedures/index.js';
 import { CancelWatcher, RunQueue, startWorker, type JobName, type RunJob } from './queue/index.js';
 
@@ -27,7 +28,10 @@ export interface RuntimeOptions {
   /** Redis key prefix; default RUNBOOK_PREFIX. */
   prefix?: string;
   log?: Logger;
+  /** The procedures; else the bot's own and the packs' (see Runtime.create). */
   catalog?: Catalog;
+  /** The packs Runtime.create loads; else runbook.yaml's `packs` and RUNBOOK_PACKS. */
+  packs?: PackSource[];
   /** Test knobs of the engine and worker: shorter leases and waits. */
   timeScale?: number;
   leaseTtlMs?: number;
@@ -42,6 +46,16 @@ export interface RuntimeThreadData {
   configPath: string | undefined;
   prefix: string;
   logLevel: string;
+  /** The packs this process loaded, so the other loads the very same files wherever it runs. */
+  packs: PackSource[];
+}
+
+/** The configuration given, or read from `configPath`, RUNBOOK_CONFIG, ./runbook.yaml or the lab's. */
+function resolveConfig(opts: RuntimeOptions, env: NodeJS.ProcessEnv): { config: RunbookConfig; configPath: string | undefined } {
+  if (opts.config) return { config: opts.config, configPath: opts.configPath };
+  const path = opts.configPath ?? findConfigPath(env);
+  if (!path) throw new ConfigError('runbook.yaml', [{ path: '(file)', message: 'no configuration: set RUNBOOK_CONFIG, write ./runbook.yaml, or run `runbook lab up` for the lab' }]);
+  return { config: loadRunbookConfig(path, env), configPath: path };
 }
 
 /** A worker process that has not beaten for this long is taken for dead. */
@@ -56,6 +70,8 @@ export class Runtime {
   readonly redis: Redis;
   readonly store: RunStore;
   readonly catalog: Catalog;
+  /** The operator's packs the catalog was loaded with. */
+  readonly packs: PackSource[];
   readonly inventory: Inventory;
   readonly policy: Policy;
   readonly ssh: SshPool;
@@ -72,25 +88,34 @@ export class Runtime {
   private readonly rawEnv: NodeJS.ProcessEnv;
   private readonly queueRedis: Redis;
 
+  /**
+   * A Runtime with the operator's packs loaded (runbook.yaml `packs`, RUNBOOK_PACKS, or
+   * `opts.packs`): what every process of the bot starts with. Throws a PackError when a pack is bad.
+   */
+  static async create(opts: RuntimeOptions = {}): Promise<Runtime> {
+    if (opts.catalog) return new Runtime(opts);
+    const env = opts.env ?? process.env;
+    const { config, configPath } = resolveConfig(opts, env);
+    const packs = opts.packs ?? packSources(config, configPath, env);
+    return new Runtime({ ...opts, config, ...(configPath ? { configPath } : {}), packs, catalog: await loadCatalog(packs) });
+  }
+
+  /** Without `opts.catalog`, the bot's own procedures only: a configuration with packs needs Runtime.create. */
   constructor(private readonly opts: RuntimeOptions = {}) {
     const rawEnv = opts.env ?? process.env;
     this.rawEnv = rawEnv;
     this.env = loadEnv(rawEnv);
     this.log = opts.log ?? createLogger(this.env.LOG_LEVEL);
-    if (opts.config) {
-      this.config = opts.config;
-      this.configPath = opts.configPath;
-    } else {
-      const path = opts.configPath ?? findConfigPath(rawEnv);
-      if (!path) throw new ConfigError('runbook.yaml', [{ path: '(file)', message: 'no configuration: set RUNBOOK_CONFIG, write ./runbook.yaml, or run `runbook lab up` for the lab' }]);
-      this.configPath = path;
-      this.config = loadRunbookConfig(path, rawEnv);
-    }
+    ({ config: this.config, configPath: this.configPath } = resolveConfig(opts, rawEnv));
+    this.packs = opts.packs ?? packSources(this.config, this.configPath, rawEnv);
+    if (!opts.catalog && this.packs.length) throw new Error('packs are loaded by Runtime.create, not the constructor');
     const prefix = opts.prefix ?? this.env.RUNBOOK_PREFIX;
     this.redis = new Redis(this.env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false });
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
     this.store = new RunStore(this.redis, prefix);
     this.catalog = opts.catalog ?? defaultCatalog();
+    const policyProblems = policyKeyProblems(this.config.policy, this.catalog);
+    if (policyProblems.length) throw new ConfigError(this.configPath ?? 'runbook.yaml', policyProblems);
     this.inventory = new Inventory(this.config.hosts, this.config.databases);
     this.policy = new Policy(this.config);
     this.ssh = new SshPool(this.config.ssh, this.log);
@@ -137,11 +162,11 @@ export class Runtime {
    * builds its own Runtime (`new Runtime(Runtime.optionsFrom(data, log))`). It stays in memory.
    */
   threadData(): RuntimeThreadData {
-    return { env: { ...this.rawEnv }, config: this.config, configPath: this.configPath, prefix: this.prefix, logLevel: this.log.level };
+    return { env: { ...this.rawEnv }, config: this.config, configPath: this.configPath, prefix: this.prefix, logLevel: this.log.level, packs: this.packs };
   }
 
   static optionsFrom(data: RuntimeThreadData, log: Logger): RuntimeOptions {
-    return { env: data.env, config: data.config, ...(data.configPath ? { configPath: data.configPath } : {}), prefix: data.prefix, log };
+    return { env: data.env, config: data.config, ...(data.configPath ? { configPath: data.configPath } : {}), prefix: data.prefix, log, packs: data.packs };
   }
 
   /** Starts a BullMQ worker in this process. */

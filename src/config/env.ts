@@ -10,6 +10,8 @@ export const envSchema = z.object({
   /** Key prefix of queues, runs and locks in Redis. Default `runbook`. */
   RUNBOOK_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('runbook'),
   RUNBOOK_CONFIG: optional,
+  /** Packs of procedures to load besides runbook.yaml's `packs`: paths separated by ":", relative to the working directory. */
+  RUNBOOK_PACKS: optional,
   /** HTTP port. Default 3000. */
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** HTTP bind address. Default 127.0.0.1. */

@@ -143,6 +143,20 @@ function openStackVarsProblems(vars: Record<string, unknown>): { path: string[];
   return problems;
 }
 
+/** `<pack>` or `<pack> <procedure>`: how policy keys and pack replacements name procedures. */
+const procedureKey = z.string().regex(/^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$/, 'name "<pack>" or "<pack> <procedure>"');
+
+/**
+ * A pack of the operator's own procedures: a directory (its index.ts or index.js) or a module,
+ * relative to this file. `replaces` lets it redefine the bot's own procedures (`"ovs flush"`) or a
+ * whole pack (`"ovs"`); without it, a pack that redefines one is refused.
+ */
+export const packSchema = z.union([
+  z.string().min(1).transform((path) => ({ path, replaces: [] as string[] })),
+  z.strictObject({ path: z.string().min(1), replaces: z.array(procedureKey).default([]) }),
+]);
+export type PackEntry = z.infer<typeof packSchema>;
+
 export const runbookConfigSchema = z
   .strictObject({
     hosts: z.record(name, hostSchema).default({}),
@@ -150,6 +164,8 @@ export const runbookConfigSchema = z
     databases: z.record(name, databaseSchema).default({}),
     people: z.record(name, personSchema).default({}),
     policy: policySchema.default(policySchema.parse({})),
+    /** Packs of procedures loaded beside the built-in ones (and those of RUNBOOK_PACKS). */
+    packs: z.array(packSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, host] of Object.entries(cfg.hosts)) {
@@ -271,6 +287,7 @@ export function parseRunbookConfig(text: string, file: string, env: NodeJS.Proce
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.ssh.privateKeyPath = abs(cfg.ssh.privateKeyPath);
   cfg.ssh.knownHostsPath = abs(cfg.ssh.knownHostsPath);
+  for (const pack of cfg.packs) pack.path = abs(pack.path);
   return cfg;
 }
 

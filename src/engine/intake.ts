@@ -65,9 +65,11 @@ export class Intake {
     const refusal = procedure.guard?.(planCtx);
     if (refusal) throw new GuardError(`${id} refused: ${refusal}`, { procedure: id });
     const now = new Date().toISOString();
+    const origin = catalog.origin(id);
     const run: Run = {
       id: newRunId(),
       procedure: id,
+      definition: { file: origin.file, fingerprint: origin.fingerprint },
       args,
       requester: req.person,
       origin: req.origin,

@@ -137,6 +137,11 @@ export interface DecisionRecord {
 export interface Run {
   id: string;
   procedure: string;
+  /**
+   * The definition the run was planned from: `built-in` or the pack file that defined the procedure,
+   * and the definition's fingerprint (Catalog.origin), for a resume to compare with what is loaded.
+   */
+  definition?: { file: string; fingerprint: string };
   args: Record<string, unknown>;
   requester: string;
   origin: Origin;

@@ -8,6 +8,7 @@ import { mapLimit } from './map-limit.js';
 import { labPaths } from './paths.js';
 import { managerVars, renderRunbookConfig } from './runbook-yaml.js';
 import { seedHost } from './seed.js';
+import { installPackTools } from './pack-tools.js';
 import { labHosts, type PlacedHost } from './site.js';
 import { buildRings, controllerFiles, runningApi, startApi, writeCredentials } from './openstack/setup.js';
 import { assertOpenSshInstalled, choosePort, freePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
@@ -62,13 +63,14 @@ async function prepareDir(dir: string, user: LabUser): Promise<void> {
   if (user.dropPrivileges) chmodSync(dir, 0o755);
 }
 
-/** Copies the simulated tools into the lab and links each tool name to the entry point. */
-function installTools(dir: string): void {
+/** Copies the simulated tools (the lab's and the packs') into the lab and links each tool name to the entry point. */
+function installTools(dir: string, packs: readonly string[]): void {
   const p = labPaths(dir);
   cpSync(toolsDir, p.tools, { recursive: true });
   chmodSync(join(p.tools, 'labtool.cjs'), 0o755);
   mkdirSync(p.bin);
   for (const tool of toolNames) symlinkSync(join('..', 'tools', 'labtool.cjs'), join(p.bin, tool));
+  installPackTools(dir, packs, toolNames);
 }
 
 /** Seeds the host's directory, makes its host key and sshd_config; returns its known_hosts line. */
@@ -104,6 +106,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     mysqlUrl: opts.mysqlUrl ?? defaultMysqlUrl(),
     cinderSchema: opts.cinderSchema ?? 'current',
     openstack: { authUrl: `http://127.0.0.1:${apiPort}/identity/v3`, port: apiPort, timeScale: opts.openstackTimeScale ?? 1, credentials: opts.openstackCredentials ?? 'clouds' },
+    ...(opts.packs?.length ? { packs: opts.packs.map((d) => resolve(d)) } : {}),
   };
   const controller = lab.hosts.find((h) => h.name === 'controller');
   // Written first, so that labDown can clean up after a start that fails from here on.
@@ -113,7 +116,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     mkdirSync(p.hosts);
     mkdirSync(p.run);
     if (user.dropPrivileges) chownTree(p.run, user);
-    installTools(dir);
+    installTools(dir, lab.packs ?? []);
     const [clientKey, knownHosts] = await Promise.all([
       generateKey(p.privateKey, 'runbook lab client'),
       mapLimit(hosts, PROCESS_CONCURRENCY, (h) => prepareHost(dir, h, user)),
@@ -148,6 +151,7 @@ function assertSameLab(lab: Lab, opts: LabOptions): void {
     (opts.cinderSchema ?? 'current') !== lab.cinderSchema && 'cinder schema',
     (opts.openstackCredentials ?? 'clouds') !== lab.openstack.credentials && 'OpenStack credentials',
     (opts.mysqlUrl ?? defaultMysqlUrl()) !== lab.mysqlUrl && 'MySQL server',
+    (opts.packs ?? []).map((d) => resolve(d)).join(' ') !== (lab.packs ?? []).join(' ') && 'packs',
   ].filter(Boolean);
   if (differences.length > 0) {
     throw new UsageError(`a lab with other ${differences.join(', ')} is up in ${lab.dir}; run \`runbook lab down\` first`);

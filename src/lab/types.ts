@@ -28,6 +28,11 @@ export interface LabOptions {
    * e.g. `{ c01: { init: 'upstart' } }`. Default: the site's profiles (see site/host.ts).
    */
   profiles?: Record<string, HostProfile>;
+  /**
+   * Pack directories whose procedures the lab runs: their `lab/<tool>.cjs` simulators join the
+   * lab's tools, and the lab's runbook.yaml loads the packs. Default none.
+   */
+  packs?: string[];
 }
 
 export type OpenStackCredentials = 'clouds' | 'openrc';
@@ -64,6 +69,8 @@ export interface Lab {
   cinderSchema: CinderSchema;
   /** The OpenStack API double on loopback: Keystone's URL, and the credentials the controller's clients use. */
   openstack: LabOpenStack;
+  /** Absolute pack directories the lab simulates the tools of, and its runbook.yaml loads. */
+  packs?: string[];
 }
 
 export interface LabOpenStack {

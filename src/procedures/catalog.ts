@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NotFoundError, UsageError } from '../errors.js';
 import { nearest, type Inventory } from '../inventory.js';
 import { procedureId, type Procedure } from './dsl.js';
+import { fingerprint } from './fingerprint.js';
 
 /** Splits a command line into words: double or single quotes group, backslash escapes. */
 export function tokenize(text: string): string[] {
@@ -79,16 +80,38 @@ export interface ParsedCommand {
   args: Record<string, unknown>;
 }
 
+/** Where a procedure's definition comes from: the bot itself, or a pack file of the operator's. */
+export interface ProcedureOrigin {
+  /** `built-in`, or the absolute path of the pack's module that defined it. */
+  file: string;
+  /** The pack directory or module named in runbook.yaml `packs` or RUNBOOK_PACKS; absent for built-ins. */
+  pack?: string;
+  /** Set when this definition replaces the bot's own procedure of the same name. */
+  replaces?: true;
+}
+
 /** The procedures the bot knows, by `<pack> <name>`, and the parser of what people type. */
 export class Catalog {
   private readonly byId = new Map<string, Procedure>();
+  private readonly origins: ReadonlyMap<string, ProcedureOrigin>;
+  private readonly fingerprints = new Map<string, string>();
 
-  constructor(procedures: Procedure[]) {
+  /** `origins` by procedure id; a procedure without one is built in. */
+  constructor(procedures: Procedure[], origins: ReadonlyMap<string, ProcedureOrigin> = new Map()) {
     for (const p of procedures) {
       const id = procedureId(p);
       if (this.byId.has(id)) throw new Error(`two procedures are called "${id}"`);
       this.byId.set(id, p);
     }
+    this.origins = origins;
+  }
+
+  /** Where the procedure was defined, and a fingerprint of its definition (see fingerprint.ts). */
+  origin(id: string): ProcedureOrigin & { fingerprint: string } {
+    const p = this.require(id);
+    let fp = this.fingerprints.get(id);
+    if (fp === undefined) this.fingerprints.set(id, (fp = fingerprint(p)));
+    return { ...(this.origins.get(id) ?? { file: 'built-in' }), fingerprint: fp };
   }
 
   all(): Procedure[] {
@@ -133,9 +156,10 @@ export class Catalog {
 
   /**
    * `ovs flush node-3`, `ovs flush --node node-3`, `ovs flush node:node-3` (Discord's form) and
-   * `ovs flush node=node-3` all give `{ node: 'node-3' }`. Host arguments are checked against the inventory.
+   * `ovs flush node=node-3` all give `{ node: 'node-3' }`. Host arguments are checked against the
+   * inventory; without one (a pack's examples, checked before any runbook.yaml) they are not.
    */
-  parse(text: string, inventory: Inventory): ParsedCommand {
+  parse(text: string, inventory?: Inventory): ParsedCommand {
     const split = tokenizeRest(text.trim());
     const proc = this.resolve(split.words);
     // `--` ends the options only for a procedure that takes a verbatim rest (an ad-hoc command).
@@ -196,6 +220,7 @@ export class Catalog {
       throw new UsageError(`${lines.join('; ')}\nUsage: ${proc.usage}\nExample: ${proc.examples[0] ?? proc.usage}`, { procedure: procedureId(proc) });
     }
     const args = parsed.data as Record<string, unknown>;
+    if (!inventory) return { procedure: proc, args };
     for (const [arg, spec] of Object.entries(proc.hosts ?? {})) {
       const v = args[arg];
       const names = Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)];
@@ -228,6 +253,7 @@ function camel(s: string): string {
   return s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-function kebab(s: string): string {
+/** `blockMigrate` → `block-migrate`: an argument's option name. */
+export function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

@@ -24,20 +24,30 @@ export class KnownAtRunTime extends Error {
   }
 }
 
-/** The forEach item a step runs for; while planning there is none yet, and the step shows as known at run time. */
-export function forEachItem<T = unknown>(ctx: StepContext): T {
+/**
+ * The forEach item a step runs for; while planning there is none yet, and the step shows as known
+ * at run time. Inside `forEach({...})` its type is the items' (`forEachItem(ctx).name`); in a
+ * forEach written as a literal, say it (`forEachItem<Server>(ctx)`).
+ */
+export function forEachItem<T>(ctx: StepContext<any, T>): T;
+export function forEachItem<T = unknown>(ctx: StepContext<any, unknown>): T;
+export function forEachItem(ctx: StepContext<any, unknown>): unknown {
   if (ctx.item === undefined) throw new KnownAtRunTime();
-  return ctx.item as T;
+  return ctx.item;
 }
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'waiting' | 'interrupted';
 
 /** What a step's functions see: the run's arguments, the inventory, and what earlier steps captured. */
-export interface StepContext<A = Record<string, unknown>> {
+export interface StepContext<A = Record<string, unknown>, I = unknown> {
   readonly args: A;
   readonly inventory: Inventory;
-  /** The forEach item this step runs for (undefined outside a forEach). */
-  readonly item: unknown;
+  /**
+   * The forEach item this step runs for: undefined outside a forEach, and while the plan is drawn
+   * before the run (a step that reads it then shows as known at run time; `forEachItem(ctx)` says so
+   * without an error).
+   */
+  readonly item: I;
   /** Capture of a step, looked up in the innermost scope first (`'info'` inside a forEach, `'list'` at the top). */
   capture<T = unknown>(stepId: string): T;
   /** Status of a step, looked up like `capture`; `pending` if it never started. */
@@ -58,7 +68,7 @@ export interface StepContext<A = Record<string, unknown>> {
 }
 
 /** A value fixed in the procedure, or computed from the context when the step is about to run. */
-export type V<T, A = any> = T | ((ctx: StepContext<A>) => T);
+export type V<T, A = any, I = unknown> = T | ((ctx: StepContext<A, I>) => T);
 
 /** Turns a step's output into a value later steps read with `ctx.capture(id)`. */
 export interface Parser<T = unknown> {
@@ -98,16 +108,16 @@ export const parse = {
   },
 };
 
-interface StepBase<A> {
+interface StepBase<A, I> {
   /** Unique within its list; forms the step's path (`flush[vd-3-01].snapshot`). */
   id: string;
   /** The runbook page's words. */
-  title: V<string, A>;
+  title: V<string, A, I>;
   risk: Risk;
   /** Run only when this holds; otherwise the step is skipped with the reason "condition not met". */
-  when?: (ctx: StepContext<A>) => boolean;
+  when?: (ctx: StepContext<A, I>) => boolean;
   /** A refusal: return a reason to stop the run before this step (a runbook's safety rule as code). */
-  guard?: (ctx: StepContext<A>) => string | undefined;
+  guard?: (ctx: StepContext<A, I>) => string | undefined;
   /**
    * May run again after a crash interrupted it. Default: true for `read` steps, false otherwise;
    * an interrupted non-idempotent step waits for a person to choose retry, skip or abort.
@@ -116,14 +126,14 @@ interface StepBase<A> {
 }
 
 /** What runs where a real host and the runbook page differ: shown beside the command that runs. */
-interface Variant<A> {
+interface Variant<A, I> {
   /**
    * The page's own command (or SQL) when what runs differs from it: the plan, the thread and the
    * approval show it as the reference the step stands for. Never run.
    */
-  reference?: V<string, A>;
+  reference?: V<string, A, I>;
   /** Which variant runs (`systemd`, `cinder ≥ Kilo`), said in the plan and the thread. */
-  variant?: V<string, A>;
+  variant?: V<string, A, I>;
 }
 
 /** What `keepOutput` keeps of an ssh step, whatever its outcome: `ctx.capture(id)` reads it. */
@@ -138,10 +148,10 @@ export interface KeptOutput {
   truncated: boolean;
 }
 
-export interface SshStep<A = any> extends StepBase<A>, Variant<A> {
+export interface SshStep<A = any, I = unknown> extends StepBase<A, I>, Variant<A, I> {
   kind: 'ssh';
-  host: V<string, A>;
-  command: V<ShellCommand, A>;
+  host: V<string, A, I>;
+  command: V<ShellCommand, A, I>;
   /**
    * A script body sent on the command's standard input, then end-of-file: for `python3 -` or
    * `bash -s`. A literal of the procedure, never built from input (values go in the command's
@@ -149,13 +159,13 @@ export interface SshStep<A = any> extends StepBase<A>, Variant<A> {
    * the approval's hash. Without it the command's input is closed at once, as \`ssh host cmd
    * </dev/null\`: a program that waits for input reads end-of-file instead of hanging.
    */
-  stdin?: V<string, A>;
+  stdin?: V<string, A, I>;
   /**
    * A file on the host to fetch once the command succeeded (over the same connection) and attach
    * to the step's message in the thread; may read this step's own capture. Bounded in size: a
    * larger file is not fetched and the step says so.
    */
-  attach?: V<string, A>;
+  attach?: V<string, A, I>;
   /** Set by `detectFacts`: the capture is the host's facts, kept for `ctx.facts(host)`. */
   detects?: boolean;
   capture?: Parser;
@@ -165,37 +175,37 @@ export interface SshStep<A = any> extends StepBase<A>, Variant<A> {
    */
   keepOutput?: boolean;
   /** Default: the config's `ssh.commandTimeoutMs`. */
-  timeoutMs?: V<number, A>;
+  timeoutMs?: V<number, A, I>;
   /** Exit codes that count as success. Default [0]. */
   okExitCodes?: number[];
 }
 
-export interface SqlStep<A = any> extends StepBase<A>, Variant<A> {
+export interface SqlStep<A = any, I = unknown> extends StepBase<A, I>, Variant<A, I> {
   kind: 'sql';
-  database: V<string, A>;
+  database: V<string, A, I>;
   /** With `?` placeholders; values only ever go in `params` (a function only to name schemas: `ctx.db('nova')`). */
-  statement: V<string, A>;
-  params?: V<unknown[], A>;
+  statement: V<string, A, I>;
+  params?: V<unknown[], A, I>;
   /** Bounds on rows affected; outside them the transaction is rolled back and the step fails. */
-  expect?: V<{ min?: number; max?: number }, A>;
+  expect?: V<{ min?: number; max?: number }, A, I>;
   /** A SELECT of the rows the statement will touch, shown in the approval request. */
-  preview?: { statement: V<string, A>; params?: V<unknown[], A> };
+  preview?: { statement: V<string, A, I>; params?: V<unknown[], A, I> };
   /** Keep the result rows (SELECT) as the step's capture. */
   capture?: boolean;
 }
 
-export interface PollStep<A = any> extends StepBase<A>, Variant<A> {
+export interface PollStep<A = any, I = unknown> extends StepBase<A, I>, Variant<A, I> {
   kind: 'poll';
-  host: V<string, A>;
-  command: V<ShellCommand, A>;
+  host: V<string, A, I>;
+  command: V<ShellCommand, A, I>;
   /** As for an ssh step: a script body on standard input, sent again at every check. */
-  stdin?: V<string, A>;
+  stdin?: V<string, A, I>;
   capture: Parser;
-  until: (value: any, ctx: StepContext<A>) => boolean;
+  until: (value: any, ctx: StepContext<A, I>) => boolean;
   intervalMs: number;
   timeoutMs: number;
   /** Said in the thread while waiting (the page's "Sleeping 5 seconds until …"). */
-  waiting?: V<string, A>;
+  waiting?: V<string, A, I>;
   /**
    * A check that fails (cannot connect, exits non-zero, prints something unreadable) counts as
    * "not yet" instead of failing the step: waiting for a rebooted host to answer SSH. Default false.
@@ -203,55 +213,70 @@ export interface PollStep<A = any> extends StepBase<A>, Variant<A> {
   untilReachable?: boolean;
 }
 
-export interface ManualStep<A = any> extends StepBase<A> {
+export interface ManualStep<A = any, I = unknown> extends StepBase<A, I> {
   kind: 'manual';
   /** What the person must do, in the page's words; they press Done when it is done. */
-  instructions: V<string, A>;
+  instructions: V<string, A, I>;
 }
 
-export interface ForEachStep<A = any> extends StepBase<A> {
+/**
+ * Fans out over the items an earlier step found. Written as a literal its items are `unknown` to
+ * the steps inside (`forEachItem<Server>(ctx)` names them); written with `s.forEach(...)` (see
+ * StepKit) their type is the one `items` returns, in `key`, `label` and every step inside.
+ */
+export interface ForEachStep<A = any, I = unknown, T = unknown> extends StepBase<A, I> {
   kind: 'forEach';
-  items: (ctx: StepContext<A>) => readonly unknown[];
+  items: (ctx: StepContext<A, I>) => readonly T[];
   /** Stable key of an item, part of its steps' paths. */
-  key: (item: any) => string;
-  label?: (item: any) => string;
+  key(item: T): string;
+  label?(item: T): string;
   /** Items run at once. Default 1. */
-  concurrency?: V<number, A>;
+  concurrency?: V<number, A, I>;
   /**
    * Go on with the other items when one fails (each instance rebooted, each host asked), then end
    * failed. Default false: the first failure stops new items from starting.
    */
   continueOnError?: boolean;
-  steps: Step<A>[];
+  steps: Step<A, T>[];
 }
 
 /**
  * A result computed from what earlier steps did, touching nothing: its text is the step's output
  * (a gathered summary, a comparison). Always `read`.
  */
-export interface ReportStep<A = any> extends StepBase<A> {
+export interface ReportStep<A = any, I = unknown> extends StepBase<A, I> {
   kind: 'report';
   risk: 'read';
-  text: (ctx: StepContext<A>) => string;
+  text: (ctx: StepContext<A, I>) => string;
 }
 
 /** Steps approved together: one gate shows every command inside, then they run in order. */
-export interface GroupStep<A = any> extends StepBase<A> {
+export interface GroupStep<A = any, I = unknown> extends StepBase<A, I> {
   kind: 'group';
-  steps: Step<A>[];
+  steps: Step<A, I>[];
 }
 
-export type Step<A = any> = SshStep<A> | SqlStep<A> | PollStep<A> | ManualStep<A> | ReportStep<A> | ForEachStep<A> | GroupStep<A>;
+/** A step of a procedure whose arguments are `A`, inside a forEach whose item is `I` (unknown at the top). */
+export type Step<A = any, I = unknown> = SshStep<A, I> | SqlStep<A, I> | PollStep<A, I> | ManualStep<A, I> | ReportStep<A, I> | ForEachStep<A, I> | GroupStep<A, I>;
+
+/** What `detectFacts` needs: the host to ask, and optionally its own id, title and condition. */
+export interface DetectFacts<A, I> {
+  host: V<string, A, I>;
+  /** Default `detect`. */
+  id?: string;
+  title?: V<string, A, I>;
+  when?: StepBase<A, I>['when'];
+}
 
 /**
  * A read-only step that asks `host` what differs between real hosts (service manager, Python) and
  * keeps the answer for `ctx.facts(host)` (see facts.ts). Runs again after a crash.
  */
-export function detectFacts<A = any>(o: { host: V<string, A>; id?: string; title?: V<string, A>; when?: StepBase<A>['when'] }): SshStep<A> {
+export function detectFacts<A = any, I = unknown>(o: DetectFacts<A, I>): SshStep<A, I> {
   return {
     kind: 'ssh',
     id: o.id ?? 'detect',
-    title: o.title ?? ((ctx: StepContext<A>) => `Detect the service manager and Python on ${typeof o.host === 'function' ? o.host(ctx) : o.host}`),
+    title: o.title ?? ((ctx: StepContext<A, I>) => `Detect the service manager and Python on ${typeof o.host === 'function' ? o.host(ctx) : o.host}`),
     risk: 'read',
     host: o.host,
     command: FACTS_PROBE,
@@ -259,6 +284,33 @@ export function detectFacts<A = any>(o: { host: V<string, A>; id?: string; title
     detects: true,
     ...(o.when ? { when: o.when } : {}),
   };
+}
+
+/**
+ * Steps as a list, or as `(s) => [...]`: then `s` already knows the procedure's arguments (and,
+ * inside `s.forEach`, the item), so the steps it builds need no annotation. TypeScript infers a
+ * type inside a function only once what it depends on is known; a list of calls is read too early.
+ */
+export type StepList<A, I = unknown> = Step<A, I>[] | ((s: StepKit<A, I>) => Step<A, I>[]);
+
+/** The step builders of `(s) => [...]`, typed to the procedure's arguments `A` and the item `I`. */
+export interface StepKit<A, I = unknown> {
+  /**
+   * A forEach step whose items keep their type: `T` is what `items` returns, and `key`, `label` and
+   * the steps inside read it as `ctx.item`.
+   */
+  forEach<T>(step: Omit<ForEachStep<A, I, T>, 'kind' | 'steps'>, steps: StepList<A, T>): ForEachStep<A, I>;
+  detectFacts(o: DetectFacts<A, I>): SshStep<A, I>;
+}
+
+const kit: StepKit<any, any> = {
+  // The engine hands each step inside the item `items` returned for it: T holds where the type forgets it.
+  forEach: (step, steps) => ({ kind: 'forEach', ...step, steps: stepList(steps) }) as ForEachStep,
+  detectFacts,
+};
+
+function stepList<A, I>(steps: StepList<A, I>): Step<A, I>[] {
+  return typeof steps === 'function' ? steps(kit) : steps;
 }
 
 export interface HostArg {
@@ -279,7 +331,8 @@ export interface ResolveTools {
   policy: PolicyConfig;
 }
 
-export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
+/** Everything of a procedure but its steps. */
+export interface ProcedureHeader<S extends z.ZodObject<any> = z.ZodObject<any>> {
   pack: string;
   name: string;
   summary: string;
@@ -309,31 +362,48 @@ export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> {
   guard?: (ctx: StepContext<z.infer<S>>) => string | undefined;
   /** Hosts the run holds while it lasts. Default: every host argument, `write` unless all steps are `read`. */
   locks?: (ctx: StepContext<z.infer<S>>) => LockSpec[];
-  steps: Step<z.infer<S>>[];
-  /** Always run at the end, after success, failure, rejection, expiry or cancellation. Never gated. */
-  finally?: Step<z.infer<S>>[];
   /** Said in the plan (e.g. "the whole cluster goes down on purpose"). */
   notes?: (ctx: StepContext<z.infer<S>>) => string[];
 }
 
-export function procedure<S extends z.ZodObject<any>>(def: Procedure<S>): Procedure<S> {
-  const seen = new Set<string>();
+export interface Procedure<S extends z.ZodObject<any> = z.ZodObject<any>> extends ProcedureHeader<S> {
+  steps: Step<z.infer<S>>[];
+  /** Always run at the end, after success, failure, rejection, expiry or cancellation. Never gated. */
+  finally?: Step<z.infer<S>>[];
+}
+
+/** What `procedure()` takes: its steps as lists, or as `(s) => [...]` (see StepList). */
+export interface ProcedureDefinition<S extends z.ZodObject<any> = z.ZodObject<any>> extends ProcedureHeader<S> {
+  steps: StepList<z.infer<S>>;
+  /** Always run at the end, after success, failure, rejection, expiry or cancellation. Never gated. */
+  finally?: StepList<z.infer<S>>;
+}
+
+export function procedure<S extends z.ZodObject<any>>(definition: ProcedureDefinition<S>): Procedure<S> {
+  const { steps, finally: last, ...header } = definition;
+  const def: Procedure<S> = { ...header, steps: stepList(steps), ...(last ? { finally: stepList(last) } : {}) };
+  const problem = stepIdProblems(def)[0];
+  if (problem) throw new Error(`${def.pack} ${def.name}: ${problem}`);
+  return def;
+}
+
+/** What is wrong with the step ids of a procedure: each id is a word, unique in its list and across steps and finally. */
+export function stepIdProblems(def: { steps: Step[]; finally?: Step[] | undefined }): string[] {
+  const problems: string[] = [];
   const check = (steps: Step[], where: string) => {
     const ids = new Set<string>();
     for (const s of steps) {
-      if (!/^[a-z][a-z0-9-]*$/.test(s.id)) throw new Error(`${def.pack} ${def.name}: step id "${s.id}" must be lower-case words joined by "-"`);
-      if (ids.has(s.id)) throw new Error(`${def.pack} ${def.name}: duplicate step id "${s.id}" in ${where}`);
+      if (typeof s.id !== 'string' || !/^[a-z][a-z0-9-]*$/.test(s.id)) problems.push(`step id "${String(s.id)}" must be lower-case words joined by "-"`);
+      else if (ids.has(s.id)) problems.push(`duplicate step id "${s.id}" in ${where}`);
       ids.add(s.id);
-      if (s.kind === 'forEach' || s.kind === 'group') check(s.steps, s.id);
+      if ((s.kind === 'forEach' || s.kind === 'group') && Array.isArray(s.steps)) check(s.steps, s.id);
     }
   };
   check(def.steps, 'steps');
   check(def.finally ?? [], 'finally');
-  for (const id of [...def.steps, ...(def.finally ?? [])].map((s) => s.id)) {
-    if (seen.has(id)) throw new Error(`${def.pack} ${def.name}: step id "${id}" is used in both steps and finally`);
-    seen.add(id);
-  }
-  return def;
+  const top = new Set(def.steps.map((s) => s.id));
+  for (const s of def.finally ?? []) if (top.has(s.id)) problems.push(`step id "${s.id}" is used in both steps and finally`);
+  return problems;
 }
 
 export const procedureId = (p: Pick<Procedure, 'pack' | 'name'>): string => `${p.pack} ${p.name}`;

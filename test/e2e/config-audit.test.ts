@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
@@ -67,11 +67,25 @@ describe('runbook config', () => {
     const r = await runbook({}, 'config', 'schema');
     const schema = JSON.parse(r.stdout);
     expect(schema.$schema).toMatch(/json-schema\.org/);
-    expect(Object.keys(schema.properties)).toEqual(['hosts', 'ssh', 'databases', 'people', 'policy']);
+    expect(Object.keys(schema.properties)).toEqual(['hosts', 'ssh', 'databases', 'people', 'policy', 'packs']);
     expect(schema.required).toEqual(['ssh']);
     const person = schema.properties.people.additionalProperties;
     expect(Object.keys(person.properties)).toEqual(['roles', 'slack', 'discord', 'name', 'email', 'unix', 'tokens']);
     expect(person.properties.tokens.items.required).toEqual(['id', 'hash']);
+    // A pack is a path, or a path with the bot's procedures it replaces.
+    expect(schema.properties.packs.items.anyOf.map((a: { type: string }) => a.type)).toEqual(['string', 'object']);
+  });
+
+  it('check loads the packs runbook.yaml names, and stops at a bad one with its file and line', async () => {
+    const packs = join(lab.lab.dir, 'packs');
+    mkdirSync(join(packs, 'broken'), { recursive: true });
+    writeFileSync(join(packs, 'broken', 'index.ts'), `import { procedure } from 'runbook-bot/dsl';\n\nexport default [procedure(];\n`);
+    const file = join(lab.lab.dir, 'runbook.packs.yaml');
+    writeFileSync(file, `${readFileSync(lab.lab.configPath, 'utf8')}packs:\n  - ./packs/broken\n`);
+    const r = await runbook({}, 'config', 'check', '--file', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot load the packs (1 problem):\n  ${packs}/broken/index.ts:3: cannot parse: `);
+    expect(r.stdout).not.toMatch(/host node-3/);
   });
 });
 

@@ -39,16 +39,21 @@ export interface FollowOptions {
  * command; `follow(text, …)` runs `runbook run … --json` and, while it follows the run, answers its
  * manual steps with `runbook decide <id> done --as <person>` as an operator would.
  */
-/** Runs `runbook …` (dist/cli.js) as a process with `env`; never throws on a non-zero exit. */
-export async function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
+/** Runs a program with `env` added to this one's (LOG_LEVEL warn unless said), in `cwd`; never throws on a non-zero exit. */
+export async function runProgram(file: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+    const { stdout, stderr } = await exec(file, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ...(cwd ? { cwd } : {}), maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
     return { code: x.code, stdout: x.stdout, stderr: x.stderr };
   }
+}
+
+/** Runs `runbook …` (dist/cli.js) as a process with `env`; never throws on a non-zero exit. */
+export async function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npx tsc -p tsconfig.build.json)`);
+  return runProgram(process.execPath, [CLI, ...args], env);
 }
 
 export function cli(lab: () => TestLab, prefix: string) {

@@ -22,11 +22,11 @@ export interface FakeMessage {
 
 const JSON_FIELDS = new Set(['blocks', 'attachments', 'view', 'file_uploads', 'files', 'metadata']);
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -52,7 +52,8 @@ function parseArgs(req: IncomingMessage, raw: string): Record<string, unknown> {
 export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly messages = new Map<string, FakeMessage>();
-  readonly uploads: { fileId: string; content: string }[] = [];
+  /** What was sent to each upload URL: the text, and the bytes as they came (a binary file). */
+  readonly uploads: { fileId: string; content: string; bytes: Buffer }[] = [];
   private server!: Server;
   private wss!: WebSocketServer;
   private sockets = new Set<WebSocket>();
@@ -70,10 +71,11 @@ export class FakeSlack {
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
       void (async () => {
-        const raw = await readBody(req);
+        const bytes = await readBody(req);
+        const raw = bytes.toString('utf8');
         const url = new URL(req.url ?? '/', 'http://127.0.0.1');
         if (url.pathname.startsWith('/upload/')) {
-          this.uploads.push({ fileId: url.pathname.slice('/upload/'.length), content: raw });
+          this.uploads.push({ fileId: url.pathname.slice('/upload/'.length), content: raw, bytes });
           res.writeHead(200).end('OK');
           return;
         }

@@ -135,6 +135,10 @@ describe('a worker process', () => {
     const steps = Object.values(run.steps).filter((x) => x.status === 'succeeded' && x.kind !== 'forEach' && x.kind !== 'group').length;
     const counted = [...metrics.matchAll(/runbook_step_duration_seconds_count\{[^}]*status="succeeded"[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     expect(counted).toBe(steps);
+    // The process's own metrics keep the names Node.js dashboards know; the bot's keep runbook_.
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(metrics).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+    expect(metrics).not.toMatch(/runbook_process_/);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, redis: true });

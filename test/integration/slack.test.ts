@@ -341,6 +341,24 @@ describe('slack: long output and restarts', () => {
     expect(fake.callsOf('chat.update').some((c) => c.args.ts === stepMsg!.ts)).toBe(true);
     expect(fake.thread(card.ts).at(-1)!.text).toContain(`Run ${run.id} succeeded`);
   }, 60_000);
+
+  it('uploads the bytes of a file a step fetched from its host unchanged, in the thread', async () => {
+    const base = (await runsIn('C0FLUSH'))[0]!;
+    const run: Run = { ...base, id: `${base.id}-archive`, origin: { adapter: 'slack', channel: 'C0ARCHIVE' } };
+    const at = new Date().toISOString();
+    const ev = (e: Record<string, unknown>) => ({ runId: run.id, at, ...e }) as StampedEvent;
+    const bytes = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0xff, 0xfe, 0x80, 0x0a, 0x00]);
+    const id = await rt.store.putFile(run.id, 'collect', bytes);
+    await bot.deliver(run, ev({ type: 'run.planned', plan: run.plan, notes: [] }));
+    const attachment = { name: 'ovs-node-3-20261130-logs.tar.gz', path: '/tmp/ovs-node-3-20261130-logs.tar.gz', bytes: bytes.length, id };
+    await bot.deliver(run, ev({ type: 'step.finished', path: 'collect', title: 'Collect the logs', kind: 'ssh', risk: 'read', host: 'node-3', status: 'succeeded', exitCode: 0, attachment }));
+    await bot.outbox.drain();
+    const completed = await until('the archive upload', () => fake.callsOf('files.completeUploadExternal').find((c) => c.args.channel_id === 'C0ARCHIVE'));
+    expect(completed.args.thread_ts).toBe(root(run.id)!.ts);
+    // @slack/web-api posts the file to the upload URL as a multipart form: the bytes must be in it whole (0xff 0xfe 0x80 would not survive a text round trip).
+    expect(fake.uploads.some((u) => u.bytes.includes(bytes))).toBe(true);
+    expect(text(fake.thread(root(run.id)!.ts)[0]!)).toContain('/tmp/ovs-node-3-20261130-logs.tar.gz from node-3 (10 bytes) is attached');
+  }, 60_000);
 });
 
 describe('slack: the work process', () => {

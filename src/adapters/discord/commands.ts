@@ -17,7 +17,7 @@ import {
 } from 'discord.js';
 import type { z } from 'zod';
 import type { Inventory } from '../../inventory.js';
-import { unwrapSchema, type Catalog } from '../../procedures/catalog.js';
+import { kebab, unwrapSchema, type Catalog } from '../../procedures/catalog.js';
 import type { Procedure } from '../../procedures/dsl.js';
 
 /** Discord's limits on names, descriptions and choices. */
@@ -78,7 +78,7 @@ export function describeSchema(schema: z.ZodType): SchemaInfo {
 
 /** `blockMigrate` → `block-migrate`: Discord option names are lower case. */
 export function optionName(arg: string): string {
-  return arg.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).slice(0, NAME_MAX);
+  return kebab(arg).slice(0, NAME_MAX);
 }
 
 function clip(text: string, max = DESCRIPTION_MAX): string {

@@ -60,7 +60,7 @@ async function start(data: SlackWorkData): Promise<void> {
     }
   }
   const log = createLogger(data.runtime.logLevel, { process: 'slack-work' });
-  const rt = new Runtime(Runtime.optionsFrom(data.runtime, log));
+  const rt = await Runtime.create(Runtime.optionsFrom(data.runtime, log));
   const bot = new SlackBot(rt, {
     ...data.bot,
     observe: (method, outcome) => {

@@ -6,7 +6,8 @@
  * say which simulated host's state to use.
  *
  * To add a tool: write `sims/<name>.cjs` exporting `{ '<tool name>': handler }` and add it to
- * `handlers` below; `runbook lab up` links every name found here into the lab's bin/.
+ * `handlers` below; `runbook lab up` links every name found here into the lab's bin/. A pack's own
+ * tools come from its `lab/<tool>.cjs`, listed in packs.json (see packTool).
  * A handler is `(ctx: ToolContext, args: string[]) => number | Promise<number>` (the exit code);
  * it throws ToolError to end with a message on stderr. Optional properties of a handler:
  * - `requires(profile)`: whether the host has the program at all (profile: state/init.json, see
@@ -118,9 +119,18 @@ async function applyFault(fault, tool) {
   }
 }
 
+/**
+ * A tool simulated by a pack (src/lab/pack-tools.ts): tools/packs.json names its module, which
+ * exports `{ '<tool>': handler }` as the sims above do. Read only for a tool the lab does not have.
+ */
+function packTool(tool) {
+  const file = runtime.readJson(path.join(__dirname, 'packs.json'), {})[tool];
+  return file === undefined ? undefined : require(path.join(__dirname, file))[tool];
+}
+
 /** The handler, or a ToolError as the login shell answers for a program the host does not have. */
 function handlerFor(ctx, tool) {
-  const handler = handlers[tool];
+  const handler = handlers[tool] ?? packTool(tool);
   if (handler === undefined) throw new runtime.ToolError(`labtool: no simulated tool named ${tool}`, 127);
   if (handler.requires !== undefined && !handler.requires(services.read(ctx))) throw new runtime.ToolError(`sh: 1: ${tool}: not found`, 127);
   return handler;
