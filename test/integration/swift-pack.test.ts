@@ -1,14 +1,11 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCalls, readHostState, type MountsState } from '../../src/lab/index.js';
 
-const run = promisify(execFile);
 import { runtime } from '../../src/lab/tool-runtime.js';
-import { cli, statuses } from '../helpers/cli.js';
+import { cli, runProgram, statuses } from '../helpers/cli.js';
 import { labSsh, startTestLab, type TestLab } from '../helpers/lab.js';
 
 import { startConsoleChat } from '../helpers/console-chat.js';
@@ -17,7 +14,7 @@ import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
 /** A ring's devices, as the real swift-ring-builder prints them (search r1 matches every device of region 1). */
 async function devices(ring: string): Promise<RingDevice[]> {
-  const { stdout } = await run('swift-ring-builder', [join(ringDir(), `${ring}.builder`), 'search', 'r1']);
+  const { stdout } = await runProgram('swift-ring-builder', [join(ringDir(), `${ring}.builder`), 'search', 'r1']);
   return searchDevices.parse(stdout);
 }
 const ringDir = () => runtime.realPath(dir(), 'controller', '/etc/swift');
@@ -134,7 +131,7 @@ describe('swift-ring-builder rebalance, as the procedures read it (swift/cli/rin
   it('exit 1 after saving with a dispersion warning is a rebalance; exit 1 with nothing reassigned is not', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'ring-'));
     const b = join(tmp, 'object.builder');
-    const srb = async (...args: string[]) => run('swift-ring-builder', [b, ...args]).then((r) => ({ code: 0, out: r.stdout }), (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }));
+    const srb = async (...args: string[]) => runProgram('swift-ring-builder', [b, ...args]).then((r) => ({ code: r.code, out: r.stdout }));
     try {
       await srb('create', '10', '3', '1');
       for (const z of [1, 2, 3]) for (const d of ['sdb', 'sdc']) await srb('add', `r1z${z}-10.0.0.${z}:6200/${d}`, '100');
