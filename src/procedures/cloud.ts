@@ -164,7 +164,11 @@ export const recoverVolumes = procedure({
   guard: (ctx) => needsCredentials(ctx),
   notes: (ctx) => [
     "Do not add any steps or change the order of steps in this procedure (the page's warning).",
-    current(ctx) ? 'cinder ≥ Kilo: the attachments are in volume_attachment, and are cleaned there.' : 'cinder before Kilo: the attachments are columns of volumes, as the page has them.',
+    ctx.args.cinder === undefined
+      ? "cinder's tables could not be read at intake: volume_attachment (Kilo and later) is assumed."
+      : current(ctx)
+        ? 'cinder ≥ Kilo: the attachments are in volume_attachment, and are cleaned there.'
+        : 'cinder before Kilo: the attachments are columns of volumes, as the page has them.',
   ],
   steps: [
     {

@@ -576,13 +576,21 @@ function volumesQuery(ctx: StepContext, shape: CinderShape, uuids?: string[]): s
   );
 }
 
-/** Which cinder shape the database has, read at intake so the plan says which SQL runs. */
-export async function cinderShape(query: (db: string, sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>): Promise<CinderShape> {
-  const rows = await query('cinder', "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'volume_attachment'");
-  return Number(rows[0]?.n ?? 0) > 0 ? 'volume_attachment' : 'volumes';
+/**
+ * Which cinder shape the database has, read at intake so the plan says which SQL runs. A database
+ * that does not answer then leaves it unknown: the run's first SQL step says why.
+ */
+export async function cinderShape(query: (db: string, sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>): Promise<CinderShape | undefined> {
+  try {
+    const rows = await query('cinder', "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'volume_attachment'");
+    return Number(rows[0]?.n ?? 0) > 0 ? 'volume_attachment' : 'volumes';
+  } catch {
+    return undefined;
+  }
 }
 
-const shapeVariant = (shape: CinderShape | undefined) => (shape === 'volumes' ? 'cinder before Kilo: the attachment in volumes' : 'cinder ≥ Kilo: volume_attachment');
+const shapeVariant = (shape: CinderShape | undefined) =>
+  shape === 'volumes' ? 'cinder before Kilo: the attachment in volumes' : shape === 'volume_attachment' ? 'cinder ≥ Kilo: volume_attachment' : "cinder's tables not read at intake: volume_attachment (≥ Kilo) assumed";
 
 const volume = (ctx: StepContext) => forEachItem<AttachedVolume>(ctx);
 /** `openstack volume show <id> -f json -c status -c attachments`: cinder's view of one volume. */

@@ -139,8 +139,10 @@ export function runningApi(dir: string): number | undefined {
 }
 
 /**
- * Starts the API double detached (it outlives the process that started the lab) as the lab user,
- * with LAB_DIR in its environment so that the lab's clean-up finds it; returns once it listens.
+ * Starts the API double detached (it outlives the process that started the lab), with LAB_DIR in
+ * its environment so that the lab's clean-up finds it; returns once it listens. It runs as whoever
+ * started the lab, as the tests' fake Slack does: it is no lab host, and its code (in dist/, which an
+ * installed package may keep where the lab user cannot read) is not copied into the lab.
  */
 export async function startApi(lab: Lab, user: LabUser, newPassword?: string): Promise<void> {
   const p = labPaths(lab.dir);
@@ -157,7 +159,6 @@ export async function startApi(lab: Lab, user: LabUser, newPassword?: string): P
       detached: true,
       stdio: ['ignore', out, out],
       env: { LAB_DIR: lab.dir, OS_DOUBLE_PASSWORD: password, PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      ...(user.dropPrivileges ? { uid: user.uid, gid: user.gid } : {}),
     });
     child.once('exit', (code, signal) => (exit = signal ?? `exit code ${code}`));
     pid = child.pid;
