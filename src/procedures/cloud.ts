@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import type { Inventory } from '../inventory.js';
 import { detectFacts, forEachItem, parse, procedure, raw, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
 import { cinderShape, type CinderShape } from './nova.js';
-import { client, clientVariant, controller, firstInGroup, MAINTENANCE, mustRun, needsCredentials, placeholders, processRuns, projectClients, RECOVERY, serverList, withCredentials, type Server } from './openstack.js';
+import { client, clientVariant, controller, firstInGroup, MAINTENANCE, mustRun, needsCredentials, placeholders, processRuns, projectClients, RECOVERY, serverList, serversSettle, withCredentials, type Server } from './openstack.js';
 import { serviceAction } from './services.js';
 
 /** The first host of a group, for procedures whose host may be left out. */
@@ -277,20 +277,17 @@ export const recoverVolumes = procedure({
           },
           reference: (ctx) => `openstack server reboot ${forEachItem<Server>(ctx).ID}`,
         },
-        {
-          kind: 'poll',
-          id: 'rebooted',
-          title: (ctx) => `Wait until nova has done rebooting ${forEachItem<Server>(ctx).Name} (whether it comes up or not)`,
-          risk: 'read',
-          host: controller,
-          command: (ctx) => client(ctx, { openstack: sh`openstack server show ${forEachItem<Server>(ctx).ID} -f json -c status -c OS-EXT-STS:task_state` }),
-          capture: parse.json<{ status: string; 'OS-EXT-STS:task_state': string | null }>(),
-          until: (s: { status: string; 'OS-EXT-STS:task_state': string | null }) => s['OS-EXT-STS:task_state'] === null,
-          intervalMs: 5_000,
-          timeoutMs: 10 * 60_000,
-        },
       ],
     },
+    serversSettle({
+      id: 'rebooted',
+      title: 'Wait until nova has done rebooting them (whether they come up or not)',
+      ids: (ctx) => ctx.capture<Server[]>('servers').map((s) => s.ID),
+      done: (s) => s['Task State'] === null,
+      // The page: "It does not matter if not all instances come up successfully."
+      errorFails: false,
+      waiting: 'nova is still rebooting instances…',
+    }),
     {
       kind: 'forEach',
       id: 'reattach',

@@ -16,9 +16,11 @@ import {
   placeholders,
   RECOVERY,
   serverList,
+  serversSettle,
   withCredentials,
   type Migration,
   type Server,
+  type ServerRow,
 } from './openstack.js';
 import { serviceAction, serviceCheck, type ServiceStatus } from './services.js';
 
@@ -403,31 +405,18 @@ export const afterReboot = procedure({
           reference: (ctx) => `nova reboot ${server(ctx).ID}`,
           variant: (ctx) => clientVariant(ctx),
         },
-        activePoll('active'),
       ],
     },
+    serversSettle<HostArgs>({
+      id: 'active',
+      title: 'Ensure that they start correctly: wait until each is ACTIVE',
+      host: (ctx) => ctx.args.host,
+      ids: (ctx) => ctx.capture<Server[]>('list').map((s) => s.ID),
+      done: (s) => s.Status === 'ACTIVE' && s['Task State'] === null,
+      waiting: 'not every instance is ACTIVE yet…',
+    }),
   ],
 });
-
-/** Waits until the forEach's server has settled ACTIVE; ERROR fails (nova's fault is in `openstack server show`). */
-function activePoll(id: string): Step {
-  return {
-    kind: 'poll',
-    id,
-    title: (ctx) => `Wait until ${server(ctx).Name} is ACTIVE`,
-    risk: 'read',
-    host: controller,
-    command: (ctx) => showServer(ctx, server(ctx).ID),
-    capture: parse.json<ServerState>(),
-    until: (s: ServerState, ctx) => {
-      if (s.status === 'ERROR') throw new Error(`${server(ctx).Name} went to ERROR (openstack server show ${server(ctx).ID} has the fault)`);
-      return s.status === 'ACTIVE' && s['OS-EXT-STS:task_state'] === null;
-    },
-    intervalMs: 5_000,
-    timeoutMs: 10 * 60_000,
-    waiting: (ctx) => `${server(ctx).Name} is not ACTIVE yet…`,
-  };
-}
 
 type EvacuateArgs = { failed: string; to?: string | undefined };
 
@@ -500,32 +489,28 @@ export const evacuate = procedure({
           reference: (ctx: StepContext<EvacuateArgs>) => `nova evacuate ${server(ctx).ID}${ctx.args.to ? ` ${novaHost(ctx, ctx.args.to)}` : ''}`,
           variant: (ctx) => clientVariant(ctx),
         },
-        {
-          kind: 'poll',
-          id: 'rebuilt',
-          title: (ctx) => `Wait until ${server(ctx).Name} is rebuilt on its new host`,
-          risk: 'read',
-          host: controller,
-          command: (ctx) => migrations(ctx, server(ctx).ID),
-          capture: parse.json<Migration[]>(),
-          until: (list: Migration[], ctx) => migrationEnded('evacuation', server(ctx).Name)(list),
-          intervalMs: 5_000,
-          timeoutMs: 30 * 60_000,
-          waiting: (ctx) => `${server(ctx).Name} is still being rebuilt…`,
-        },
-        {
-          kind: 'ssh',
-          id: 'where',
-          title: (ctx) => `${server(ctx).Name}: where it runs now, and in which state`,
-          risk: 'read',
-          host: controller,
-          command: (ctx) => showServer(ctx, server(ctx).ID),
-          capture: parse.map(parse.json<ServerState>(), (s) => {
-            if (s.status === 'ERROR') throw new Error(`the instance is in ERROR after the evacuation (openstack server show has the fault)`);
-            return s;
-          }),
-        },
       ],
+    },
+    serversSettle<EvacuateArgs>({
+      id: 'rebuilt',
+      title: (ctx) => `Wait until each instance is rebuilt on its new host${ctx.args.to ? ` (${ctx.args.to})` : ''}`,
+      ids: (ctx) => ctx.capture<Server[]>('list').map((s) => s.ID),
+      done: (s) => s['Task State'] === null && s.Status !== 'REBUILD',
+      waiting: 'instances are still being rebuilt…',
+    }),
+    {
+      kind: 'report',
+      id: 'where',
+      title: 'Where each instance runs now, and in which state',
+      risk: 'read',
+      guard: (ctx: StepContext<EvacuateArgs>) => {
+        const left = ctx.capture<ServerRow[]>('rebuilt').filter((r) => r.Host === novaHost(ctx, ctx.args.failed));
+        return left.length === 0 ? undefined : `nova did not move ${left.map((r) => r.Name).join(', ')} off ${ctx.args.failed} (openstack server migration list --server <uuid> says why)`;
+      },
+      text: (ctx: StepContext<EvacuateArgs>) => {
+        const ids = new Set(ctx.capture<Server[]>('list').map((s) => s.ID));
+        return ctx.capture<ServerRow[]>('rebuilt').filter((r) => ids.has(r.ID)).map((r) => `${r.Name} (${r.ID}): ${r.Status} on ${r.Host}`).join('\n');
+      },
     },
   ],
 });
@@ -897,9 +882,15 @@ export const moveInstances = procedure({
           reference: (ctx) => `nova reboot --hard ${server(ctx).ID}`,
           variant: (ctx) => clientVariant(ctx),
         },
-        activePoll('active'),
       ],
     },
+    serversSettle<MoveArgs>({
+      id: 'active',
+      title: (ctx) => `Wait until the instances are ACTIVE on ${ctx.args.to}`,
+      ids: moved,
+      done: (s) => s.Status === 'ACTIVE' && s['Task State'] === null,
+      waiting: 'not every instance is ACTIVE yet…',
+    }),
     ...reattachSteps<MoveArgs>((ctx) => ctx.args.to, moved),
   ],
 });

@@ -13,7 +13,7 @@
  *   `swift` commands run where they still work.
  */
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { parse, raw, sh, type ShellCommand, type Step, type StepContext } from './dsl.js';
+import { parse, raw, sh, type ShellCommand, type Step, type StepContext, type V } from './dsl.js';
 import { findProcesses, serviceCheck, serviceStates, type ServiceSpec } from './services.js';
 
 export const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
@@ -104,6 +104,51 @@ export const serverList = parse.json<Server[]>();
 export function listServers(ctx: Ctx, host?: string): ShellCommand {
   const filter = host === undefined ? raw('') : sh` --host ${host}`;
   return client(ctx, { openstack: sh`openstack server list${filter} --all-projects --limit -1 -f json -c ID -c Name -c Status` });
+}
+
+/** A server as `openstack server list --long -f json -c ID -c Name -c Status -c "Task State" -c Host` gives it. */
+export interface ServerRow extends Server {
+  'Task State': string | null;
+  Host: string | null;
+}
+
+/**
+ * Waits until nova has settled every server `ids` names (one `openstack server list` per check, not
+ * one client per server): `done` holds for each; one in ERROR fails the step, naming it, unless
+ * `errorFails` is false.
+ */
+export function serversSettle<A>(o: {
+  id: string;
+  title: V<string, A>;
+  ids: (ctx: StepContext<A>) => string[];
+  done: (s: ServerRow) => boolean;
+  waiting: string;
+  host?: (ctx: StepContext<A>) => string;
+  /** An instance in ERROR fails the step. Default true. */
+  errorFails?: boolean;
+}): Step<A> {
+  return {
+    kind: 'poll',
+    id: o.id,
+    title: o.title,
+    risk: 'read',
+    host: controller,
+    command: (ctx) => {
+      const filter = o.host === undefined ? raw('') : sh` --host ${novaHost(ctx, o.host(ctx))}`;
+      return client(ctx, { openstack: sh`openstack server list${filter} --all-projects --long --limit -1 -f json -c ID -c Name -c Status -c ${'Task State'} -c Host` });
+    },
+    capture: parse.json<ServerRow[]>(),
+    until: (rows: ServerRow[], ctx) => {
+      const wanted = new Set(o.ids(ctx));
+      const mine = rows.filter((r) => wanted.has(r.ID));
+      const failed = mine.filter((r) => r.Status === 'ERROR');
+      if (failed.length > 0 && o.errorFails !== false) throw new Error(`${failed.map((r) => `${r.Name} (${r.ID})`).join(', ')} went to ERROR (openstack server show has the fault)`);
+      return mine.length === wanted.size && mine.every(o.done);
+    },
+    intervalMs: 5_000,
+    timeoutMs: 30 * 60_000,
+    waiting: o.waiting,
+  };
 }
 
 /** A migration as `openstack server migration list -f json` (OSC ListMigration, at 2.1) gives it. */

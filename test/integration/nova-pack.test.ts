@@ -103,6 +103,8 @@ describe('nova evacuate', () => {
       expect(run.status).toBe('succeeded');
       expect(thread).toContain('Mark nova-compute of c02 down (forced) and disabled');
       expect(thread).toContain('nova evacuate');
+      // The report names where each instance runs now.
+      expect(thread).toMatch(/build-1 \(\S+\): ACTIVE on c01/);
     } finally {
       await chat.close();
     }
@@ -142,8 +144,9 @@ describe('nova after-reboot', () => {
     const { run } = await follow('nova after-reboot c01');
     expect(run.status).toBe('succeeded');
     expect(hostService('c01', 'nova-compute')).toBe('running');
+    expect(statuses(run).active).toBe('succeeded');
     for (const id of mine) {
-      expect(statuses(run)[`reboot[${id}].active`]).toBe('succeeded');
+      expect(statuses(run)[`reboot[${id}].start`]).toBe('succeeded');
       expect((await instanceState(lab(), id)).instance).toMatchObject({ vm_state: 'active', power_state: 1 });
     }
     expect(readHostState<VirshState>(dir(), 'c01', 'virsh')!.domains.every((d) => d.state === 'running')).toBe(true);
