@@ -693,6 +693,7 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
   let lab = false;
   if (!findConfigPath(env)) {
     setup.ensureSshd();
+    setup.ensureOpenStackClients();
     await setup.ensureMariaDb(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306');
     const { labUp } = await import('./lab/index.js');
     const dir = labDirFor(resolve('.lab'));

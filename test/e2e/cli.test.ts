@@ -47,6 +47,7 @@ describe('runbook CLI', () => {
       'virsh-list:succeeded',
       'inspect:succeeded',
       'inspect.suspend:succeeded',
+      'inspect.nbd-module:succeeded',
       'inspect.connect:succeeded',
       'inspect.mount:succeeded',
       'inspect.list:succeeded',
