@@ -357,9 +357,9 @@ describe('faults', () => {
     try {
       const stream = await exec(client, 'lab-sleep 30');
       const result = collect(stream);
-      await until(() => readdirSync('/proc').some((p) => /^\d+$/.test(p) && readCmdline(Number(p)).includes('lab-sleep\0' + '30')));
-      // Node takes a moment to boot before the tool's signal handlers exist.
-      await new Promise((r) => setTimeout(r, 300));
+      // Node takes a moment to boot before the tool's signal handlers exist (a busy machine, longer):
+      // the signal goes once the kernel says the tool catches SIGHUP.
+      await until(() => readdirSync('/proc').some((p) => /^\d+$/.test(p) && readCmdline(Number(p)).includes('lab-sleep\0' + '30') && catchesHup(Number(p))), 30_000);
       stream.signal('HUP');
       await result;
       expect(callsOf('lab-001', 'lab-sleep 30').at(-1)!.exit).toBe(129);
@@ -368,6 +368,16 @@ describe('faults', () => {
     }
   });
 });
+
+/** Whether the process has a handler for SIGHUP (bit 1 of SigCgt in /proc/<pid>/status). */
+function catchesHup(pid: number): boolean {
+  try {
+    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
 
 function readCmdline(pid: number): string {
   try {
