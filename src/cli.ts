@@ -6,7 +6,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { followRun } from './adapters/progress.js';
-import { eventText, formatDuration, gateText, planText } from './adapters/console/text.js';
+import { eventText, formatDuration, gateText, planText, waitingText } from './adapters/console/text.js';
 import type { Decision, Origin, Run, StampedEvent } from './engine/types.js';
 import { isTerminal } from './engine/types.js';
 import { ConfigError, NotAllowedError, NotFoundError, PackError, RunbookError, UsageError, errorMessage } from './errors.js';
@@ -29,7 +29,7 @@ const USAGE = `runbook: run incident runbooks with approvals, from chat or from 
   runbook show <run-id> [--json]
   runbook attachment <run-id> [<step>] [--out FILE]   a file a step attached (a log archive): to FILE, or stdout when piped
   runbook approve|reject|cancel <run-id> [--as <person>] [--gate <gate-id>] [--reason <text>]
-  runbook decide <run-id> retry|skip|abort|done [--as <person>] [--gate <gate-id>]
+  runbook decide <run-id> retry|skip|abort|done [--as <person>] [--gate <gate-id>] [--step <path>]
                                               --as: who asks; when runbook.yaml maps operating-system users
                                               (people.<id>.unix) it defaults to yours, and only an admin names another
   runbook token create <person> [--keep]      a personal token for the web console, printed once (replaces the person's tokens unless --keep)
@@ -229,7 +229,7 @@ async function requestAndFollow(o: FollowOptions): Promise<number> {
         onEvent: async (e: StampedEvent) => {
           if (!quiet) {
             // The report goes to stdout at the end; on stderr its step's line says it is there.
-            const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e, run);
+            const line = o.printReport && !json && e.type === 'step.finished' && e.report !== undefined ? `✓ ${e.title} (below)` : eventText(e);
             if (line) err(line);
           }
           if (e.type === 'gate.opened' && approver && e.gate.kind === 'approval' && !refused) {
@@ -287,7 +287,7 @@ async function cmdShow(argv: string[]): Promise<number> {
   return withRuntime(async (rt) => {
     const run = await rt.store.load(id);
     if (values.json) {
-      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt, ...(run.definition ? { definition: run.definition } : {}) }));
+      out(JSON.stringify({ ...runJson(run), gates: Object.values(run.gates), plan: run.plan, createdAt: run.createdAt, finishedAt: run.finishedAt, ...(run.definition ? { definition: run.definition } : {}), ...(run.waitingFor ? { waitingFor: run.waitingFor } : {}) }));
       return 0;
     }
     out(`run ${run.id} · ${run.procedure} ${JSON.stringify(run.args)} · requested by ${run.requester} at ${run.createdAt} · ${run.status}${run.error ? `: ${run.error}` : ''}`);
@@ -299,8 +299,9 @@ async function cmdShow(argv: string[]): Promise<number> {
       out(`  ${s.status.padEnd(11)} ${s.path}: ${s.title}${facts ? ` · ${facts}` : ''}`);
       if (s.attachment) out(`              📎 ${s.attachment.path} (${formatBytes(s.attachment.bytes)}): runbook attachment ${run.id} ${s.path} --out ${s.attachment.name}`);
     }
+    if (run.status === 'waiting' && run.waitingFor) out(`waiting for ${waitingText(run.waitingFor)}`);
     const open = Object.values(run.gates).filter((g) => g.status === 'open');
-    for (const g of open) out(gateText(g, run.requester));
+    for (const g of open) out(gateText(g));
     return 0;
   });
 }
@@ -331,9 +332,10 @@ async function cmdAttachment(argv: string[]): Promise<number> {
 }
 
 async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { as: { type: 'string' }, gate: { type: 'string' }, reason: { type: 'string' } });
+  const { values, positionals } = parse(argv, { as: { type: 'string' }, gate: { type: 'string' }, step: { type: 'string' }, reason: { type: 'string' } });
   const id = positionals[0];
   if (!id) throw new UsageError(`runbook ${kind} needs a run id`);
+  const step = values.step as string | undefined;
   checkInput(id, 'the run id', MAX_NAME_CHARS);
   if (values.reason !== undefined) checkInput(values.reason as string, '--reason', MAX_REASON_CHARS, { newlines: true });
   return withRuntime(async (rt) => {
@@ -345,17 +347,18 @@ async function cmdDecide(kind: 'approve' | 'reject' | 'cancel' | 'decide', argv:
     }
     const run = await rt.store.load(id);
     if (isTerminal(run.status)) throw new UsageError(`run ${id} has already ended (${run.status})`);
-    const gate = rt.decisions.openGate(run, values.gate as string | undefined);
+    const gate = rt.decisions.openGate(run, values.gate as string | undefined, step);
     let decision: Decision;
     if (kind === 'decide') {
       const d = positionals[1];
-      if (!d || !['retry', 'skip', 'abort', 'done', 'approve', 'reject'].includes(d)) throw new UsageError('runbook decide <run-id> retry|skip|abort|done --as <person>');
+      if (!d || !['retry', 'skip', 'abort', 'done', 'approve', 'reject'].includes(d)) throw new UsageError('runbook decide <run-id> retry|skip|abort|done --as <person> [--gate <gate-id>] [--step <path>]');
       decision = d as Decision;
     } else if (gate.kind === 'approval') decision = kind;
     else if (gate.kind === 'manual') decision = kind === 'approve' ? 'done' : 'abort';
+    else if (gate.kind === 'definition') decision = kind === 'approve' ? 'approve' : 'abort';
     else decision = kind === 'approve' ? 'retry' : 'abort';
-    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(values.reason ? { reason: values.reason as string } : {}), via: origin });
-    out(`${decision} recorded for ${gate.stepPath} of ${id} by ${person}`);
+    await rt.decisions.decide(id, person, decision, { gateId: gate.id, ...(step ? { step } : {}), ...(values.reason ? { reason: values.reason as string } : {}), via: origin });
+    out(`${decision} recorded for ${step ?? (gate.steps.length > 1 ? `${gate.steps.length} steps (${gate.id})` : gate.stepPath || gate.id)} of ${id} by ${person}`);
     return 0;
   });
 }
@@ -690,6 +693,7 @@ async function firstRun(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; lab: 
   let lab = false;
   if (!findConfigPath(env)) {
     setup.ensureSshd();
+    setup.ensureOpenStackClients();
     await setup.ensureMariaDb(env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306');
     const { labUp } = await import('./lab/index.js');
     const dir = labDirFor(resolve('.lab'));
@@ -830,6 +834,12 @@ function isProgram(): boolean {
 }
 
 if (isProgram()) {
+  // A reader that stopped reading (`runbook list | head -3`) ends the command quietly, as SIGPIPE
+  // ends other command-line tools (exit status 128 + 13).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // Open handles (ssh keepalives, redis) must not keep a finished command alive.

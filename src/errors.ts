@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'runbook_guard'
   | 'runbook_lease_busy'
   | 'runbook_lease_lost'
-  | 'runbook_decision';
+  | 'runbook_decision'
+  | 'runbook_illegal_transition';
 
 export class RunbookError extends Error {
   readonly code: ErrorCode;
@@ -164,6 +165,16 @@ export class LeaseLostError extends RunbookError {
 export class DecisionError extends RunbookError {
   constructor(message: string, context: Record<string, unknown> = {}) {
     super('runbook_decision', message, context);
+  }
+}
+
+/**
+ * Thrown when the engine asks a run, step or gate for a change its transition table does not allow:
+ * a bug in the engine, never a person's mistake. The change is not made.
+ */
+export class IllegalTransitionError extends RunbookError {
+  constructor(machine: 'run' | 'step' | 'gate', id: string, from: string, input: string) {
+    super('runbook_illegal_transition', `${machine} ${id}: "${input}" is not allowed from ${from}`, { machine, id, from, input });
   }
 }
 

@@ -10,6 +10,7 @@ import { loadEnv, type Env } from './config/env.js';
 import { Engine } from './engine/engine.js';
 import { Intake } from './engine/intake.js';
 import { RunStore } from './engine/store.js';
+import { Sweeper } from './engine/sweeper.js';
 import { ConfigError } from './errors.js';
 import { SshPool } from './executors/ssh/pool.js';
 import { SqlExecutor } from './executors/sql/index.js';
@@ -18,7 +19,7 @@ import { Metrics } from './metrics.js';
 import { createLogger } from './log.js';
 import { loadCatalog, packSources, policyKeyProblems, type PackSource } from './packs/index.js';
 import { defaultCatalog, type Catalog } from './procedures/index.js';
-import { CancelWatcher, RunQueue, startWorker, type JobName, type RunJob } from './queue/index.js';
+import { RunQueue, SignalWatcher, startWorker, type JobName, type RunJob } from './queue/index.js';
 
 export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
@@ -82,11 +83,18 @@ export class Runtime {
   readonly engine: Engine;
   readonly chat: ChatService;
   readonly metrics: Metrics;
-  private cancels: CancelWatcher | undefined;
+  readonly sweeper: Sweeper;
+  private signals: SignalWatcher | undefined;
   private readonly workers: Worker<RunJob, unknown, JobName>[] = [];
   private readonly workerRedis: Redis[] = [];
   private readonly rawEnv: NodeJS.ProcessEnv;
   private readonly queueRedis: Redis;
+  /**
+   * The engine's connection: a command waits for Redis to come back (a restart, a network blip)
+   * instead of failing, so a pass rides it out and its running commands are not abandoned.
+   */
+  private readonly engineRedis: Redis;
+  private sweepScheduled = false;
 
   /**
    * A Runtime with the operator's packs loaded (runbook.yaml `packs`, RUNBOOK_PACKS, or
@@ -125,13 +133,16 @@ export class Runtime {
     // transactions do not pay for that (about 0.25 ms a command start, measured).
     this.queueRedis = this.redis.duplicate();
     this.queueRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error'));
-    this.queue = new RunQueue({ connection: this.queueRedis, prefix });
+    this.queue = new RunQueue({ connection: this.queueRedis, prefix, log: this.log });
     this.decisions = new Decisions(this.store, this.policy, this.queue);
     this.intake = new Intake({ catalog: this.catalog, inventory: this.inventory, policy: this.policy, store: this.store, queue: this.queue, sql: this.sql });
     this.metrics = new Metrics(this);
     this.chat = new ChatService({ intake: this.intake, decisions: this.decisions, store: this.store, policy: this.policy, catalog: this.catalog });
+    this.engineRedis = new Redis(this.env.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.engineRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis error (engine)'));
+    const engineStore = new RunStore(this.engineRedis, prefix);
     this.engine = new Engine({
-      store: this.store,
+      store: engineStore,
       catalog: this.catalog,
       inventory: this.inventory,
       policy: this.policy,
@@ -143,14 +154,22 @@ export class Runtime {
       maxAttachmentBytes: this.config.ssh.maxAttachmentBytes,
       ...(opts.timeScale ? { timeScale: opts.timeScale } : {}),
       observer: this.metrics,
-      onGateOpened: async (run, gate) => {
-        if (gate.expiresAt) await this.queue.expireAt(run.id, gate.id, Date.parse(gate.expiresAt));
-      },
-      cancels: {
-        watch: (id) => (this.cancels ??= new CancelWatcher(this.redis, this.store.cancelChannel)).watch(id),
-        unwatch: (id) => this.cancels?.unwatch(id),
+      waker: this.queue,
+      signals: {
+        watch: (id, onSignal) => this.signalWatcher().watch(id, onSignal),
+        unwatch: (id) => this.signals?.unwatch(id),
       },
     });
+    this.sweeper = new Sweeper({ store: engineStore, engine: this.engine, waker: this.queue, queuedRuns: () => this.queue.queuedRuns(), log: this.log, everyMs: this.sweepEveryMs });
+  }
+
+  /** A sweep every lease period: a run left with nothing to advance it waits at most about that long. */
+  private get sweepEveryMs(): number {
+    return Math.max(1_000, this.engine?.leaseTtlMs ?? this.env.RUNBOOK_LEASE_MS);
+  }
+
+  private signalWatcher(): SignalWatcher {
+    return (this.signals ??= new SignalWatcher(this.engineRedis, this.store.signalChannel, this.log));
   }
 
   get prefix(): string {
@@ -172,8 +191,9 @@ export class Runtime {
   /** Starts a BullMQ worker in this process. */
   startWorker(concurrency = this.env.WORKER_CONCURRENCY): Worker<RunJob, unknown, JobName> {
     const connection = new Redis(this.env.REDIS_URL, { maxRetriesPerRequest: null });
+    connection.on('error', (err) => this.log.warn({ err: err.message }, 'redis error (worker)'));
     this.workerRedis.push(connection);
-    this.cancels ??= new CancelWatcher(this.redis, this.store.cancelChannel);
+    this.signalWatcher();
     const lease = this.engine.leaseTtlMs;
     const worker = startWorker({
       connection,
@@ -184,10 +204,21 @@ export class Runtime {
       log: this.log,
       advance: (runId) => this.engine.advance(runId),
       expire: (runId, gateId) => this.decisions.expire(runId, gateId),
+      sweep: () => this.sweeper.sweep(),
     });
     this.workers.push(worker);
     this.heartbeat(concurrency);
     return worker;
+  }
+
+  /** Asks for the sweeps; tried again at each heartbeat until Redis takes it. */
+  private scheduleSweep(): void {
+    if (this.sweepScheduled) return;
+    this.sweepScheduled = true;
+    this.queue.scheduleSweep(this.sweepEveryMs).catch((err: Error) => {
+      this.sweepScheduled = false;
+      this.log.warn({ err: err.message }, 'scheduling the sweeper failed; trying again');
+    });
   }
 
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -196,10 +227,12 @@ export class Runtime {
   private heartbeat(concurrency: number): void {
     if (this.heartbeatTimer) return;
     const key = `${this.prefix}:worker:${this.engine.workerId}`;
-    const beat = () =>
-      this.redis
+    const beat = () => {
+      this.scheduleSweep();
+      return this.redis
         .set(key, JSON.stringify({ host: hostname(), pid: process.pid, concurrency, at: new Date().toISOString() }), 'PX', HEARTBEAT_TTL_MS)
         .catch((err: Error) => this.log.warn({ err: err.message }, 'worker heartbeat failed'));
+    };
     void beat();
     this.heartbeatTimer = setInterval(beat, HEARTBEAT_TTL_MS / 3);
     this.heartbeatTimer.unref();
@@ -225,11 +258,12 @@ export class Runtime {
     }
     await Promise.all(this.workers.map((w) => w.close()));
     await this.queue.close();
-    await this.cancels?.close();
+    await this.signals?.close();
     await this.ssh.close();
     await this.sql.close();
     await Promise.all(this.workerRedis.map((r) => r.quit().catch(() => undefined)));
     await this.queueRedis.quit().catch(() => undefined);
+    await this.engineRedis.quit().catch(() => undefined);
     await this.redis.quit().catch(() => undefined);
   }
 }

@@ -48,6 +48,8 @@ export class ProgressHub {
     const stop = new AbortController();
     this.stops.push(stop);
     const conn = this.store.redis.duplicate();
+    // While Redis restarts the loop's reads fail and are retried; the connection comes back by itself.
+    conn.on('error', () => undefined);
     this.loops.push(this.loop(adapter, conn, stop.signal).finally(() => conn.disconnect()));
   }
 

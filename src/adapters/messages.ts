@@ -3,9 +3,9 @@
  * embeds and components (Discord) or HTML (the console). Renderers here are pure functions of the
  * run and its events, so every platform shows the same thing.
  */
-import type { Gate, PlanStep, Run, StampedEvent, StepState } from '../engine/types.js';
+import type { Gate, PlanStep, Run, StampedEvent, StepState, WaitingFor } from '../engine/types.js';
 import { formatBytes } from '../executors/ssh/output.js';
-import { formatDuration } from './console/text.js';
+import { decidedWord, formatDuration, waitingText } from './console/text.js';
 
 export type Tone = 'info' | 'ok' | 'warn' | 'danger';
 /** Every choice a person can click; `expire` is the clock's alone. */
@@ -144,10 +144,15 @@ export function statusLine(run: Run): string {
     case 'running':
       return `running ${done}/${total}${detail}`;
     case 'waiting':
-      return `waiting for a decision ${done}/${total}${detail}`;
+      return `${waitingLine(run.waitingFor)} ${done}/${total}${detail}`;
     default:
       return `${run.status} · ${done}/${total} steps${run.finishedAt ? ` · ${formatDuration(Date.parse(run.finishedAt) - Date.parse(run.createdAt))}` : ''}${run.error ? ` · ${run.error}` : ''}`;
   }
+}
+
+/** What a waiting run waits for, as the plan card's status says it. */
+function waitingLine(w: WaitingFor | undefined): string {
+  return w ? `waiting for ${waitingText(w)}` : 'waiting';
 }
 
 function toneOf(run: Run): Tone {
@@ -217,50 +222,59 @@ export function stepMessage(e: Extract<StampedEvent, { type: 'step.started' | 's
   };
 }
 
-const GATE_TITLE: Record<Gate['kind'], string> = { approval: 'Approval needed', manual: 'A person must act', interrupted: 'Step interrupted: its worker stopped' };
+const GATE_TITLE: Record<Gate['kind'], string> = { approval: 'Approval needed', manual: 'A person must act', interrupted: 'Step interrupted: its worker stopped', definition: 'The procedure changed since this run started' };
+
+function gateTitle(gate: Gate): string {
+  if (gate.kind === 'interrupted' && gate.steps.length > 1) return `${gate.steps.length} steps interrupted: their worker stopped`;
+  return GATE_TITLE[gate.kind];
+}
 
 function gateButtons(gate: Gate, runId: string): Button[] {
   const b = (action: ButtonAction, label: string, style: Button['style'], needsReason = false): Button => ({ action, label, style, runId, gateId: gate.id, ...(needsReason ? { needsReason } : {}) });
   if (gate.kind === 'approval') return [b('approve', 'Approve', 'primary'), b('reject', 'Reject', 'danger', true)];
   if (gate.kind === 'manual') return [b('done', 'Done', 'primary'), b('abort', 'Abort', 'danger')];
-  return [b('retry', 'Retry', 'primary'), b('skip', 'Skip', 'default'), b('abort', 'Abort', 'danger')];
+  if (gate.kind === 'definition') return [b('approve', 'Continue', 'primary'), b('abort', 'Abort', 'danger')];
+  const all = gate.steps.length > 1 ? ' all' : '';
+  return [b('retry', `Retry${all}`, 'primary'), b('skip', `Skip${all}`, 'default'), b('abort', 'Abort', 'danger')];
 }
 
-/** An approval request (or manual step, or interrupted step) with its buttons. */
+/** An approval request (or manual step, interrupted steps, changed procedure) with its buttons. */
 export function gateMessage(gate: Gate, run: Pick<Run, 'id' | 'requester' | 'procedure'>, style: Style = plainStyle): Message {
-  const blocks: Block[] = [{ type: 'heading', text: `${GATE_TITLE[gate.kind]}${gate.kind === 'approval' ? ` (${RISK[gate.risk]})` : ''}: ${run.procedure}` }];
+  const blocks: Block[] = [{ type: 'heading', text: `${gateTitle(gate)}${gate.kind === 'approval' ? ` (${RISK[gate.risk]})` : ''}: ${run.procedure}` }];
+  if (gate.kind === 'interrupted') blocks.push({ type: 'text', text: `Nobody knows whether ${gate.steps.length > 1 ? 'these steps' : 'this step'} finished, and running ${gate.steps.length > 1 ? 'them' : 'it'} twice may not be safe. Retry, skip, or abort the run (its finally steps still run).` });
+  if (gate.kind === 'definition') blocks.push({ type: 'text', text: `"${run.procedure}" was deployed anew while run ${run.id} was under way: the steps still to run may differ from those planned. Continue with the new definition, or abort (its finally steps still run).` });
   for (const s of gate.steps) {
-    blocks.push({ type: 'text', text: `**${s.title}** [${RISK[s.risk]}]${s.host ? ` on ${s.host}` : s.database ? ` on database ${s.database}` : ''}` });
+    const decided = gate.stepDecisions?.[s.path];
+    blocks.push({ type: 'text', text: `**${s.title}** [${RISK[s.risk]}]${s.host ? ` on ${s.host}` : s.database ? ` on database ${s.database}` : ''}${decided ? ` · ${decidedWord(decided.decision)} by ${style.mention(decided.by)}` : ''}` });
     if (s.command) blocks.push(...runsBlocks(s));
     if (s.statement) blocks.push({ type: 'code', text: `${s.database}> ${s.statement}${s.params?.length ? `\n-- parameters: ${JSON.stringify(s.params)}` : ''}${s.expect ? `\n-- expects ${s.expect.min ?? 0} to ${s.expect.max ?? 'any number of'} rows changed` : ''}` });
     if (s.statement && (s.reference !== undefined || s.variant)) blocks.push(...runsBlocks({ ...(s.reference !== undefined ? { reference: s.reference } : {}), ...(s.variant ? { variant: s.variant } : {}) }));
     if (s.preview) blocks.push({ type: 'table', columns: s.preview.columns, rows: s.preview.rows.map((r) => r.map((v) => (v === null ? 'NULL' : String(v)))), note: `${s.preview.total} row${s.preview.total === 1 ? '' : 's'} this statement touches${s.preview.total > s.preview.rows.length ? ` (first ${s.preview.rows.length} shown)` : ''}` });
     if (s.instructions) blocks.push({ type: 'text', text: s.instructions });
   }
-  const deciders = gate.deciders.filter((d) => gate.kind === 'manual' || d !== run.requester);
-  blocks.push({ type: 'fields', fields: [{ label: 'Requested by', value: style.mention(run.requester) }, { label: gate.kind === 'manual' ? 'May confirm' : 'May decide', value: deciders.map((d) => style.mention(d)).join(', ') || 'nobody: fix policy.approve' }, ...(gate.expiresAt ? [{ label: 'Expires', value: style.time(gate.expiresAt) }] : [])] });
+  blocks.push({ type: 'fields', fields: [{ label: 'Requested by', value: style.mention(run.requester) }, { label: gate.kind === 'manual' ? 'May confirm' : 'May decide', value: gate.deciders.map((d) => style.mention(d)).join(', ') || 'nobody: fix policy.approve' }, ...(gate.expiresAt ? [{ label: 'Expires', value: style.time(gate.expiresAt) }] : [])] });
   if (gate.status === 'open') {
     blocks.push({ type: 'buttons', buttons: gateButtons(gate, run.id) });
   } else {
     blocks.push({ type: 'context', text: decidedText(gate, style) });
   }
   const first = gate.steps[0];
+  const good = gate.decision === 'approve' || gate.decision === 'done' || gate.decision === 'retry';
   return {
     key: `gate:${gate.id}`,
     place: 'thread',
     broadcast: gate.status === 'open',
-    tone: gate.status === 'open' ? 'warn' : gate.status === 'approved' || gate.status === 'done' || gate.status === 'retry' ? 'ok' : 'danger',
-    summary: `${GATE_TITLE[gate.kind]}: ${first?.title ?? gate.stepPath}${first?.command ? ` (${first.command})` : ''} · run ${run.id}`,
+    tone: gate.status === 'open' ? 'warn' : gate.status === 'decided' && good ? 'ok' : 'danger',
+    summary: `${gateTitle(gate)}: ${first ? `${first.title}${first.command ? ` (${first.command})` : ''}${gate.steps.length > 1 ? ` and ${gate.steps.length - 1} more` : ''}` : run.procedure} · run ${run.id}`,
     blocks,
   };
 }
 
-const DECIDED: Record<string, string> = { approved: 'Approved', rejected: 'Rejected', expired: 'Expired', void: 'No longer valid', done: 'Done', retry: 'Retried', skip: 'Skipped', abort: 'Aborted' };
-
 export function decidedText(gate: Gate, style: Style = plainStyle): string {
   const who = gate.decidedBy && gate.decidedBy !== 'system' ? ` by ${style.mention(gate.decidedBy)}` : '';
   const when = gate.decidedAt ? ` at ${style.time(gate.decidedAt)}` : '';
-  return `${DECIDED[gate.status] ?? gate.status}${who}${when}${gate.reason ? `: ${gate.reason}` : ''}`;
+  const what = gate.status === 'void' ? 'No longer valid' : gate.decision ? decidedWord(gate.decision, true) : gate.status;
+  return `${what}${gate.status === 'void' ? '' : `${who}${when}`}${gate.reason ? `: ${gate.reason}` : ''}`;
 }
 
 /** A line in the thread that is not a step: lock waits, interruptions, refusals, cancellation. */
@@ -268,7 +282,7 @@ export function noticeMessage(e: StampedEvent, style: Style = plainStyle): Messa
   const m = (key: string, tone: Tone, text: string): Message => ({ key, place: 'thread', tone, summary: text, blocks: [{ type: 'text', text }] });
   switch (e.type) {
     case 'lock.waiting':
-      return m(`lock:${e.id ?? e.at}`, 'warn', `⏳ Waiting for ${e.hosts.join(', ')}: run ${e.heldBy.join(', ')} is using ${e.hosts.length > 1 ? 'them' : 'it'}.`);
+      return m(`lock:${e.id ?? e.at}`, 'warn', `⏳ Waiting for ${waitingText({ locks: { hosts: e.hosts, heldBy: e.holders ?? e.heldBy.map((run) => ({ run })) } })}. No worker is held meanwhile.`);
     case 'step.interrupted':
       return m(`interrupted:${e.path}:${e.id ?? e.at}`, 'warn', `⚠️ **${e.title}** was interrupted: its worker stopped.${e.idempotent ? ' It is safe to run again, and runs again now.' : ''}`);
     case 'run.cancel-requested':
@@ -307,6 +321,7 @@ export function messagesFor(e: StampedEvent, run: Run, style: Style = plainStyle
       return { messages: [], refreshPlan: e.total !== undefined };
     case 'gate.opened':
     case 'gate.decided':
+    case 'gate.voided':
       return { messages: [gateMessage(run.gates[e.gate.id] ?? e.gate, run, style)], refreshPlan: true };
     case 'run.finished':
       return { messages: [finalMessage(run, style)], refreshPlan: true };

@@ -12,6 +12,8 @@ export interface ProgressSink {
 
 /** How long one blocking read waits before checking `signal` again. */
 const BLOCK_MS = 1_000;
+/** How long to wait before reading again when Redis did not answer (it restarts, the network blipped). */
+const RETRY_MS = 1_000;
 
 /**
  * Reads a run's events from its Redis stream, from the start (or `from`), and hands them to `sink`
@@ -20,10 +22,17 @@ const BLOCK_MS = 1_000;
  */
 export async function followRun(store: RunStore, runId: string, sink: ProgressSink, opts: { signal?: AbortSignal; from?: string; until?: (e: StampedEvent) => boolean } = {}): Promise<string> {
   const conn: Redis = store.redis.duplicate();
+  conn.on('error', () => undefined);
   let last = opts.from ?? '0';
   try {
     while (!opts.signal?.aborted) {
-      const events = await store.events(runId, last, BLOCK_MS, conn);
+      let events: StampedEvent[];
+      try {
+        events = await store.events(runId, last, BLOCK_MS, conn);
+      } catch {
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+        continue;
+      }
       for (const e of events) {
         last = e.id ?? last;
         await sink.onEvent(e);

@@ -19,25 +19,37 @@ export class Decisions {
     private readonly queue: Continuations,
   ) {}
 
-  /** The gate a decision is about: the one named, or the run's only open gate. */
-  openGate(run: Run, gateId?: string): Gate {
+  /**
+   * The gate a decision is about: the one named, the open one holding `step`, or the run's only
+   * open gate. A decision on one `step` is only for a gate of interrupted steps, where that step
+   * has no decision yet.
+   */
+  openGate(run: Run, gateId?: string, step?: string): Gate {
+    let g: Gate | undefined;
     if (gateId) {
-      const g = run.gates[gateId];
+      g = run.gates[gateId];
       if (!g) throw new DecisionError(`run ${run.id} has no gate ${gateId}`, { runId: run.id, gateId });
       if (g.status !== 'open') throw new DecisionError(alreadyDecided(g), { runId: run.id, gateId });
-      return g;
+    } else {
+      const open = Object.values(run.gates).filter((x) => x.status === 'open' && (!step || x.steps.some((s) => s.path === step)));
+      if (open.length === 0) throw new DecisionError(step ? `run ${run.id} has no open gate for step ${step}` : `run ${run.id} is not waiting for a decision (it is ${run.status})`, { runId: run.id });
+      if (open.length > 1) throw new DecisionError(`run ${run.id} waits at ${open.length} gates; name one: ${open.map((x) => x.id).join(', ')}`, { runId: run.id });
+      g = open[0]!;
     }
-    const open = Object.values(run.gates).filter((g) => g.status === 'open');
-    if (open.length === 0) throw new DecisionError(`run ${run.id} is not waiting for a decision (it is ${run.status})`, { runId: run.id });
-    if (open.length > 1) throw new DecisionError(`run ${run.id} waits at ${open.length} gates; name one: ${open.map((g) => g.id).join(', ')}`, { runId: run.id });
-    return open[0]!;
+    if (step) {
+      if (g.kind !== 'interrupted') throw new DecisionError(`gate ${g.id} is decided as a whole: only a gate of interrupted steps takes a decision per step`, { runId: run.id, gateId: g.id });
+      if (!g.steps.some((s) => s.path === step)) throw new DecisionError(`gate ${g.id} does not hold step ${step}; it holds ${g.steps.map((s) => s.path).join(', ')}`, { runId: run.id, gateId: g.id });
+      const prior = g.stepDecisions?.[step];
+      if (prior) throw new DecisionError(`already decided: ${prior.decision} by ${prior.by} at ${prior.at}`, { runId: run.id, gateId: g.id });
+    }
+    return g;
   }
 
   /** `via` says where the decision was taken (the chat user, the console's sign-in, the CLI's OS user): it goes to the audit. */
-  async decide(runId: string, personId: string, decision: Decision, opts: { gateId?: string; reason?: string; via?: Origin } = {}): Promise<Gate> {
+  async decide(runId: string, personId: string, decision: Decision, opts: { gateId?: string; step?: string; reason?: string; via?: Origin } = {}): Promise<Gate> {
     const run = await this.store.load(runId);
     if (isTerminal(run.status)) throw new DecisionError(`run ${runId} has already ended (${run.status})`, { runId });
-    const gate = this.openGate(run, opts.gateId);
+    const gate = this.openGate(run, opts.gateId, opts.step);
     const via = opts.via ? { via: opts.via } : {};
     try {
       this.policy.assertCanDecide(run, gate, personId, decision);
@@ -45,12 +57,12 @@ export class Decisions {
       if (err instanceof NotAllowedError) await this.store.emit(runId, { type: 'gate.refused', gateId: gate.id, by: personId, reason: err.message, ...via });
       throw err;
     }
-    const recorded = await this.store.decide(runId, { gateId: gate.id, decision, by: personId, at: new Date().toISOString(), ...(opts.reason ? { reason: opts.reason } : {}), ...via });
+    const recorded = await this.store.decide(runId, { gateId: gate.id, ...(opts.step ? { step: opts.step } : {}), decision, by: personId, at: new Date().toISOString(), ...(opts.reason ? { reason: opts.reason } : {}), ...via });
     if (!recorded) {
-      const prior = (await this.store.decisions(runId))[gate.id];
+      const prior = (await this.store.decisions(runId)).find((d) => d.gateId === gate.id && d.step === opts.step);
       throw new DecisionError(`already decided: ${prior?.decision ?? 'decided'} by ${prior?.by ?? 'someone'} at ${prior?.at ?? '?'}`, { runId, gateId: gate.id });
     }
-    await this.queue.advance(runId, `gate.${gate.id}`);
+    await this.queue.advance(runId, opts.step ? `gate.${gate.id}.${opts.step}` : `gate.${gate.id}`);
     return gate;
   }
 
@@ -76,5 +88,5 @@ export class Decisions {
 
 function alreadyDecided(g: Gate): string {
   if (g.status === 'void') return `that request no longer counts: ${g.reason ?? 'the step changed'}`;
-  return `already decided: ${g.status} by ${g.decidedBy ?? 'someone'} at ${g.decidedAt ?? '?'}`;
+  return `already decided: ${g.decision ?? g.status} by ${g.decidedBy ?? 'someone'} at ${g.decidedAt ?? '?'}`;
 }

@@ -17,7 +17,10 @@ const DECISIONS_BY_GATE: Record<Gate['kind'], Decision[]> = {
   approval: ['approve', 'reject'],
   manual: ['done', 'abort'],
   interrupted: ['retry', 'skip', 'abort'],
+  definition: ['approve', 'abort'],
 };
+
+const GATE_NAME: Record<Gate['kind'], string> = { approval: 'approval', manual: 'manual step', interrupted: 'interrupted step', definition: 'changed procedure' };
 
 /** People named in one refusal: enough to know whom to ask, short enough to read. */
 const WHO_MAX = 10;
@@ -144,7 +147,7 @@ export class Policy {
     return [...this.people.values()].filter((p) => p.id !== requester && this.hasRole(p, approve)).map((p) => p.id);
   }
 
-  /** People who may decide a gate: approvers for approvals and interrupted steps; runners for manual steps. */
+  /** People who may decide a gate: approvers for approvals, interrupted steps and changed procedures; runners for manual steps. */
   deciders(kind: Gate['kind'], run: Pick<Run, 'procedure' | 'requester'>): string[] {
     if (kind === 'manual') {
       const { run: runRoles, approve } = this.rule(run.procedure);
@@ -157,7 +160,7 @@ export class Policy {
   assertCanDecide(run: Pick<Run, 'procedure' | 'requester' | 'id'>, gate: Gate, personId: string, decision: Decision): void {
     const allowed = DECISIONS_BY_GATE[gate.kind];
     if (!allowed.includes(decision)) {
-      throw new NotAllowedError(`"${decision}" is not a choice here: this ${gate.kind === 'approval' ? 'approval' : gate.kind === 'manual' ? 'manual step' : 'interrupted step'} takes ${allowed.join(', ')}`, { runId: run.id, gateId: gate.id });
+      throw new NotAllowedError(`"${decision}" is not a choice here: this ${GATE_NAME[gate.kind]} takes ${allowed.join(', ')}`, { runId: run.id, gateId: gate.id });
     }
     const person = this.requirePerson(personId);
     if (gate.kind !== 'manual' && personId === run.requester) {

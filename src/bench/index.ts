@@ -9,6 +9,9 @@
  *    pdsh, clush, parallel-ssh and ansible; wall, CPU and memory.
  * 4. Slack (src/bench/slack.ts): ack latency of signed slash commands at 200 requests/s beside a
  *    bare Bolt app, and the time from command to plan card.
+ * 5. The engine (src/bench/engine.ts): no-op steps per second, Redis round trips per step, the cost
+ *    of a checkpoint in runs of 10 to 1,000 steps, a worker's memory with 1,000 runs waiting at
+ *    gates, and the time from an approval to its command starting.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +26,7 @@ import { Catalog } from '../procedures/catalog.js';
 import { procedure, sh } from '../procedures/dsl.js';
 import { defaultCatalog } from '../procedures/index.js';
 import { Runtime } from '../runtime.js';
+import { benchEngine } from './engine.js';
 import { benchAdhocFanout } from './fanout.js';
 import { benchSlack } from './slack.js';
 import { median } from './util.js';
@@ -192,6 +196,9 @@ async function main() {
   const slack = await benchSlack();
   results.slack = slack.results;
   lines.push(...slack.lines);
+  const engine = await benchEngine();
+  results.engine = engine.results;
+  lines.push(...engine.lines);
   writeFileSync('bench-report.json', JSON.stringify(results, null, 2));
   writeFileSync('bench-report.md', lines.join('\n'));
   process.stdout.write(lines.join('\n') + '\n');

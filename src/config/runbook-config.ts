@@ -109,6 +109,40 @@ export const policySchema = z.strictObject({
 });
 export type PolicyConfig = z.infer<typeof policySchema>;
 
+/**
+ * The host vars the OpenStack packs read (src/procedures/openstack.ts), checked here so that a
+ * mistake is refused at start with its line, not found by a run:
+ * - `openstack`: the credentials of the clients run on that host, exactly one of
+ *   `{ cloud: <clouds.yaml entry>, cloudsFile?: <absolute path> }` (OS_CLOUD, OS_CLIENT_CONFIG_FILE)
+ *   or `{ openrc: <absolute path> }` (sourced before each client). Only the file's name is here:
+ *   the password stays in the file on the host.
+ * - `swiftRingDir`: the ring builder directory on a swift proxy, absolute (default /etc/swift).
+ * - `novaHost`: the compute node's name in nova (services.host), when not the inventory name.
+ */
+function openStackVarsProblems(vars: Record<string, unknown>): { path: string[]; message: string }[] {
+  const problems: { path: string[]; message: string }[] = [];
+  const absolute = (v: unknown) => typeof v === 'string' && v.startsWith('/');
+  if ('openstack' in vars) {
+    const o = vars.openstack;
+    const keys = o !== null && typeof o === 'object' && !Array.isArray(o) ? Object.keys(o) : undefined;
+    const shape = 'give either { cloud: <clouds.yaml entry>, cloudsFile: <absolute path, optional> } or { openrc: <absolute path> }';
+    if (keys === undefined) problems.push({ path: ['openstack'], message: `the OpenStack clients' credentials: ${shape}` });
+    else {
+      const v = o as Record<string, unknown>;
+      const unknown = keys.filter((k) => !['cloud', 'cloudsFile', 'openrc'].includes(k));
+      if (unknown.length > 0) problems.push({ path: ['openstack', unknown[0]!], message: `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: ${shape}` });
+      else if ('openrc' in v && ('cloud' in v || 'cloudsFile' in v)) problems.push({ path: ['openstack'], message: `one kind of credentials, not both: ${shape}` });
+      else if ('openrc' in v) {
+        if (!absolute(v.openrc)) problems.push({ path: ['openstack', 'openrc'], message: 'the openrc file on the host, as an absolute path (e.g. /root/admin-openrc.sh)' });
+      } else if (typeof v.cloud !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(v.cloud)) problems.push({ path: ['openstack', 'cloud'], message: `the name of the cloud in clouds.yaml (letters, digits, ".", "_", "-"): ${shape}` });
+      else if ('cloudsFile' in v && !absolute(v.cloudsFile)) problems.push({ path: ['openstack', 'cloudsFile'], message: 'the clouds.yaml on the host, as an absolute path (e.g. /etc/openstack/clouds.yaml)' });
+    }
+  }
+  if ('swiftRingDir' in vars && !absolute(vars.swiftRingDir)) problems.push({ path: ['swiftRingDir'], message: 'the ring builder directory, as an absolute path (default /etc/swift)' });
+  if ('novaHost' in vars && (typeof vars.novaHost !== 'string' || vars.novaHost === '')) problems.push({ path: ['novaHost'], message: "the compute node's host name in nova (services.host)" });
+  return problems;
+}
+
 /** `<pack>` or `<pack> <procedure>`: how policy keys and pack replacements name procedures. */
 const procedureKey = z.string().regex(/^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$/, 'name "<pack>" or "<pack> <procedure>"');
 
@@ -134,6 +168,9 @@ export const runbookConfigSchema = z
     packs: z.array(packSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
+    for (const [name, host] of Object.entries(cfg.hosts)) {
+      for (const issue of openStackVarsProblems(host.vars)) ctx.addIssue({ code: 'custom', path: ['hosts', name, 'vars', ...issue.path], message: issue.message });
+    }
     for (const proc of Object.keys(cfg.policy.procedures)) {
       if (!/^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)?$/.test(proc)) {
         ctx.addIssue({ code: 'custom', path: ['policy', 'procedures', proc], message: 'key must be "<pack>" or "<pack> <procedure>"' });

@@ -5,7 +5,8 @@ import type { Inventory } from '../inventory.js';
 import type { Catalog } from '../procedures/catalog.js';
 import { procedureId, type Procedure } from '../procedures/dsl.js';
 import { ROOT, makeContext } from './context.js';
-import { locksFor } from './engine.js';
+import { treeFingerprint } from '../procedures/fingerprint.js';
+import { locksFor } from './locks.js';
 import { buildPlan } from './render.js';
 import { newRunId, type RunStore } from './store.js';
 import type { Origin, Run } from './types.js';
@@ -69,7 +70,7 @@ export class Intake {
     const run: Run = {
       id: newRunId(),
       procedure: id,
-      definition: { file: origin.file, fingerprint: origin.fingerprint },
+      definition: { file: origin.file, fingerprint: origin.fingerprint, tree: treeFingerprint(procedure) },
       args,
       requester: req.person,
       origin: req.origin,

@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Inventory } from '../inventory.js';
 import type { Procedure, Step, StepContext } from '../procedures/dsl.js';
 import { FactsNotYetKnown, NotYetKnown, childScope, makeContext, value, type Scope } from './context.js';
+import { groupPrefix, itemPrefix } from './paths.js';
 import type { PlanStep, RenderedStep, Run } from './types.js';
 
 export type LeafStep = Exclude<Step, { kind: 'forEach' } | { kind: 'group' }>;
 
-export function isLeaf(step: Step): step is LeafStep {
+/** A step that runs something itself (not a forEach or a group): a step definition, a step's state, an event. */
+export function isLeaf<S extends { kind: string }>(step: S): step is Exclude<S, { kind: 'forEach' } | { kind: 'group' }> {
   return step.kind !== 'forEach' && step.kind !== 'group';
 }
 
@@ -69,10 +71,6 @@ export function expandItems(step: Extract<Step, { kind: 'forEach' }>, ctx: StepC
   });
 }
 
-export function itemPrefix(forEachPath: string, key: string): string {
-  return `${forEachPath}[${key}].`;
-}
-
 /**
  * Every leaf under `step` rendered for a gate that covers them all (a group or a forEach).
  * forEach items are expanded (and must be expandable now); the caller stores the expansion.
@@ -81,8 +79,8 @@ export function renderTree(step: Step, run: Pick<Run, 'args' | 'captures' | 'ste
   const ctx = makeContext(run, inventory, scope);
   if (isLeaf(step)) return [renderLeaf(step, ctx, path)];
   if (step.kind === 'group') {
-    const inner = childScope(scope, `${path}.`);
-    return step.steps.flatMap((s) => renderTree(s, run, inventory, inner, `${path}.${s.id}`));
+    const inner = childScope(scope, groupPrefix(path));
+    return step.steps.flatMap((s) => renderTree(s, run, inventory, inner, `${groupPrefix(path)}${s.id}`));
   }
   const items = run.expansions[path] ?? expandItems(step, ctx);
   return items.flatMap((it) => {

@@ -2,69 +2,146 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { LeaseBusyError, NotFoundError } from '../errors.js';
 import type { KnownFacts } from '../procedures/facts.js';
-import type { DecisionRecord, Run, RunEvent, StampedEvent } from './types.js';
+import type { Changes, Effect } from './transitions.js';
+import { isTerminal, type DecisionRecord, type Gate, type Run, type RunEvent, type StampedEvent } from './types.js';
+
+/** A Lua script sent by its sha1 (EVALSHA), and in full only when Redis does not know it yet (after a restart). */
+class Script {
+  private readonly sha: string;
+  constructor(private readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+  async run(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/** Fields HSET at once inside a script: Lua's `unpack` has a limit on arguments. */
+const HSET_CHUNK = 400;
 
 /**
- * Save a run only while holding its lease, so a worker that lost its lease (paused, partitioned)
- * can never overwrite the checkpoint of the worker that took over.
- * KEYS[1] run key, KEYS[2] lease key. ARGV[1] lease token, ARGV[2] run JSON.
- * Returns 1 saved, 0 lease not held.
+ * One checkpoint: what changed in the run, and the events that change produced, written together
+ * and only while holding the run's lease, so a worker that lost it (paused, partitioned) can never
+ * overwrite the checkpoint of the worker that took over. Each event goes to the run's stream at
+ * once (progress followers see it with the state) and onto its outbox, from which `relay` copies it
+ * to the audit stream (another Cluster slot) and does the effects queued with it.
+ * Outbox entries are `<seq> e<event>` or `<seq> x<effect>`, numbered by the run's outbox counter.
+ * KEYS[1] lease, [2] head, [3] steps, [4] captures, [5] expansions, [6] gates, [7] events, [8] outbox,
+ * [9] cancel, [10] outbox counter.
+ * ARGV[1] lease token, [2] head JSON ('' when unchanged), [3] stream MAXLEN, [4..9] how many step,
+ * capture, expansion and gate fields (pairs), events and effects follow, in that order.
+ * Returns {0} when the lease is not held (nothing written), else {1, cancel request or nil, event ids…}.
  */
-const SAVE_RUN = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1`;
+const COMMIT = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+local i = 10
+for h = 3, 6 do
+  local n = tonumber(ARGV[h + 1])
+  while n > 0 do
+    local take = math.min(n, ${HSET_CHUNK})
+    redis.call('HSET', KEYS[h], unpack(ARGV, i, i + 2 * take - 1))
+    i = i + 2 * take
+    n = n - take
+  end
+end
+local out = {1, redis.call('GET', KEYS[9])}
+for _ = 1, tonumber(ARGV[8]) do
+  local id = redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[i])
+  redis.call('RPUSH', KEYS[8], redis.call('INCR', KEYS[10]) .. ' e' .. ARGV[i])
+  out[#out + 1] = id
+  i = i + 1
+end
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('RPUSH', KEYS[8], redis.call('INCR', KEYS[10]) .. ' x' .. ARGV[i])
+  i = i + 1
+end
+return out`);
+
+/**
+ * Removes the outbox entries a relay did, numbered up to ARGV[1], and no later one: another relay
+ * (a worker that took the run over) may have done some already, and commits may have added more.
+ * KEYS[1] outbox. Returns the number removed.
+ */
+const TRIM_OUTBOX = `
+local n = 0
+while true do
+  local e = redis.call('LINDEX', KEYS[1], 0)
+  if not e or tonumber(string.match(e, '^(%d+) ')) > tonumber(ARGV[1]) then return n end
+  redis.call('LPOP', KEYS[1])
+  n = n + 1
+end`;
 
 /**
  * KEYS[1] lease key. ARGV[1] token, ARGV[2] ttl ms.
  * Returns 1 when the lease is (now) held by the token, 0 when another token holds it.
  */
-const TAKE_LEASE = `
+const TAKE_LEASE = new Script(`
 local cur = redis.call('GET', KEYS[1])
 if cur == false or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
-return 0`;
+return 0`);
 
 /** KEYS[1] lease key. ARGV[1] token. Returns 1 released, 0 not held. */
-const DROP_LEASE = `
+const DROP_LEASE = new Script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+return 0`);
 
 /**
- * All-or-nothing host locks: writers exclude everyone, readers share. A run's own locks never block it.
- * KEYS[2i-1] writer key of host i, KEYS[2i] reader set of host i. ARGV[1] run id, ARGV[1+i] mode of host i.
+ * All-or-nothing host locks: writers exclude everyone, readers share. A run's own locks never block
+ * it. A run that cannot have them all is put on each host's waiters, to be woken when one is released.
+ * KEYS[3i-2] writer key, KEYS[3i-1] reader set, KEYS[3i] waiters of host i.
+ * ARGV[1] run id, ARGV[2] now (ms), ARGV[2+i] mode of host i.
  * Returns {} when every lock is held, else the ids of the runs in the way.
  */
-const TAKE_LOCKS = `
+const TAKE_LOCKS = new Script(`
 local run = ARGV[1]
 local blockers = {}
-local n = #KEYS / 2
+local n = #KEYS / 3
 for i = 1, n do
-  local w = redis.call('GET', KEYS[2*i-1])
+  local w = redis.call('GET', KEYS[3*i-2])
   if w and w ~= run then table.insert(blockers, w) end
-  if ARGV[1+i] == 'write' then
-    for _, r in ipairs(redis.call('SMEMBERS', KEYS[2*i])) do
+  if ARGV[2+i] == 'write' then
+    for _, r in ipairs(redis.call('SMEMBERS', KEYS[3*i-1])) do
       if r ~= run then table.insert(blockers, r) end
     end
   end
 end
-if #blockers > 0 then return blockers end
+if #blockers > 0 then
+  for i = 1, n do redis.call('ZADD', KEYS[3*i], 'NX', ARGV[2], run) end
+  return blockers
+end
 for i = 1, n do
-  if ARGV[1+i] == 'write' then redis.call('SET', KEYS[2*i-1], run) else redis.call('SADD', KEYS[2*i], run) end
+  if ARGV[2+i] == 'write' then redis.call('SET', KEYS[3*i-2], run) else redis.call('SADD', KEYS[3*i-1], run) end
+  redis.call('ZREM', KEYS[3*i], run)
 end
-return {}`;
+return {}`);
 
-/** KEYS as TAKE_LOCKS. ARGV[1] run id. Returns the number of locks released. */
-const DROP_LOCKS = `
+/**
+ * Releases what a run holds or waits for on these hosts (its own at its end, or a run that is gone
+ * or ended: reclaimed by whoever finds it in the way).
+ * KEYS as TAKE_LOCKS. ARGV[1] run id. Returns the runs waiting for those hosts, to be woken.
+ */
+const DROP_LOCKS = new Script(`
 local run = ARGV[1]
-local n = 0
-for i = 1, #KEYS / 2 do
-  if redis.call('GET', KEYS[2*i-1]) == run then redis.call('DEL', KEYS[2*i-1]); n = n + 1 end
-  n = n + redis.call('SREM', KEYS[2*i], run)
+local waiters = {}
+local seen = {}
+for i = 1, #KEYS / 3 do
+  if redis.call('GET', KEYS[3*i-2]) == run then redis.call('DEL', KEYS[3*i-2]) end
+  redis.call('SREM', KEYS[3*i-1], run)
+  redis.call('ZREM', KEYS[3*i], run)
+  for _, w in ipairs(redis.call('ZRANGE', KEYS[3*i], 0, -1)) do
+    if not seen[w] then seen[w] = true; table.insert(waiters, w) end
+  end
 end
-return n`;
+return waiters`);
 
 /** How long a file a step attached is kept. */
 const FILE_TTL_SECONDS = 7 * 24 * 3600;
@@ -72,16 +149,35 @@ const FILE_TTL_SECONDS = 7 * 24 * 3600;
 /** Entries kept in a run's own event stream (the audit stream is never trimmed). */
 const RUN_STREAM_MAX = 20_000;
 
+/** Parts of a run kept in hashes of their own, one field per step, capture, expansion or gate. */
+const PARTS = ['steps', 'captures', 'expansions', 'gates'] as const;
+type Part = (typeof PARTS)[number];
+
+/** Statuses of gates stored before gates had `decision`: the decision each stood for. */
+const OLD_GATE_STATUS: Record<string, Gate['decision']> = { approved: 'approve', rejected: 'reject', expired: 'expire', done: 'done', retry: 'retry', skip: 'skip', abort: 'abort' };
+
 export function newRunId(): string {
   const t = Date.now().toString(36).slice(-6);
   return `r-${t}${randomBytes(3).toString('hex')}`;
 }
 
+export interface CommitResult {
+  /** A cancellation was requested (read in the same round trip). */
+  cancel?: { by: string; at: string };
+  /** Ids of the committed events in the run's stream. */
+  ids: string[];
+}
+
 /**
- * Run state, events, decisions, leases and host locks in Redis. Key names share a hash tag per run
- * (`{r-…}`) so every script touches a single Redis Cluster slot.
+ * Run state, events, decisions, leases and host locks in Redis. A run is a small head document and
+ * one hash per part (steps, captures, forEach expansions, gates), so a checkpoint writes what
+ * changed, not the whole run. Key names share a hash tag per run (`{r-…}`), so every script touches
+ * a single Redis Cluster slot.
  */
 export class RunStore {
+  /** Runs loaded from the one-document layout of earlier versions: their first commit writes every part. */
+  private readonly legacy = new WeakSet<Run>();
+
   constructor(
     readonly redis: Redis,
     readonly prefix = 'runbook',
@@ -90,11 +186,24 @@ export class RunStore {
   private k(runId: string, part?: string): string {
     return `${this.prefix}:run:{${runId}}${part ? `:${part}` : ''}`;
   }
-  private lockKeys(host: string): [string, string] {
-    return [`${this.prefix}:{locks}:w:${host}`, `${this.prefix}:{locks}:r:${host}`];
+  private lockKeys(host: string): [string, string, string] {
+    return [`${this.prefix}:{locks}:w:${host}`, `${this.prefix}:{locks}:r:${host}`, `${this.prefix}:{locks}:q:${host}`];
   }
   get auditKey(): string {
     return `${this.prefix}:audit`;
+  }
+  /** Runs not yet ended, or ended with effects still to do: what the sweeper looks after. */
+  get activeKey(): string {
+    return `${this.prefix}:active`;
+  }
+  get signalChannel(): string {
+    return `${this.prefix}:signal`;
+  }
+
+  /** The head: the run without its parts. */
+  private headJson(run: Run): string {
+    const { steps: _s, captures: _c, expansions: _e, gates: _g, ...head } = run;
+    return JSON.stringify(head);
   }
 
   /**
@@ -103,53 +212,166 @@ export class RunStore {
    */
   async create(run: Run, firstEvents: RunEvent[], record?: { key: string; value: string; ttlSeconds: number }): Promise<void> {
     const m = this.redis.multi();
-    m.set(this.k(run.id), JSON.stringify(run), 'NX');
+    m.set(this.k(run.id), this.headJson(run), 'NX');
     m.zadd(`${this.prefix}:runs`, Date.parse(run.createdAt), run.id);
+    m.zadd(this.activeKey, Date.parse(run.createdAt), run.id);
     for (const event of firstEvents) this.append(m, run.id, event);
     if (record) m.set(record.key, record.value, 'EX', record.ttlSeconds);
     await m.exec();
   }
 
-  async load(runId: string): Promise<Run> {
-    const raw = await this.redis.get(this.k(runId));
-    if (!raw) throw new NotFoundError(`no run ${runId}`, { runId });
-    return JSON.parse(raw) as Run;
+  private read(m: ChainableCommander, runId: string): void {
+    m.get(this.k(runId));
+    for (const p of PARTS) m.hgetall(this.k(runId, p));
+  }
+
+  private assemble(res: [Error | null, unknown][], at: number): Run | undefined {
+    const raw = res[at]?.[1] as string | null;
+    if (!raw) return undefined;
+    const run = JSON.parse(raw) as Run;
+    const isLegacy = 'steps' in run;
+    for (const [i, p] of PARTS.entries()) {
+      const fields = (res[at + 1 + i]?.[1] ?? {}) as Record<string, string>;
+      const part = (run[p] ?? {}) as Record<string, unknown>;
+      for (const [f, v] of Object.entries(fields)) part[f] = JSON.parse(v);
+      (run as unknown as Record<Part, unknown>)[p] = part;
+    }
+    if (isLegacy) this.upgrade(run);
+    // A hash keeps no order: steps are listed as the run reached them, gates as they opened.
+    run.steps = Object.fromEntries(Object.entries(run.steps).sort(([, a], [, b]) => (a.seq ?? 0) - (b.seq ?? 0)));
+    run.gates = Object.fromEntries(Object.entries(run.gates).sort(([, a], [, b]) => a.requestedAt.localeCompare(b.requestedAt)));
+    return run;
+  }
+
+  /** A run stored by an earlier version: gates said their decision in their status, and phase had `done`. */
+  private upgrade(run: Run): void {
+    this.legacy.add(run);
+    for (const g of Object.values(run.gates)) {
+      const decision = OLD_GATE_STATUS[g.status];
+      if (decision) Object.assign(g, { status: 'decided', decision });
+    }
+    if ((run.phase as string) === 'done') run.phase = 'finally';
   }
 
   async find(runId: string): Promise<Run | undefined> {
-    const raw = await this.redis.get(this.k(runId));
-    return raw ? (JSON.parse(raw) as Run) : undefined;
+    const m = this.redis.multi();
+    this.read(m, runId);
+    return this.assemble((await m.exec()) ?? [], 0);
+  }
+
+  async load(runId: string): Promise<Run> {
+    const run = await this.find(runId);
+    if (!run) throw new NotFoundError(`no run ${runId}`, { runId });
+    return run;
   }
 
   /** Newest first. */
   async list(limit = 20): Promise<Run[]> {
     const ids = await this.redis.zrevrange(`${this.prefix}:runs`, 0, limit - 1);
-    if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map((id) => this.k(id)));
-    return raws.filter((r): r is string => !!r).map((r) => JSON.parse(r) as Run);
+    return this.many(ids);
   }
 
-  /** Checkpoint: returns false (and saves nothing) when the lease was lost. */
-  async save(run: Run, leaseToken: string): Promise<boolean> {
-    run.updatedAt = new Date().toISOString();
-    const ok = await this.redis.eval(SAVE_RUN, 2, this.k(run.id), this.k(run.id, 'lease'), leaseToken, JSON.stringify(run));
-    return ok === 1;
+  /** These runs (those that exist), in one round trip. */
+  async many(ids: string[]): Promise<Run[]> {
+    if (ids.length === 0) return [];
+    const m = this.redis.pipeline();
+    for (const id of ids) this.read(m, id);
+    const res = (await m.exec()) ?? [];
+    return ids.map((_, i) => this.assemble(res, i * (1 + PARTS.length))).filter((r): r is Run => !!r);
+  }
+
+  /** The heads of these runs (status, procedure, requester, what they wait for; no steps), those that exist. */
+  async heads(ids: string[]): Promise<Map<string, Omit<Run, Part>>> {
+    if (ids.length === 0) return new Map();
+    const raws = await this.redis.mget(ids.map((id) => this.k(id)));
+    const out = new Map<string, Omit<Run, Part>>();
+    ids.forEach((id, i) => {
+      const raw = raws[i];
+      if (raw) out.set(id, JSON.parse(raw) as Omit<Run, Part>);
+    });
+    return out;
+  }
+
+  /**
+   * Checkpoint: writes what `changes` says changed, with its events and effects, atomically, while
+   * the lease is held. Returns undefined (and writes nothing) when the lease was lost.
+   */
+  async commit(run: Run, changes: Changes, leaseToken: string): Promise<CommitResult | undefined> {
+    const now = new Date().toISOString();
+    const all = this.legacy.has(run);
+    if (changes.head || all) run.updatedAt = now;
+    const fields = (p: Part, names: Set<string>): string[] => {
+      const part = run[p] as Record<string, unknown>;
+      return (all ? Object.keys(part) : [...names]).flatMap((f) => [f, JSON.stringify(part[f])]);
+    };
+    const steps = fields('steps', changes.steps);
+    const captures = fields('captures', changes.captures);
+    const expansions = fields('expansions', changes.expansions);
+    const gates = fields('gates', changes.gates);
+    const events = changes.events.map((e) => stamp(run.id, e, now));
+    const effects = changes.effects.map((fx) => JSON.stringify(fx));
+    const keys = [this.k(run.id, 'lease'), this.k(run.id), ...PARTS.map((p) => this.k(run.id, p)), this.k(run.id, 'events'), this.k(run.id, 'outbox'), this.k(run.id, 'cancel'), this.k(run.id, 'outbox-seq')];
+    const args = [leaseToken, changes.head || all ? this.headJson(run) : '', RUN_STREAM_MAX, steps.length / 2, captures.length / 2, expansions.length / 2, gates.length / 2, events.length, effects.length, ...steps, ...captures, ...expansions, ...gates, ...events, ...effects];
+    const res = (await COMMIT.run(this.redis, keys, args)) as [number, string | null, ...string[]];
+    if (res[0] !== 1) return undefined;
+    if (all) {
+      this.legacy.delete(run);
+      // Runs stored before the active set existed join it: the sweeper looks after them too.
+      if (!isTerminal(run.status)) await this.redis.zadd(this.activeKey, Date.parse(run.createdAt), run.id);
+    }
+    return { ...(res[1] ? { cancel: JSON.parse(res[1]) as { by: string; at: string } } : {}), ids: res.slice(2) as string[] };
+  }
+
+  /**
+   * What the run's outbox holds: events not yet in the audit stream and effects not yet done, in
+   * order, and the number of the last entry.
+   */
+  async outbox(runId: string): Promise<{ events: string[]; effects: Effect[]; last: number }> {
+    const entries = await this.redis.lrange(this.k(runId, 'outbox'), 0, -1);
+    const out = { events: [] as string[], effects: [] as Effect[], last: 0 };
+    for (const e of entries) {
+      const sp = e.indexOf(' ');
+      out.last = Number(e.slice(0, sp));
+      if (e[sp + 1] === 'e') out.events.push(e.slice(sp + 2));
+      else out.effects.push(JSON.parse(e.slice(sp + 2)) as Effect);
+    }
+    return out;
+  }
+
+  /**
+   * Appends events to the audit stream and removes the outbox entries up to `last`, in one
+   * transaction (the caller did their effects first: each is idempotent).
+   */
+  async relayed(runId: string, events: string[], last: number): Promise<void> {
+    const m = this.redis.multi();
+    for (const body of events) m.xadd(this.auditKey, '*', 'e', body);
+    m.eval(TRIM_OUTBOX, 1, this.k(runId, 'outbox'), last);
+    await m.exec();
   }
 
   async takeLease(runId: string, token: string, ttlMs: number): Promise<void> {
-    const ok = await this.redis.eval(TAKE_LEASE, 1, this.k(runId, 'lease'), token, String(ttlMs));
-    if (ok !== 1) throw new LeaseBusyError(runId);
+    if (!(await this.renewLease(runId, token, ttlMs))) throw new LeaseBusyError(runId);
   }
 
   async renewLease(runId: string, token: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.eval(TAKE_LEASE, 1, this.k(runId, 'lease'), token, String(ttlMs))) === 1;
+    return (await TAKE_LEASE.run(this.redis, [this.k(runId, 'lease')], [token, ttlMs])) === 1;
   }
 
   async dropLease(runId: string, token: string): Promise<void> {
-    await this.redis.eval(DROP_LEASE, 1, this.k(runId, 'lease'), token);
+    await DROP_LEASE.run(this.redis, [this.k(runId, 'lease')], [token]);
   }
 
-  /** Appends to the run's progress stream and to the audit trail. Output chunks stay out of the audit. */
+  /** Which of these runs a worker holds now. */
+  async leased(runIds: string[]): Promise<Set<string>> {
+    if (runIds.length === 0) return new Set();
+    const vals = await this.redis.mget(runIds.map((id) => this.k(id, 'lease')));
+    return new Set(runIds.filter((_, i) => vals[i] !== null));
+  }
+
+  /**
+   * Appends an event that changes no run state (a refused decision, a cancellation asked for) to
+   * the run's progress stream and to the audit trail, in one transaction.
+   */
   async emit(runId: string, event: RunEvent): Promise<string> {
     const m = this.redis.multi();
     this.append(m, runId, event);
@@ -157,11 +379,16 @@ export class RunStore {
     return String(res?.[0]?.[1] ?? '');
   }
 
+  /** A running step's output: to the run's stream only (the finished step carries its tail to the audit). */
+  async output(runId: string, event: Extract<RunEvent, { type: 'step.output' }>): Promise<void> {
+    await this.redis.xadd(this.k(runId, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', stamp(runId, event, new Date().toISOString()));
+  }
+
   /** Queues `emit`'s writes on a transaction: the run's stream entry first, then the audit entry. */
   private append(m: ChainableCommander, runId: string, event: RunEvent): void {
-    const body = JSON.stringify({ ...event, runId, at: new Date().toISOString() } satisfies StampedEvent);
+    const body = stamp(runId, event, new Date().toISOString());
     m.xadd(this.k(runId, 'events'), 'MAXLEN', '~', String(RUN_STREAM_MAX), '*', 'e', body);
-    if (event.type !== 'step.output') m.xadd(this.auditKey, '*', 'e', body);
+    m.xadd(this.auditKey, '*', 'e', body);
   }
 
   /** Events after `afterId` ('0' for all); waits up to `blockMs` for new ones when given. */
@@ -179,20 +406,22 @@ export class RunStore {
     return parseEntries(entries);
   }
 
-  /** First decision on a gate wins; returns false when one was already recorded. */
+  /** First decision on a gate (or on one step of it) wins; returns false when one was already recorded. */
   async decide(runId: string, record: DecisionRecord): Promise<boolean> {
-    return (await this.redis.hsetnx(this.k(runId, 'decisions'), record.gateId, JSON.stringify(record))) === 1;
+    const field = record.step ? `${record.gateId}#${record.step}` : record.gateId;
+    const ok = (await this.redis.hsetnx(this.k(runId, 'decisions'), field, JSON.stringify(record))) === 1;
+    if (ok) await this.signal(runId);
+    return ok;
   }
 
-  async decisions(runId: string): Promise<Record<string, DecisionRecord>> {
-    const all = await this.redis.hgetall(this.k(runId, 'decisions'));
-    return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as DecisionRecord]));
+  async decisions(runId: string): Promise<DecisionRecord[]> {
+    return Object.values(await this.redis.hgetall(this.k(runId, 'decisions'))).map((v) => JSON.parse(v) as DecisionRecord);
   }
 
   /** Returns false when a cancellation was already requested. */
   async requestCancel(runId: string, by: string): Promise<boolean> {
     const ok = await this.redis.set(this.k(runId, 'cancel'), JSON.stringify({ by, at: new Date().toISOString() }), 'NX');
-    if (ok) await this.redis.publish(`${this.prefix}:cancel`, runId);
+    if (ok) await this.signal(runId);
     return ok === 'OK';
   }
 
@@ -201,22 +430,69 @@ export class RunStore {
     return raw ? (JSON.parse(raw) as { by: string; at: string }) : undefined;
   }
 
-  get cancelChannel(): string {
-    return `${this.prefix}:cancel`;
+  /** Tells the worker advancing the run, if any, that a decision or a cancellation arrived. */
+  private async signal(runId: string): Promise<void> {
+    await this.redis.publish(this.signalChannel, runId);
   }
 
-  /** Takes every lock or none; returns the runs in the way (empty when taken). */
+  /** Takes every lock or none; returns the runs in the way (empty when taken), and queues the run as a waiter. */
   async takeLocks(runId: string, locks: { host: string; mode: 'read' | 'write' }[]): Promise<string[]> {
     if (locks.length === 0) return [];
     const keys = locks.flatMap((l) => this.lockKeys(l.host));
-    const res = (await this.redis.eval(TAKE_LOCKS, keys.length, ...keys, runId, ...locks.map((l) => l.mode))) as string[];
+    const res = (await TAKE_LOCKS.run(this.redis, keys, [runId, Date.now(), ...locks.map((l) => l.mode)])) as string[];
     return [...new Set(res)];
   }
 
-  async dropLocks(runId: string, hosts: string[]): Promise<void> {
-    if (hosts.length === 0) return;
+  /** Releases `runId`'s locks and waits on these hosts; returns the runs waiting for them. */
+  async dropLocks(runId: string, hosts: string[]): Promise<string[]> {
+    if (hosts.length === 0) return [];
     const keys = hosts.flatMap((h) => this.lockKeys(h));
-    await this.redis.eval(DROP_LOCKS, keys.length, ...keys, runId);
+    return (await DROP_LOCKS.run(this.redis, keys, [runId])) as string[];
+  }
+
+  /** Who holds each of these hosts: its writer, and its readers. */
+  async lockHolders(hosts: string[]): Promise<Map<string, { writer?: string; readers: string[] }>> {
+    const m = this.redis.pipeline();
+    for (const h of hosts) {
+      const [w, r] = this.lockKeys(h);
+      m.get(w);
+      m.smembers(r);
+    }
+    const res = (await m.exec()) ?? [];
+    return new Map(
+      hosts.map((h, i) => {
+        const writer = res[2 * i]?.[1] as string | null | undefined;
+        return [h, { ...(writer ? { writer } : {}), readers: (res[2 * i + 1]?.[1] as string[] | undefined) ?? [] }];
+      }),
+    );
+  }
+
+  /** Entries in each run's outbox. */
+  async outboxSizes(runIds: string[]): Promise<Map<string, number>> {
+    const m = this.redis.pipeline();
+    for (const id of runIds) m.llen(this.k(id, 'outbox'));
+    const res = (await m.exec()) ?? [];
+    return new Map(runIds.map((id, i) => [id, Number(res[i]?.[1] ?? 0)]));
+  }
+
+  /** For each run, what arrived for it: the fields of its recorded decisions (`<gate>` or `<gate>#<step>`), and `cancel`. */
+  async news(runIds: string[]): Promise<Map<string, string[]>> {
+    const m = this.redis.pipeline();
+    for (const id of runIds) {
+      m.hkeys(this.k(id, 'decisions'));
+      m.exists(this.k(id, 'cancel'));
+    }
+    const res = (await m.exec()) ?? [];
+    return new Map(runIds.map((id, i) => [id, [...((res[2 * i]?.[1] as string[] | undefined) ?? []), ...(res[2 * i + 1]?.[1] ? ['cancel'] : [])]]));
+  }
+
+  /** Runs in the active set: not ended, or ended with effects still to do. */
+  async active(): Promise<string[]> {
+    return this.redis.zrange(this.activeKey, '0', '-1');
+  }
+
+  async deactivate(runId: string): Promise<void> {
+    await this.redis.zrem(this.activeKey, runId);
   }
 
   /**
@@ -266,9 +542,14 @@ export class RunStore {
   }
 }
 
+function stamp(runId: string, event: RunEvent, at: string): string {
+  return JSON.stringify({ ...event, runId, at } satisfies StampedEvent);
+}
+
 function parseEntries(entries: [string, string[]][]): StampedEvent[] {
   return entries.map(([id, fields]) => {
     const i = fields.indexOf('e');
     return { ...(JSON.parse(fields[i + 1] ?? '{}') as StampedEvent), id };
   });
 }
+

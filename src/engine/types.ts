@@ -1,8 +1,15 @@
 import type { KnownFacts, Risk, StepStatus } from '../procedures/dsl.js';
 
+/**
+ * The run, step and gate models. Which status may follow which is in transitions.ts; this file says
+ * what each holds. See docs/engine.md for the tables.
+ */
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'rejected' | 'cancelled' | 'expired';
+/** How a run ended. */
+export type EndStatus = Extract<RunStatus, 'succeeded' | 'failed' | 'rejected' | 'cancelled' | 'expired'>;
 export const TERMINAL: readonly RunStatus[] = ['succeeded', 'failed', 'rejected', 'cancelled', 'expired'];
-export const isTerminal = (s: RunStatus): boolean => TERMINAL.includes(s);
+export const isTerminal = (s: RunStatus): s is EndStatus => TERMINAL.includes(s);
+export type { StepStatus };
 
 export type StepKind = 'ssh' | 'sql' | 'poll' | 'manual' | 'report' | 'forEach' | 'group';
 
@@ -65,8 +72,27 @@ export interface RenderedStep {
   instructions?: string;
 }
 
+/** What a waiting run waits for. Each part wakes it in its own way (a decision, a timer job, a lock release). */
+export interface WaitingFor {
+  /** Open gates that need a decision. */
+  gates?: string[];
+  /** Poll steps waiting before their next check, and when the first is due. */
+  timer?: { at: string; steps: string[] };
+  /** Hosts it needs and the runs that hold them. */
+  locks?: { hosts: string[]; heldBy: LockHolder[] };
+}
+
+export interface LockHolder {
+  run: string;
+  procedure?: string;
+  requester?: string;
+  status?: RunStatus;
+}
+
 export interface StepState {
   path: string;
+  /** Order in which the run reached the step: a run's steps are listed in it. */
+  seq?: number;
   title: string;
   kind: StepKind;
   risk: Risk;
@@ -89,6 +115,10 @@ export interface StepState {
   reason?: string;
   /** forEach: item count and how many finished. */
   progress?: { done: number; total: number; failed: number };
+  /** poll: checks made, when the next is due, and when it gives up. */
+  checks?: number;
+  nextCheckAt?: string;
+  deadline?: string;
   /** A file fetched from the host after the step (`attach`), kept in the run's store. */
   attachment?: Attachment;
 }
@@ -102,8 +132,14 @@ export interface Attachment {
   id: string;
 }
 
-export type GateKind = 'approval' | 'manual' | 'interrupted';
-export type GateStatus = 'open' | 'approved' | 'rejected' | 'expired' | 'void' | 'done' | 'retry' | 'skip' | 'abort';
+/**
+ * `approval`: a gated step waits for another person. `manual`: a person acts, then says done.
+ * `interrupted`: steps a crash left unfinished that may not simply run again (one gate per crash).
+ * `definition`: the procedure changed since the run started; a person says whether to go on.
+ */
+export type GateKind = 'approval' | 'manual' | 'interrupted' | 'definition';
+/** `decided` carries the decision; `void`: it no longer counts (what it covered changed, or the run was cancelled). */
+export type GateStatus = 'open' | 'decided' | 'void';
 export type Decision = 'approve' | 'reject' | 'done' | 'retry' | 'skip' | 'abort' | 'expire';
 
 export interface Gate {
@@ -119,13 +155,23 @@ export interface Gate {
   /** Who may decide (people ids), computed from the policy when the gate opened. */
   deciders: string[];
   status: GateStatus;
+  decision?: Decision;
   decidedBy?: string;
   decidedAt?: string;
   reason?: string;
+  /**
+   * `interrupted` gates: decisions taken on one of its steps alone (`runbook decide --step`); the
+   * gate's own decision applies to the steps without one, and it is decided once every step is.
+   */
+  stepDecisions?: Record<string, { decision: Decision; by: string; at: string }>;
+  /** `definition` gates: the fingerprint the run started with, and the one deployed now. */
+  definition?: { was: string; now: string };
 }
 
 export interface DecisionRecord {
   gateId: string;
+  /** A decision on one step of an `interrupted` gate only. */
+  step?: string;
   decision: Decision;
   by: string;
   at: string;
@@ -139,9 +185,10 @@ export interface Run {
   procedure: string;
   /**
    * The definition the run was planned from: `built-in` or the pack file that defined the procedure,
-   * and the definition's fingerprint (Catalog.origin), for a resume to compare with what is loaded.
+   * the definition's fingerprint (Catalog.origin), and its step tree's (`tree`): a resume under
+   * another step tree asks a person first (procedures/fingerprint.ts says why the tree).
    */
-  definition?: { file: string; fingerprint: string };
+  definition?: { file: string; fingerprint: string; tree?: string };
   args: Record<string, unknown>;
   requester: string;
   origin: Origin;
@@ -150,8 +197,16 @@ export interface Run {
   status: RunStatus;
   plan: PlanStep[];
   notes: string[];
-  /** Hosts held by the run, as locked. */
+  /** Hosts the run holds while it lasts (see locks.ts). */
   locks: { host: string; mode: 'read' | 'write' }[];
+  /** True once the run holds its locks; they are released when it ends. */
+  locked?: boolean;
+  /** When a worker first started its steps. */
+  startedAt?: string;
+  /** Crashes this run recovered from: names the gate of the steps each one interrupted. */
+  crashes?: number;
+  /** While no worker holds it: what the run waits for, so a person and the sweeper can see it. */
+  waitingFor?: WaitingFor;
   steps: Record<string, StepState>;
   captures: Record<string, unknown>;
   /**
@@ -162,9 +217,10 @@ export interface Run {
   /** forEach items, fixed the first time the step runs so a resumed run sees the same list. */
   expansions: Record<string, { key: string; label: string; item: unknown }[]>;
   gates: Record<string, Gate>;
-  phase: 'main' | 'finally' | 'done';
+  /** Which list of steps runs: the procedure's steps, then its finally steps. */
+  phase: 'main' | 'finally';
   /** The end decided by the main steps, before finally steps ran. */
-  outcome?: RunStatus;
+  outcome?: EndStatus;
   error?: string;
   finishedAt?: string;
   cancelRequested?: { by: string; at: string };
@@ -175,17 +231,18 @@ export type RunEvent =
   | { type: 'run.requested'; by: string; command: string; origin: Origin }
   | { type: 'run.planned'; plan: PlanStep[]; notes: string[] }
   | { type: 'run.started'; worker: string; resumed: boolean }
-  | { type: 'run.waiting'; gates: string[] }
+  | { type: 'run.waiting'; gates: string[]; waitingFor?: WaitingFor }
   | { type: 'run.finished'; status: RunStatus; error?: string; durationMs: number }
   | { type: 'run.cancel-requested'; by: string; via?: Origin }
-  | { type: 'lock.waiting'; hosts: string[]; heldBy: string[] }
+  | { type: 'lock.waiting'; hosts: string[]; heldBy: string[]; holders?: LockHolder[] }
   | { type: 'step.started'; path: string; title: string; kind: StepKind; risk: Risk; host?: string; command?: string; stdin?: string; reference?: string; variant?: string; database?: string; statement?: string; attempt: number }
   | { type: 'step.output'; path: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'step.progress'; path: string; message: string; done?: number; total?: number; failed?: number }
-  | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean }
+  | { type: 'step.interrupted'; path: string; title: string; idempotent: boolean; gate?: string }
   | { type: 'step.finished'; path: string; title: string; status: StepStatus; kind: StepKind; risk: Risk; host?: string; exitCode?: number | null; signal?: string; rowsAffected?: number; durationMs?: number; outputTail?: string; outputTruncated?: boolean; error?: string; reason?: string; report?: string; attachment?: Attachment }
   | { type: 'gate.opened'; gate: Gate }
-  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string; via?: Origin }
+  | { type: 'gate.decided'; gate: Gate; decision: Decision; by: string; reason?: string; step?: string; via?: Origin }
+  | { type: 'gate.voided'; gate: Gate; reason: string }
   | { type: 'gate.refused'; gateId: string; by: string; reason: string; via?: Origin };
 
 export type StampedEvent = RunEvent & { runId: string; at: string; id?: string };

@@ -52,6 +52,12 @@ export function readHostState<T = unknown>(dir: string, host: string, name: stri
   return runtime.readJson<T | undefined>(runtime.statePath(labDir, host, name), undefined);
 }
 
+/** Locked change of a state file of the host's tools, as a test sets the scene (a service stopped, a guest shut off). */
+export function setHostState<T>(dir: string, host: string, name: string, fn: (value: T) => void): void {
+  const labDir = labDirOf(dir, host);
+  runtime.updateJson(labDir, host, runtime.statePath(labDir, host, name), {} as T, fn);
+}
+
 /** Every service of the host and how it stands (`running`, `stopped`, `failed`), whatever runs it. */
 export function readServices(dir: string, host: string): Record<string, ServiceStatus> {
   const ctx = new runtime.HostContext(labDirOf(dir, host), host);

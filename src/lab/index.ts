@@ -1,6 +1,7 @@
 /** The lab: simulated sites (real sshd per host, simulated tools, seeded MariaDB) for tests and the demo. */
 export { labUp, labDown, labStatus, stopHost, startHost } from './lab.js';
-export { setFault, clearFaults, setHostSetting, readCalls, readHostState, readServices, setService } from './host-state.js';
+export { setOpenStackTimeScale } from './openstack/setup.js';
+export { setFault, clearFaults, setHostSetting, readCalls, readHostState, readServices, setHostState, setService } from './host-state.js';
 export type { HostProfile, ServiceStatus } from './site.js';
 export type {
   Lab,

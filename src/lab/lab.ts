@@ -10,10 +10,12 @@ import { managerVars, renderRunbookConfig, rootPathVars } from './runbook-yaml.j
 import { seedHost } from './seed.js';
 import { installPackTools } from './pack-tools.js';
 import { labHosts, type PlacedHost } from './site.js';
-import { assertOpenSshInstalled, choosePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
+import { buildRings, controllerFiles, runningApi, startApi, writeCredentials } from './openstack/setup.js';
+import { assertOpenSshInstalled, choosePort, freePort, killLabProcesses, renderSshdConfig, runningSshd, startSshd } from './sshd.js';
 import { toolNames, toolsDir } from './tool-runtime.js';
 import type { Lab, LabHost, LabOptions } from './types.js';
 import { assertReachable, resolveLabUser, type LabUser } from './user.js';
+import { randomBytes } from 'node:crypto';
 
 /**
  * Marks a directory as a lab's, so that rebuilding after a failed start may clear it. A directory
@@ -94,6 +96,7 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
   );
   const hosts = placed.map((h) => ({ ...h, port, vars: { ...h.vars, ...managerVars(dir, h), ...rootPathVars(dir, h) } }));
   const p = labPaths(dir);
+  const apiPort = await freePort('127.0.0.1');
   const lab: Lab = {
     dir,
     configPath: p.config,
@@ -101,8 +104,11 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     user: user.name,
     databases,
     mysqlUrl: opts.mysqlUrl ?? defaultMysqlUrl(),
+    cinderSchema: opts.cinderSchema ?? 'current',
+    openstack: { authUrl: `http://127.0.0.1:${apiPort}/identity/v3`, port: apiPort, timeScale: opts.openstackTimeScale ?? 1, credentials: opts.openstackCredentials ?? 'clouds' },
     ...(opts.packs?.length ? { packs: opts.packs.map((d) => resolve(d)) } : {}),
   };
+  const controller = lab.hosts.find((h) => h.name === 'controller');
   // Written first, so that labDown can clean up after a start that fails from here on.
   writeFileSync(p.labJson, `${JSON.stringify(lab, null, 2)}\n`);
   try {
@@ -114,8 +120,15 @@ async function build(dir: string, opts: LabOptions): Promise<Lab> {
     const [clientKey, knownHosts] = await Promise.all([
       generateKey(p.privateKey, 'runbook lab client'),
       mapLimit(hosts, PROCESS_CONCURRENCY, (h) => prepareHost(dir, h, user)),
-      seedDatabases(lab.mysqlUrl, lab.databases),
+      seedDatabases(lab.mysqlUrl, lab.databases, lab.cinderSchema),
     ]);
+    if (controller !== undefined) {
+      // The real clients and swift-ring-builder run on the controller: their files are real paths of its fake root.
+      const password = randomBytes(12).toString('base64url');
+      controller.vars = { ...controller.vars, openstack: writeCredentials(dir, lab.openstack.authUrl, password, lab.openstack.credentials, user), swiftRingDir: controllerFiles(dir).ringDir };
+      writeFileSync(p.labJson, `${JSON.stringify(lab, null, 2)}\n`);
+      await Promise.all([buildRings(dir, lab.hosts.map((h) => h.name), user), startApi(lab, user, password)]);
+    }
     writeFileSync(p.authorizedKeys, `${clientKey}\n`, { mode: 0o644 });
     writeFileSync(p.knownHosts, knownHosts.join(''));
     await mapLimit(lab.hosts, PROCESS_CONCURRENCY, (h) => startSshd(dir, h, user));
@@ -135,6 +148,8 @@ function assertSameLab(lab: Lab, opts: LabOptions): void {
     wanted.join(' ') !== lab.hosts.map((h) => h.name).join(' ') && 'hosts',
     opts.port !== undefined && opts.port !== 0 && opts.port !== lab.hosts[0]?.port && 'port',
     opts.dbPrefix !== undefined && labDatabaseNames(opts.dbPrefix).nova !== lab.databases.nova && 'database names',
+    (opts.cinderSchema ?? 'current') !== lab.cinderSchema && 'cinder schema',
+    (opts.openstackCredentials ?? 'clouds') !== lab.openstack.credentials && 'OpenStack credentials',
     (opts.mysqlUrl ?? defaultMysqlUrl()) !== lab.mysqlUrl && 'MySQL server',
     (opts.packs ?? []).map((d) => resolve(d)).join(' ') !== (lab.packs ?? []).join(' ') && 'packs',
   ].filter(Boolean);
@@ -143,12 +158,14 @@ function assertSameLab(lab: Lab, opts: LabOptions): void {
   }
 }
 
-/** Starts the sshd of every host whose sshd is not running. */
+/** Starts the sshd of every host whose sshd is not running, and the OpenStack API double when it is not. */
 async function restartDead(lab: Lab): Promise<void> {
   const dead = lab.hosts.filter((h) => runningSshd(lab.dir, h.name) === undefined);
-  if (dead.length === 0) return;
+  const apiDead = lab.hosts.some((h) => h.name === 'controller') && runningApi(lab.dir) === undefined;
+  if (dead.length === 0 && !apiDead) return;
   const user = await resolveLabUser();
   await mapLimit(dead, PROCESS_CONCURRENCY, (h) => startSshd(lab.dir, h, user));
+  if (apiDead) await startApi(lab, user);
 }
 
 /**

@@ -26,5 +26,8 @@ export function labPaths(dir: string) {
     sshdConfig: (host: string) => join(runtime.hostDir(dir, host), 'sshd_config'),
     pidFile: (host: string) => join(dir, 'run', `${host}.pid`),
     sshdLog: (host: string) => join(dir, 'run', `${host}.log`),
+    /** The OpenStack API double's output, and its requests (one JSON line each). */
+    openstackOut: join(dir, 'run', 'openstack-api.out'),
+    openstackLog: join(dir, 'run', 'openstack-api.log'),
   };
 }

@@ -1,6 +1,6 @@
 import { chmod, cp, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { commOf, daemonOf, instanceName, libvirtXml, readServiceState, type InitSystem, type SiteHost, type SiteInstance, type SiteService } from './site.js';
+import { commOf, daemonOf, readServiceState, type InitSystem, type SiteHost, type SiteInstance, type SiteService } from './site.js';
 import { runtime } from './tool-runtime.js';
 
 /** Directories every fake root has, so `mount … /mnt/` and `ls /tmp` work as on a real host. */
@@ -24,20 +24,19 @@ async function writeTree(dir: string, dirs: string[], files: Record<string, stri
 }
 
 /**
- * `/var/lib/nova/instances/instance-…/` with the guide's four files (disks are sparse, so they show
- * the guide's sizes and cost no space), and the disks' contents under `images/`.
+ * `/var/lib/nova/instances/<uuid>/` as the libvirt driver keeps it since Grizzly (named by uuid:
+ * nova 76461c83d1; nova/virt/libvirt/utils.py get_instance_path), with no libvirt.xml (not written
+ * since Ocata, nova dccaf9cb88): console.log, the qcow2 `disk` (sparse, so it shows the guide's size
+ * and costs no space) and `disk.info`; the disk's contents under `images/`.
  */
 async function seedInstance(labDir: string, host: string, inst: SiteInstance): Promise<void> {
-  const name = instanceName(inst.id);
-  const instanceDir = `/var/lib/nova/instances/${name}`;
+  const instanceDir = `/var/lib/nova/instances/${inst.uuid}`;
   const dir = runtime.realPath(labDir, host, instanceDir);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'console.log'), `[    0.000000] Linux version 3.2.0-29-virtual\n[    2.104211] ${inst.displayName} login:\n`);
-  await writeFile(join(dir, 'libvirt.xml'), libvirtXml(inst));
+  await writeFile(join(dir, 'console.log'), `[    0.000000] Linux version 6.1.0-18-cloud-amd64\n[    2.104211] ${inst.displayName} login:\n`);
   await writeFile(join(dir, 'disk'), '');
   await truncate(join(dir, 'disk'), 33 * 1024 * 1024);
-  await writeFile(join(dir, 'disk.local'), '');
-  await truncate(join(dir, 'disk.local'), 384 * 1024);
+  await writeFile(join(dir, 'disk.info'), `${JSON.stringify({ [`${instanceDir}/disk`]: 'qcow2' })}\n`);
   await writeTree(
     runtime.imagePath(labDir, host, `${instanceDir}/disk`),
     ROOT_FS_DIRS,
@@ -49,7 +48,6 @@ async function seedInstance(labDir: string, host: string, inst: SiteInstance): P
     },
     ROOT_FS_LINKS,
   );
-  await writeTree(runtime.imagePath(labDir, host, `${instanceDir}/disk.local`), ['lost+found'], { 'swapfile.txt': 'ephemeral disk\n' });
 }
 
 /** A file of the fake root (a directory when the path ends in "/"). */

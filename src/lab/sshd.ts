@@ -231,7 +231,7 @@ function isFree(address: string, port: number): Promise<boolean> {
 }
 
 /** An ephemeral port the kernel picks as free on address. */
-function ephemeralPort(address: string): Promise<number> {
+export function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -255,7 +255,7 @@ export async function choosePort(addresses: string[], port: number): Promise<num
     return port;
   }
   for (let attempt = 0; attempt < 20; attempt++) {
-    const candidate = await ephemeralPort(addresses[0]!);
+    const candidate = await freePort(addresses[0]!);
     if ((await freeOnAll(addresses, candidate)) === undefined) return candidate;
   }
   throw new Error(`found no port free on all ${addresses.length} lab addresses`);

@@ -13,6 +13,16 @@ export interface LabOptions {
   mysqlUrl?: string;
   /** Prefix of the lab's database names. Default `lab_` (lab_nova, lab_cinder, lab_neutron). */
   dbPrefix?: string;
+  /** The shape of cinder's tables: `current` (Kilo and later) or `pre-kilo` (Juno's, the disaster-recovery page's era). Default `current`. */
+  cinderSchema?: CinderSchema;
+  /**
+   * Scales the OpenStack API double's clock: an asynchronous action (live migration, evacuation,
+   * detach, reboot) takes 2 s, nova-compute reports every 10 s, and a service is down after 60 s
+   * without a report (nova's report_interval and service_down_time). Default 1.
+   */
+  openstackTimeScale?: number;
+  /** How the controller's OpenStack clients get their credentials: a clouds.yaml (`clouds`) or an openrc file. Default `clouds`. */
+  openstackCredentials?: OpenStackCredentials;
   /**
    * Per named host, changes to its init profile (init system, runit, services) for this lab only;
    * e.g. `{ c01: { init: 'upstart' } }`. Default: the site's profiles (see site/host.ts).
@@ -24,6 +34,11 @@ export interface LabOptions {
    */
   packs?: string[];
 }
+
+export type OpenStackCredentials = 'clouds' | 'openrc';
+
+/** `current`: cinder ≥ Kilo (volume_attachment); `pre-kilo`: the attachment in volumes' own columns. */
+export type CinderSchema = 'current' | 'pre-kilo';
 
 export interface LabHost {
   name: string;
@@ -51,8 +66,19 @@ export interface Lab {
   databases: LabDatabases;
   /** Server URL without a database. */
   mysqlUrl: string;
+  cinderSchema: CinderSchema;
+  /** The OpenStack API double on loopback: Keystone's URL, and the credentials the controller's clients use. */
+  openstack: LabOpenStack;
   /** Absolute pack directories the lab simulates the tools of, and its runbook.yaml loads. */
   packs?: string[];
+}
+
+export interface LabOpenStack {
+  /** `http://127.0.0.1:<port>/identity/v3` */
+  authUrl: string;
+  port: number;
+  timeScale: number;
+  credentials: OpenStackCredentials;
 }
 
 /** A fault the simulated tools of one host inject (see src/lab/tools/labtool.cjs). */
@@ -106,6 +132,8 @@ export interface Vdisk {
 export interface Domain {
   id: number;
   name: string;
+  /** The nova instance it runs: how the OpenStack double finds it when nova moves the instance. */
+  uuid?: string;
   state: 'running' | 'paused' | 'shut off';
 }
 

@@ -1,24 +1,26 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
-import { forEachItem, parse, procedure, sh, type LockSpec, type Step, type StepContext } from './dsl.js';
-
-const MAINTENANCE = 'runbooks/openstack-maintenance-failures.txt';
+import { forEachItem, parse, procedure, sh, type LockSpec, type SshStep, type Step, type StepContext } from './dsl.js';
+import { firstInGroup, MAINTENANCE } from './openstack.js';
 
 /** The three rings of Object Storage, each with its builder file on the storage proxy. */
 const RINGS = ['account', 'container', 'object'] as const;
 type Ring = (typeof RINGS)[number];
-/** The ports the rings' devices listen on (Swift's defaults, as the lab's rings were built with). */
-const RING_PORTS: Record<Ring, number> = { account: 6202, container: 6201, object: 6200 };
-const builder = (ring: Ring) => `/etc/swift/${ring}.builder`;
-const RING_FILES = RINGS.map((r) => `/etc/swift/${r}.ring.gz`);
+/** Swift's default ports since 2.7.0 (swift cf48e75c2): used only when a node's devices were not recorded. */
+const DEFAULT_PORTS: Record<Ring, number> = { account: 6202, container: 6201, object: 6200 };
 
 /** Where the rings are built: the first host in @swift-proxy. */
-function proxy(ctx: StepContext | { inventory: Inventory }): string {
-  const p = ctx.inventory.inGroups(['swift-proxy'])[0];
-  if (!p) throw new Error('no host in @swift-proxy in runbook.yaml: the rings are built there');
-  return p.name;
+function proxy(ctx: { inventory: Inventory }): string {
+  return firstInGroup(ctx.inventory, 'swift-proxy', 'the rings are built there');
 }
+
+/** A host's ring directory: `vars.swiftRingDir`, else /etc/swift (the page's). */
+const ringDir = (h: InventoryHost): string => (typeof h.vars.swiftRingDir === 'string' ? h.vars.swiftRingDir : '/etc/swift');
+const proxyDir = (ctx: StepContext) => ringDir(ctx.host(proxy(ctx)));
+const builder = (ctx: StepContext, ring: Ring) => `${proxyDir(ctx)}/${ring}.builder`;
+/** Where remove-node records a node's devices for add-node: a file of the proxy's ring directory. */
+const record = (ctx: StepContext, ip: string) => `${proxyDir(ctx)}/removed/${ip}.json`;
 
 const storageNodes = (inventory: Inventory): InventoryHost[] => inventory.inGroups(['swift']);
 const ipOf = (h: InventoryHost): string => String(h.vars.ip ?? h.address);
@@ -35,39 +37,91 @@ async function resolveNode<A extends NodeArgs>(args: A, { inventory }: { invento
 }
 
 const nodeIp = (ctx: StepContext<NodeArgs>) => ipOf(ctx.host(ctx.args.host ?? ctx.args.node));
-const itemOf = (ctx: StepContext) => String(forEachItem(ctx));
+const itemOf = (ctx: StepContext) => forEachItem<InventoryHost>(ctx);
 /** The rings are changed on the proxy: one run at a time there. */
 const proxyLock = (ctx: StepContext): LockSpec[] => [{ host: proxy(ctx), mode: 'write' }];
 
-/** "Next, redistribute the ring files to the other nodes", to each storage node `to` selects. */
-function distribute(to: (ctx: StepContext<NodeArgs>) => InventoryHost[]) {
+/** "Next, redistribute the ring files to the other nodes", to each storage node `to` selects, into its ring directory. */
+function distribute(to: (ctx: StepContext<NodeArgs>) => InventoryHost[]): Step<NodeArgs> {
   return {
-    kind: 'forEach' as const,
+    kind: 'forEach',
     id: 'distribute',
     title: 'Next, redistribute the ring files to the other nodes',
-    risk: 'write' as const,
-    items: (ctx: StepContext<NodeArgs>) => to(ctx).map(fqdnOf),
-    key: (fqdn: string) => fqdn,
+    risk: 'write',
+    items: to,
+    key: (h: InventoryHost) => fqdnOf(h),
     concurrency: 1,
-    steps: [{ kind: 'ssh' as const, id: 'scp', title: (ctx: StepContext) => `scp *.ring.gz ${itemOf(ctx)}:/etc/swift`, risk: 'write' as const, host: proxy, command: (ctx: StepContext) => sh`scp ${RING_FILES} ${`${itemOf(ctx)}:/etc/swift`}` }],
+    steps: [
+      {
+        kind: 'ssh',
+        id: 'scp',
+        title: (ctx) => `scp *.ring.gz ${fqdnOf(itemOf(ctx))}:${ringDir(itemOf(ctx))}`,
+        risk: 'write',
+        host: proxy,
+        // BatchMode: an unknown host key or a password prompt fails at once instead of waiting for input.
+        command: (ctx) => sh`scp -o BatchMode=yes ${RINGS.map((r) => `${proxyDir(ctx)}/${r}.ring.gz`)} ${`${fqdnOf(itemOf(ctx))}:${ringDir(itemOf(ctx))}`}`,
+        reference: (ctx) => `scp *.ring.gz ${fqdnOf(itemOf(ctx))}:/etc/swift`,
+      },
+    ],
   };
 }
 
 /** One step per ring, as the page lists the commands (so the plan shows each one). */
-function perRing<A>(id: string, risk: 'write', title: (ring: Ring, ctx: StepContext<A>) => string, command: (ring: Ring, ctx: StepContext<A>) => ReturnType<typeof sh>): Step<A>[] {
-  return RINGS.map((ring) => ({ kind: 'ssh' as const, id: `${id}-${ring}`, title: (ctx: StepContext<A>) => title(ring, ctx), risk, host: proxy, command: (ctx: StepContext<A>) => command(ring, ctx) }));
+function perRing<A>(id: string, title: (ring: Ring, ctx: StepContext<A>) => string, step: (ring: Ring) => Pick<SshStep<A>, 'command'> & Partial<SshStep<A>>): Step<A>[] {
+  return RINGS.map((ring) => ({ kind: 'ssh' as const, id: `${id}-${ring}`, title: (ctx: StepContext<A>) => title(ring, ctx), risk: 'write' as const, host: proxy, ...step(ring) }));
 }
 
-const rebalance = <A>() => perRing<A>('rebalance', 'write', (ring) => `swift-ring-builder ${ring}.builder rebalance`, (ring) => sh`swift-ring-builder ${builder(ring)} rebalance`);
+/**
+ * The outcome of `swift-ring-builder <b> rebalance` (swift/cli/ringbuilder.py rebalance): exit 0,
+ * or exit 1 (EXIT_WARNING) after saving when dispersion > 0 or balance > 5, both print "Reassigned
+ * N (…%) partitions" and saved the ring; exit 1 without that line ("No partitions could be
+ * reassigned", min_part_hours; "Cowardly refusing to save rebalance as it did not change at least
+ * 1%") saved nothing, and is a failure, as is exit 2 (an error).
+ */
+export const rebalanced = parse.map(parse.text(), (out) => {
+  const m = /^Reassigned (\d+) \(([\d.]+)%\) partitions\. Balance is now ([\d.]+)\.\s+Dispersion is now ([\d.]+)/m.exec(out);
+  if (!m) throw new Error(`the ring was not rebalanced: ${out.split('\n').filter((l) => l.trim() && !/^-+$/.test(l)).slice(0, 2).join(' ') || 'no output'}`);
+  return { reassigned: Number(m[1]), percent: Number(m[2]), balance: Number(m[3]), dispersion: Number(m[4]) };
+});
+
+const rebalance = <A>() =>
+  perRing<A>(
+    'rebalance',
+    (ring) => `swift-ring-builder ${ring}.builder rebalance`,
+    (ring) => ({ command: (ctx: StepContext<A>) => sh`swift-ring-builder ${builder(ctx as StepContext, ring)} rebalance`, okExitCodes: [0, 1], capture: rebalanced }),
+  );
+
+/** A ring device as `swift-ring-builder <b> search <value>` prints it (ringbuilder.py format_device table). */
+export interface RingDevice {
+  id: number;
+  region: number;
+  zone: number;
+  ip: string;
+  port: number;
+  replicationIp: string;
+  replicationPort: number;
+  device: string;
+  weight: number;
+  meta: string;
+}
+
+export const searchDevices = parse.map(parse.lines(), (lines): RingDevice[] => {
+  const rows = lines.filter((l) => /^\s+\d+\s+\d+\s+\d+\s/.test(l));
+  return rows.map((l) => {
+    const [id, region, zone, ip, port, replicationIp, replicationPort, device, weight, , , ...meta] = l.trim().split(/\s+/);
+    return { id: Number(id), region: Number(region), zone: Number(zone), ip: ip!, port: Number(port), replicationIp: replicationIp!, replicationPort: Number(replicationPort), device: device!, weight: Number(weight), meta: meta.join(' ') };
+  });
+});
 
 /**
- * "Shutting Down a Storage Node" for a day or more: remove it from the account, container and object
- * rings, rebalance, and copy the ring files to the other storage nodes.
+ * "Shutting Down a Storage Node" for a day or more: note the node's devices in each ring (add-node
+ * puts back exactly those), remove it from the account, container and object rings, rebalance, and
+ * copy the ring files to the other storage nodes.
  */
 export const removeNode = procedure({
   pack: 'swift',
   name: 'remove-node',
-  summary: 'Take a storage node out of the storage cluster: remove it from the three rings, rebalance, copy the rings to the other nodes',
+  summary: 'Take a storage node out of the storage cluster: record its devices, remove it from the three rings, rebalance, copy the rings to the other nodes',
   usage: 'swift remove-node <ip address of storage node | host>',
   examples: ['swift remove-node 10.100.2.3', 'swift remove-node s03'],
   source: `${MAINTENANCE} (Shutting Down a Storage Node)`,
@@ -79,23 +133,56 @@ export const removeNode = procedure({
   locks: proxyLock,
   notes: (ctx) => [`When ${ctx.args.host ?? ctx.args.node} is able to rejoin the cluster, add it back to the ring: swift add-node ${ctx.args.node}.`],
   steps: [
-    ...perRing<NodeArgs>('remove', 'write', (ring, ctx) => `swift-ring-builder ${ring}.builder remove ${nodeIp(ctx)}`, (ring, ctx) => sh`swift-ring-builder ${builder(ring)} remove ${nodeIp(ctx)}`),
+    ...perRing<NodeArgs>(
+      'devices',
+      (ring, ctx) => `Note the devices of ${nodeIp(ctx)} in the ${ring} ring`,
+      (ring) => ({ risk: 'read', command: (ctx: StepContext<NodeArgs>) => sh`swift-ring-builder ${builder(ctx, ring)} search ${nodeIp(ctx)}`, capture: searchDevices }),
+    ),
+    {
+      kind: 'ssh',
+      id: 'record',
+      title: (ctx) => `Keep the devices of ${nodeIp(ctx)} on the proxy, for when it rejoins the cluster`,
+      risk: 'write',
+      host: proxy,
+      command: (ctx) => {
+        const devices = Object.fromEntries(RINGS.map((r) => [r, ctx.capture<RingDevice[]>(`devices-${r}`)]));
+        const file = record(ctx, nodeIp(ctx));
+        return sh`mkdir -p ${file.slice(0, file.lastIndexOf('/'))} && printf '%s\n' ${JSON.stringify(devices)} > ${file}`;
+      },
+    },
+    ...perRing<NodeArgs>(
+      'remove',
+      (ring, ctx) => `swift-ring-builder ${ring}.builder remove ${nodeIp(ctx)}`,
+      // --yes (swift a54095e56, 2016): a node with more than one device is asked about on stdin, which the bot never answers.
+      (ring) => ({ command: (ctx: StepContext<NodeArgs>) => sh`swift-ring-builder ${builder(ctx, ring)} remove ${nodeIp(ctx)} --yes`, reference: (ctx: StepContext<NodeArgs>) => `swift-ring-builder ${ring}.builder remove ${nodeIp(ctx)}` }),
+    ),
     ...rebalance<NodeArgs>(),
     distribute((ctx) => storageNodes(ctx.inventory).filter((h) => h.name !== ctx.args.host)),
   ],
 });
 
-type AddArgs = NodeArgs & { zone?: number | undefined; region: number; device: string; weight: number };
+type AddArgs = NodeArgs & { zone?: number | undefined; region: number; device?: string | undefined; weight: number };
+const recorded = (ctx: StepContext<AddArgs>) => ctx.capture<Record<Ring, RingDevice[]> | null>('recorded');
+const explicit = (ctx: StepContext<AddArgs>) => ctx.args.device !== undefined;
+
+/** The `add` arguments for a ring: the devices recorded at removal, or the one the options describe. */
+function devicesToAdd(ctx: StepContext<AddArgs>, ring: Ring): string[] {
+  if (explicit(ctx)) return [`r${ctx.args.region}z${ctx.args.zone ?? '?'}-${nodeIp(ctx)}:${DEFAULT_PORTS[ring]}/${ctx.args.device}`, String(ctx.args.weight)];
+  const rec = recorded(ctx);
+  if (rec === null) throw new Error(`no devices of ${nodeIp(ctx)} were recorded (was it removed with swift remove-node?): give --zone, --device and --weight`);
+  return rec[ring].flatMap((d) => [`r${d.region}z${d.zone}-${d.ip}:${d.port}R${d.replicationIp}:${d.replicationPort}/${d.device}${d.meta ? `_${d.meta}` : ''}`, String(d.weight)]);
+}
 
 /**
- * Rejoining the cluster: add the node's disk back to the three rings with the options the cluster was
- * built with (region, zone, device, weight), rebalance, and copy the ring files to every storage node.
+ * Rejoining the cluster: add the node's devices back to the three rings exactly as they were (ports,
+ * devices, weights recorded by remove-node), or as the options say for a new node, rebalance, and
+ * copy the ring files to every storage node.
  */
 export const addNode = procedure({
   pack: 'swift',
   name: 'add-node',
   summary: 'Add a storage node (back) to the three rings, rebalance, and copy the ring files to the storage nodes',
-  usage: 'swift add-node <ip | host> [--zone N] [--region 1] [--device sdb] [--weight 100]',
+  usage: 'swift add-node <ip | host> [--zone N --device sdb [--region 1] [--weight 100]]',
   examples: ['swift add-node 10.100.2.3', 'swift add-node s03 --zone 3 --device sdb --weight 100'],
   source: `${MAINTENANCE} (Shutting Down a Storage Node; Adding an Object Storage Node)`,
   args: z.object({
@@ -103,7 +190,7 @@ export const addNode = procedure({
     host: z.string().optional(),
     zone: z.number().int().positive().optional(),
     region: z.number().int().positive().default(1),
-    device: z.string().regex(/^[a-z][a-z0-9]*$/, 'a device name looks like sdb').default('sdb'),
+    device: z.string().regex(/^[a-z][a-z0-9]*$/, 'a device name looks like sdb').optional(),
     weight: z.number().positive().default(100),
   }),
   positional: ['node'],
@@ -111,23 +198,48 @@ export const addNode = procedure({
   hosts: { host: { groups: ['swift'] } },
   async resolve(args, tools) {
     const a = await resolveNode(args, tools);
-    if (a.zone !== undefined) return a;
+    if (a.device === undefined || a.zone !== undefined) return a;
     const zone = Number(tools.inventory.get(a.host!)?.vars.zone);
     if (!Number.isInteger(zone) || zone < 1) throw new UsageError(`give --zone: ${a.host} has no vars.zone in runbook.yaml, and the zone must be the one the cluster was built with`);
     return { ...a, zone };
   },
   locks: proxyLock,
-  notes: () => ['The exact syntax depends on the options the cluster was originally created with: check region, zone, device and weight against those commands.'],
+  notes: (ctx) => [
+    explicit(ctx)
+      ? `A device per ring from the options, on Swift's default ports (6202, 6201, 6200): check region, zone, device, weight and ports against the commands the cluster was created with.`
+      : 'The devices the node had when swift remove-node took it out, with their ports and weights.',
+  ],
   steps: [
-    ...perRing<AddArgs>('add', 'write', (ring, ctx) => `swift-ring-builder ${ring}.builder add ${device(ring, ctx)} ${ctx.args.weight}`, (ring, ctx) => sh`swift-ring-builder ${builder(ring)} add ${device(ring, ctx)} ${ctx.args.weight}`),
+    {
+      kind: 'ssh',
+      id: 'recorded',
+      title: (ctx) => `The devices ${nodeIp(ctx)} had in the rings`,
+      risk: 'read',
+      when: (ctx) => !explicit(ctx),
+      host: proxy,
+      // cat exits 1 when no record exists: the add says what to give instead.
+      command: (ctx) => sh`cat ${record(ctx, nodeIp(ctx))}`,
+      okExitCodes: [0, 1],
+      capture: parse.map(parse.text(), (s) => (s === '' ? null : (JSON.parse(s) as Record<Ring, RingDevice[]>))),
+    },
+    ...perRing<AddArgs>(
+      'add',
+      (ring, ctx) => `swift-ring-builder ${ring}.builder add ${explicit(ctx) ? devicesToAdd(ctx, ring).join(' ') : `the devices of ${nodeIp(ctx)}`}`,
+      (ring) => ({ command: (ctx: StepContext<AddArgs>) => sh`swift-ring-builder ${builder(ctx, ring)} add ${devicesToAdd(ctx, ring)}` }),
+    ),
     ...rebalance<AddArgs>(),
     distribute((ctx) => storageNodes(ctx.inventory)),
+    {
+      kind: 'ssh',
+      id: 'forget',
+      title: (ctx) => `${nodeIp(ctx)} is back: drop its record`,
+      risk: 'write',
+      when: (ctx) => !explicit(ctx),
+      host: proxy,
+      command: (ctx) => sh`rm -f ${record(ctx, nodeIp(ctx))}`,
+    },
   ],
 });
-
-function device(ring: Ring, ctx: StepContext<AddArgs>): string {
-  return `r${ctx.args.region}z${ctx.args.zone ?? '?'}-${nodeIp(ctx)}:${RING_PORTS[ring]}/${ctx.args.device}`;
-}
 
 type DiskArgs = { host: string; device: string };
 const disk = (ctx: StepContext<DiskArgs>) => ctx.args.device;

@@ -1,6 +1,7 @@
 /**
  * What a fresh Debian machine may lack, found and fixed or explained in one line: Redis, MariaDB
- * (the lab's), OpenSSH's sshd (the lab's hosts), Chromium (the console's browser test). Installs a
+ * (the lab's), OpenSSH's sshd (the lab's hosts), the OpenStack programs the lab's controller runs,
+ * Chromium (the console's browser test). Installs a
  * missing Debian package only when running as root; otherwise says the command that fixes it.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -113,6 +114,23 @@ export async function ensureMariaDb(url: string): Promise<void> {
 /** OpenSSH's server and client, for the lab's hosts and the tests that compare with ssh. */
 export function ensureSshd(): void {
   const need = [...(existsSync('/usr/sbin/sshd') ? [] : ['openssh-server']), ...(has('ssh') ? [] : ['openssh-client'])];
+  if (need.length) aptInstall(need);
+}
+
+/**
+ * The real OpenStack programs the lab's controller runs against its API double: `openstack`
+ * (python3-openstackclient, which brings glance and cinder's clients), `nova` (python3-novaclient),
+ * `swift` (python3-swiftclient) and `swift-ring-builder` (swift).
+ */
+export const OPENSTACK_PROGRAMS: Record<string, string> = {
+  '/usr/bin/openstack': 'python3-openstackclient',
+  '/usr/bin/nova': 'python3-novaclient',
+  '/usr/bin/swift': 'python3-swiftclient',
+  '/usr/bin/swift-ring-builder': 'swift',
+};
+
+export function ensureOpenStackClients(): void {
+  const need = Object.entries(OPENSTACK_PROGRAMS).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
   if (need.length) aptInstall(need);
 }
 

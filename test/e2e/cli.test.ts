@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCalls, readHostState, type VirshState } from '../../src/lab/index.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runProgram } from '../helpers/cli.js';
 import { startTestLab } from '../helpers/lab.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
@@ -47,6 +47,7 @@ describe('runbook CLI', () => {
       'virsh-list:succeeded',
       'inspect:succeeded',
       'inspect.suspend:succeeded',
+      'inspect.nbd-module:succeeded',
       'inspect.connect:succeeded',
       'inspect.mount:succeeded',
       'inspect.list:succeeded',
@@ -110,5 +111,19 @@ describe('runbook CLI', () => {
     const again = await runbook('cancel', id!, '--as', 'alice');
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/has already ended \(succeeded\)/);
+  });
+
+  it('runbook list | head -3 ends quietly, as other command-line tools do', async () => {
+    const rt = testRuntime(lab.lab.configPath, { prefix: uniquePrefix() });
+    try {
+      const { run } = await rt.intake.prepare({ text: 'ovs flush node-3', person: 'alice', origin: { adapter: 'cli' } });
+      // More lines than a pipe holds: the list is still writing when head has stopped reading.
+      for (let i = 0; i < 1_500; i++) await rt.store.create({ ...run, id: `${run.id}${i}` }, []);
+      const r = await runProgram('sh', ['-c', `"${process.execPath}" "${CLI}" list --limit 1500 | head -3`], { RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: rt.prefix });
+      expect(r.stdout.trim().split('\n')).toHaveLength(3);
+      expect(r.stderr).toBe('');
+    } finally {
+      await rt.cleanup();
+    }
   });
 });

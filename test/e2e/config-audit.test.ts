@@ -98,7 +98,7 @@ describe('runbook audit', () => {
     expect(events.every((e) => e.runId === id)).toBe(true);
     expect(events[0]).toMatchObject({ type: 'run.requested', by: 'alice', command: 'nova inspect-disk instance-0000274a' });
     expect(events.find((e) => e.type === 'gate.decided')).toMatchObject({ by: 'bob', decision: 'approve' });
-    expect(events.filter((e) => e.type === 'step.finished').length).toBe(9);
+    expect(events.filter((e) => e.type === 'step.finished').length).toBe(10);
     expect(events.at(-1)).toMatchObject({ type: 'run.finished', status: 'succeeded' });
     expect(events.some((e) => e.type === 'step.output')).toBe(false);
   });

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Run } from '../../src/engine/types.js';
 import { readCalls } from '../../src/lab/index.js';
+import { treeFingerprint } from '../../src/procedures/fingerprint.js';
 import { Runtime } from '../../src/runtime.js';
 import { runCli, runProgram } from '../helpers/cli.js';
 import { FakeDiscord, Interactions } from '../helpers/fake-discord.js';
@@ -199,7 +200,7 @@ describe('a pack of the operator\'s own, outside the checkout', () => {
     const run = JSON.parse(noWorker.stdout) as { id: string; status: string };
     expect(run.status).toBe('succeeded');
     const shown = await runCli({ RUNBOOK_CONFIG: lab.lab.configPath, RUNBOOK_PREFIX: prefix }, 'show', run.id, '--json');
-    expect(JSON.parse(shown.stdout).definition).toEqual({ file: `${pack}/index.ts`, fingerprint: rt.catalog.origin('media purge-cache').fingerprint });
+    expect(JSON.parse(shown.stdout).definition).toEqual({ file: `${pack}/index.ts`, fingerprint: rt.catalog.origin('media purge-cache').fingerprint, tree: treeFingerprint(rt.catalog.require('media purge-cache')) });
     // The second run on outpost found the cache empty: nothing more to purge.
     expect(purged('outpost')).toEqual(['a', 'b']);
     expect(readCalls(lab.lab.dir, 'outpost').filter((c) => c.argv[0] === 'mediactl').length).toBe(4);

@@ -151,7 +151,7 @@ describe('a worker killed mid-step', () => {
     for (const p of readdirSync('/proc')) if (/^\d+$/.test(p) && cmdline(Number(p)).includes(hung)) process.kill(Number(p), 'SIGKILL');
     expect(run.status).toBe('succeeded');
     expect(run.steps.collect).toMatchObject({ status: 'succeeded', attempts: 2 });
-    expect(Object.values(run.gates)[0]).toMatchObject({ status: 'retry', decidedBy: 'carol' });
+    expect(Object.values(run.gates)[0]).toMatchObject({ status: 'decided', decision: 'retry', decidedBy: 'carol' });
   });
 });
 

@@ -99,10 +99,16 @@ describe('nova inspect-disk', () => {
 
   it('finds the compute node in nova, waits for approval, inspects, then unmounts, disconnects and resumes', async () => {
     const req = await request('nova inspect-disk instance-0000274a');
-    expect(req.args).toEqual({ instance: 'instance-0000274a', host: 'c01' });
+    expect(req.args).toEqual({ instance: 'instance-0000274a', host: 'c01', uuid: '3f57699a-e773-4650-a443-b4b37eed5a06' });
     const opened = await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
     if (opened.type !== 'gate.opened') throw new Error('unreachable');
-    expect(opened.gate.steps.map((s) => s.command)).toEqual(['virsh suspend 30', 'qemu-nbd -c /dev/nbd0 /var/lib/nova/instances/instance-0000274a/disk', 'mount /dev/nbd0p1 /mnt/', 'ls -lh /mnt/']);
+    expect(opened.gate.steps.map((s) => s.command)).toEqual([
+      'virsh suspend 30',
+      'modprobe nbd max_part=16',
+      'qemu-nbd -r --force-share -c /dev/nbd0 /var/lib/nova/instances/3f57699a-e773-4650-a443-b4b37eed5a06/disk',
+      'mount -o ro /dev/nbd0p1 /mnt/',
+      'ls -lh /mnt/',
+    ]);
     expect(opened.gate.deciders).not.toContain('alice');
     expect(calls('c01', 'virsh suspend')).toHaveLength(0);
     await rt.decisions.decide(req.id, 'bob', 'approve');
@@ -143,7 +149,7 @@ describe('nova inspect-disk', () => {
   });
 
   it('a failed mount still disconnects the nbd device and resumes the VM', async () => {
-    setFault(dir(), 'c01', { match: 'mount /dev/nbd0p1', action: 'fail', stderr: 'mount: wrong fs type, bad option, bad superblock on /dev/nbd0p1', exitCode: 32 });
+    setFault(dir(), 'c01', { match: 'mount -o ro /dev/nbd0p1', action: 'fail', stderr: 'mount: wrong fs type, bad option, bad superblock on /dev/nbd0p1', exitCode: 32 });
     const req = await request('nova inspect-disk instance-0000274a');
     await waitForEvent(rt, req.id, (e) => e.type === 'gate.opened');
     await rt.decisions.decide(req.id, 'carol', 'approve');
@@ -185,7 +191,7 @@ describe('nova inspect-disk', () => {
       const req = await short.intake.request({ text: 'nova inspect-disk instance-0000274a', person: 'alice', origin: { adapter: 'test' } });
       const run = await finished(short, req.id);
       expect(run.status).toBe('expired');
-      expect(Object.values(run.gates)[0]).toMatchObject({ status: 'expired', decidedBy: 'system' });
+      expect(Object.values(run.gates)[0]).toMatchObject({ status: 'decided', decision: 'expire', decidedBy: 'system' });
       await expect(short.decisions.decide(req.id, 'bob', 'approve')).rejects.toThrow(/already ended \(expired\)/);
     } finally {
       await short.cleanup();

@@ -185,7 +185,7 @@ describe('secrets never leak', () => {
       }
     })().catch(() => undefined);
 
-    const [instance] = (await root(`SELECT uuid FROM \`${lab.lab.databases.nova}\`.instances WHERE host = 'c01.example.com' AND deleted = 0 LIMIT 1`)) as { uuid: string }[];
+    const [instance] = (await root(`SELECT uuid FROM \`${lab.lab.databases.nova}\`.instances WHERE host = 'c01' AND deleted = 0 LIMIT 1`)) as { uuid: string }[];
     await slackCommand('/cloud', 'db-connections');
     await slackCommand('/nova', `recover-instance ${instance!.uuid} --to c02`);
     await discordCommand('vault', 'login', { host: 'c01' });

@@ -1,33 +1,46 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCalls, readHostState, type MountsState } from '../../src/lab/index.js';
+
 import { runtime } from '../../src/lab/tool-runtime.js';
-import { cli, statuses } from '../helpers/cli.js';
-import { startTestLab, type TestLab } from '../helpers/lab.js';
+import { cli, runProgram, statuses } from '../helpers/cli.js';
+import { labSsh, startTestLab, type TestLab } from '../helpers/lab.js';
+
+import { startConsoleChat } from '../helpers/console-chat.js';
+import { rebalanced, searchDevices, type RingDevice } from '../../src/procedures/swift.js';
 import { testRuntime, uniquePrefix } from '../helpers/runtime.js';
 
-interface Device {
-  id: number;
-  zone: number;
-  ip: string;
-  port: number;
-  device: string;
-  weight: number;
+/** A ring's devices, as the real swift-ring-builder prints them (search r1 matches every device of region 1). */
+async function devices(ring: string): Promise<RingDevice[]> {
+  const { stdout } = await runProgram('swift-ring-builder', [join(ringDir(), `${ring}.builder`), 'search', 'r1']);
+  return searchDevices.parse(stdout);
 }
-type Rings = Record<'account' | 'container' | 'object', { devices: Device[]; rebalances: number }>;
+const ringDir = () => runtime.realPath(dir(), 'controller', '/etc/swift');
+const ringFile = (host: string, ring: string) => readFileSync(runtime.realPath(dir(), host, `/etc/swift/${ring}.ring.gz`));
 type Disks = Record<string, { filesystem: string | null; uuid?: string }>;
 
 let lab: TestLab;
 const prefix = uniquePrefix();
 const { runbook, follow } = cli(() => lab, prefix);
 const dir = () => lab.lab.dir;
-const rings = () => readHostState<Rings>(dir(), 'controller', 'rings')!;
 const calls = (host: string, start: string) => readCalls(dir(), host).filter((c) => c.argv.join(' ').startsWith(start));
-/** The IPs in a ring file copied to a storage node. */
-const ringFileIps = (host: string, ring: string) => (JSON.parse(readFileSync(runtime.realPath(dir(), host, `/etc/swift/${ring}.ring.gz`), 'utf8')) as { devices: Device[] }).devices.map((d) => d.ip).sort();
 function setState<T>(host: string, name: string, fn: (v: T) => void): void {
   runtime.updateJson(dir(), host, runtime.statePath(dir(), host, name), {} as T, fn);
 }
+const RINGS = ['account', 'container', 'object'] as const;
+/** A step's exit code and the tail of its output, from the run's store. */
+async function outputOf(runId: string, step: string) {
+  const rt = testRuntime(lab.lab.configPath, { prefix });
+  try {
+    const s = (await rt.store.load(runId)).steps[step]!;
+    return { exitCode: s.exitCode, outputTail: s.outputTail };
+  } finally {
+    await rt.close();
+  }
+}
+const PORTS = { account: 6202, container: 6201, object: 6200 };
 
 beforeAll(async () => {
   lab = await startTestLab({ only: ['controller', 's01', 's02', 's03'] });
@@ -39,42 +52,33 @@ afterAll(async () => {
   await lab?.down();
 });
 
-describe('swift remove-node and add-node', () => {
-  it('removes a storage node from the three rings, rebalances them and copies the ring files to the other nodes', async () => {
+describe('swift remove-node and add-node, with the real swift-ring-builder', () => {
+  it('records the node\'s devices, removes them with --yes (two per ring), rebalances and copies the ring files to the other nodes', async () => {
+    const s03Before = RINGS.map((r) => ringFile('s03', r));
     const { code, run } = await follow('swift remove-node 10.100.2.3');
-    expect(code).toBe(0);
     expect(run.status).toBe('succeeded');
-    for (const ring of ['account', 'container', 'object'] as const) {
-      expect(rings()[ring].devices.map((d) => d.ip)).toEqual(['10.100.2.1', '10.100.2.2']);
-      expect(rings()[ring].rebalances).toBe(2);
-      expect(calls('controller', `swift-ring-builder /etc/swift/${ring}.builder remove 10.100.2.3`)).toHaveLength(1);
-      expect(ringFileIps('s01', ring)).toEqual(['10.100.2.1', '10.100.2.2']);
-      expect(ringFileIps('s02', ring)).toEqual(['10.100.2.1', '10.100.2.2']);
-      // The node taken out keeps the rings it had; it is shut down.
-      expect(ringFileIps('s03', ring)).toEqual(['10.100.2.1', '10.100.2.2', '10.100.2.3']);
+    expect(code).toBe(0);
+    for (const ring of RINGS) {
+      expect((await devices(ring)).map((d) => d.ip).sort()).toEqual(['10.100.2.1', '10.100.2.1', '10.100.2.2', '10.100.2.2']);
+      expect(ringFile('s01', ring).equals(readFileSync(join(ringDir(), `${ring}.ring.gz`)))).toBe(true);
+      expect(ringFile('s02', ring).equals(readFileSync(join(ringDir(), `${ring}.ring.gz`)))).toBe(true);
     }
-    expect(calls('controller', 'scp').map((c) => c.argv.at(-1))).toEqual(['s01.example.com:/etc/swift', 's02.example.com:/etc/swift']);
+    // The node taken out keeps the rings it had; it is shut down.
+    expect(RINGS.map((r) => ringFile('s03', r))).toEqual(s03Before);
+    const record = JSON.parse(readFileSync(join(ringDir(), 'removed', '10.100.2.3.json'), 'utf8')) as Record<string, RingDevice[]>;
+    for (const ring of RINGS) expect(record[ring]!.map((d) => `${d.zone} ${d.ip}:${d.port}/${d.device} ${d.weight}`)).toEqual([`3 10.100.2.3:${PORTS[ring]}/sdb 100`, `3 10.100.2.3:${PORTS[ring]}/sdc 100`]);
+    expect(calls('controller', 'scp').map((c) => c.argv.at(-1))).toEqual([`s01.example.com:/etc/swift`, `s02.example.com:/etc/swift`]);
   });
 
-  it('a node that is not in the rings fails at the first remove and nothing is rebalanced or copied', async () => {
-    const rebalances = calls('controller', 'swift-ring-builder /etc/swift/account.builder rebalance').length;
+  it('a node that is not in the rings fails at the first search: nothing is removed, rebalanced or copied', async () => {
     const scps = calls('controller', 'scp').length;
     const { run } = await follow('swift remove-node s03');
     expect(run.status).toBe('failed');
-    expect(statuses(run)['remove-account']).toBe('failed');
-    expect(run.error).toMatch(/No matching devices found/);
-    expect(calls('controller', 'swift-ring-builder /etc/swift/account.builder rebalance')).toHaveLength(rebalances);
+    expect(statuses(run)['devices-account']).toBe('failed');
+    // swift-ring-builder says why on stdout, with EXIT_ERROR.
+    expect(await outputOf(run.id, 'devices-account')).toMatchObject({ exitCode: 2, outputTail: expect.stringContaining('No matching devices found') });
+    expect(statuses(run)['remove-account']).toBe('pending');
     expect(calls('controller', 'scp')).toHaveLength(scps);
-  });
-
-  it('plans the page\'s commands, with the node\'s IP, before anything runs', async () => {
-    const r = await runbook('run', 'swift remove-node s02', '--as', 'alice', '--dry-run');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/swift-ring-builder \/etc\/swift\/container\.builder remove 10\.100\.2\.2/);
-    expect(r.stdout).toMatch(/swift-ring-builder \/etc\/swift\/object\.builder rebalance/);
-    expect(r.stdout).toMatch(/Next, redistribute the ring files to the other nodes \[write\] \(2 items\)/);
-    const disk = await runbook('run', 'swift replace-disk s02 /dev/sdb', '--as', 'alice', '--dry-run');
-    expect(disk.stdout).toMatch(/\[DESTRUCTIVE, needs approval\] on s02: mkfs\.xfs \/dev\/sdb/);
   });
 
   it('refuses an address that is no storage node', async () => {
@@ -83,28 +87,69 @@ describe('swift remove-node and add-node', () => {
     expect(r.stderr).toMatch(/"10\.9\.9\.9" is not a storage node; the storage nodes \(@swift\) are: s01 \(10\.100\.2\.1\)/);
   });
 
-  it('adds the node back with its zone, rebalances and copies the rings to every storage node', async () => {
-    const { run } = await follow('swift add-node s03');
-    expect(run.status).toBe('succeeded');
-    for (const ring of ['account', 'container', 'object'] as const) {
-      const back = rings()[ring].devices.find((d) => d.ip === '10.100.2.3');
-      expect(back).toMatchObject({ zone: 3, device: 'sdb', weight: 100 });
-      for (const host of ['s01', 's02', 's03']) expect(ringFileIps(host, ring)).toEqual(['10.100.2.1', '10.100.2.2', '10.100.2.3']);
+  it('a day later, from the console: adds back exactly the recorded devices, rebalances and copies the rings to every storage node', async () => {
+    // min_part_hours (1 h) has passed since the removal's rebalance, as swift's own command says.
+    for (const ring of RINGS) expect((await labSsh(lab.lab, 'controller', `swift-ring-builder ${join(ringDir(), `${ring}.builder`)} pretend_min_part_hours_passed`)).code).toBe(0);
+    const chat = await startConsoleChat(lab.lab.configPath);
+    try {
+      const { run, thread } = await chat.run('alice', '/swift add-node s03');
+      expect(run.status).toBe('succeeded');
+      expect(thread).toContain('swift-ring-builder object.builder add the devices of 10.100.2.3');
+    } finally {
+      await chat.close();
     }
-    expect(calls('controller', 'swift-ring-builder /etc/swift/object.builder add r1z3-10.100.2.3:6200/sdb 100')).toHaveLength(1);
+    for (const ring of RINGS) {
+      const back = (await devices(ring)).filter((d) => d.ip === '10.100.2.3');
+      expect(back.map((d) => `${d.region} ${d.zone} ${d.port} ${d.replicationIp}:${d.replicationPort} ${d.device} ${d.weight}`)).toEqual([`1 3 ${PORTS[ring]} 10.100.2.3:${PORTS[ring]} sdb 100`, `1 3 ${PORTS[ring]} 10.100.2.3:${PORTS[ring]} sdc 100`]);
+      for (const host of ['s01', 's02', 's03']) expect(ringFile(host, ring).equals(readFileSync(join(ringDir(), `${ring}.ring.gz`)))).toBe(true);
+    }
+    expect(existsSync(join(ringDir(), 'removed', '10.100.2.3.json'))).toBe(false);
+  });
+
+  it('a new device added within min_part_hours: the rebalance saves nothing (exit 1), which is a failure, and no ring is copied', async () => {
+    const scps = calls('controller', 'scp').length;
+    const { run } = await follow('swift add-node s03 --device sdd');
+    expect(run.status).toBe('failed');
+    expect(statuses(run)['rebalance-account']).toBe('failed');
+    expect(run.error).toMatch(/the ring was not rebalanced: No partitions could be reassigned\. The time between rebalances must be at least min_part_hours/);
+    expect(calls('controller', 'scp')).toHaveLength(scps);
   });
 });
 
-describe('swift add-node of a node already in the rings', () => {
+describe('swift add-node of a device already in the rings', () => {
   it('fails at the first add, and nothing is rebalanced or copied', async () => {
-    const before = rings();
     const scps = calls('controller', 'scp').length;
-    const { run } = await follow('swift add-node 10.100.2.1');
+    const { run } = await follow('swift add-node 10.100.2.1 --device sdb');
     expect(run.status).toBe('failed');
     expect(statuses(run)['add-account']).toBe('failed');
-    expect(run.error).toMatch(/Device 10\.100\.2\.1:6202\/sdb already uses 10\.100\.2\.1:6202\/sdb/);
-    expect(rings()).toEqual(before);
+    expect(await outputOf(run.id, 'add-account')).toMatchObject({ exitCode: 2, outputTail: expect.stringMatching(/already uses 10\.100\.2\.1:6202\/sdb/) });
     expect(calls('controller', 'scp')).toHaveLength(scps);
+  });
+});
+
+describe('swift-ring-builder rebalance, as the procedures read it (swift/cli/ringbuilder.py rebalance)', () => {
+  it('exit 1 after saving with a dispersion warning is a rebalance; exit 1 with nothing reassigned is not', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'ring-'));
+    const b = join(tmp, 'object.builder');
+    const srb = async (...args: string[]) => runProgram('swift-ring-builder', [b, ...args]).then((r) => ({ code: r.code, out: r.stdout }));
+    try {
+      await srb('create', '10', '3', '1');
+      for (const z of [1, 2, 3]) for (const d of ['sdb', 'sdc']) await srb('add', `r1z${z}-10.0.0.${z}:6200/${d}`, '100');
+      await srb('rebalance');
+      await srb('pretend_min_part_hours_passed');
+      // One disk of a three-zone, three-replica ring out: saved, with "Dispersion … not optimally dispersed" and EXIT_WARNING.
+      await srb('remove', 'd5', '--yes');
+      const warned = await srb('rebalance');
+      expect(warned.code).toBe(1);
+      expect(warned.out).toContain('NOTE: Dispersion of');
+      expect(rebalanced.parse(warned.out)).toMatchObject({ reassigned: expect.any(Number), dispersion: expect.any(Number) });
+      expect(existsSync(join(tmp, 'object.ring.gz'))).toBe(true);
+      const refused = await srb('rebalance');
+      expect(refused.code).toBe(1);
+      expect(() => rebalanced.parse(refused.out)).toThrow(/the ring was not rebalanced: No partitions could be reassigned\./);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Gate, Origin, PlanStep, Run, StampedEvent } from '../../engine/types.js';
+import type { Decision, Gate, Origin, PlanStep, StampedEvent, WaitingFor } from '../../engine/types.js';
 import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
@@ -12,6 +12,26 @@ export function formatDuration(ms: number | undefined): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+const DECIDED: Record<Decision, string> = { approve: 'approved', reject: 'rejected', done: 'done', retry: 'retried', skip: 'skipped', abort: 'aborted', expire: 'expired' };
+
+/** "approved", "done", "retried": what a decision did, said of a gate or a step. */
+export function decidedWord(d: Decision, capital = false): string {
+  const w = DECIDED[d];
+  return capital ? w[0]!.toUpperCase() + w.slice(1) : w;
+}
+
+/** What a waiting run waits for: "approval (gate …)", "node-3, held by run r-… (ovs flush, alice)", "the next check at 12:00:05". */
+export function waitingText(w: WaitingFor): string {
+  const parts: string[] = [];
+  if (w.gates?.length) parts.push(w.gates.length === 1 ? `a decision (gate ${w.gates[0]})` : `decisions (gates ${w.gates.join(', ')})`);
+  if (w.locks) {
+    const who = w.locks.heldBy.map((h) => `run ${h.run}${h.procedure ? ` (${h.procedure}${h.requester ? `, ${h.requester}` : ''})` : ''}`).join(', ');
+    parts.push(`${w.locks.hosts.join(', ')}, held by ${who || 'another run'}`);
+  }
+  if (w.timer) parts.push(`the next check at ${w.timer.at.slice(11, 19)} UTC (${w.timer.steps.length} step${w.timer.steps.length === 1 ? '' : 's'})`);
+  return parts.join(' and ') || 'nothing named';
 }
 
 export function planText(plan: PlanStep[], depth = 0): string[] {
@@ -35,18 +55,23 @@ function runsText(s: { stdin?: string | undefined; reference?: string; variant?:
   ];
 }
 
-export function gateText(gate: Gate, requester: string): string {
-  const kind = gate.kind === 'approval' ? `APPROVAL NEEDED (${gate.risk})` : gate.kind === 'manual' ? 'A PERSON MUST ACT' : 'STEP INTERRUPTED: retry, skip or abort?';
-  const lines = [`⏸ ${kind}: ${gate.steps.length === 1 ? gate.steps[0]!.title : `${gate.steps.length} steps`}`];
+const GATE_HEAD: Record<Gate['kind'], string> = { approval: 'APPROVAL NEEDED', manual: 'A PERSON MUST ACT', interrupted: 'STEP INTERRUPTED: retry, skip or abort?', definition: 'THE PROCEDURE CHANGED since the run started: continue (approve) or abort?' };
+
+export function gateText(gate: Gate): string {
+  const kind = gate.kind === 'approval' ? `${GATE_HEAD.approval} (${gate.risk})` : gate.kind === 'interrupted' && gate.steps.length > 1 ? `${gate.steps.length} STEPS INTERRUPTED: retry, skip or abort them all? (one at a time: runbook decide … --step <path>)` : GATE_HEAD[gate.kind];
+  const lines = [`⏸ ${kind}${gate.steps.length ? `: ${gate.steps.length === 1 ? gate.steps[0]!.title : `${gate.steps.length} steps`}` : ''}`];
   for (const s of gate.steps) {
+    if (gate.steps.length > 1) lines.push(`  - ${s.path}: ${s.title}${gate.stepDecisions?.[s.path] ? ` (${decidedWord(gate.stepDecisions[s.path]!.decision)} by ${gate.stepDecisions[s.path]!.by})` : ''}`);
     if (s.command) lines.push(`    ${s.host}$ ${s.command}`, ...runsText(s));
     if (s.statement) lines.push(`    ${s.database}> ${s.statement}${s.params?.length ? `   -- params ${JSON.stringify(s.params)}` : ''}${s.expect ? `   -- expect ${s.expect.min ?? 0}…${s.expect.max ?? '∞'} rows` : ''}`, ...runsText({ ...s, stdin: undefined }));
     if (s.preview) lines.push(`    rows it touches (${s.preview.total}):`, indent([s.preview.columns.join('\t'), ...s.preview.rows.map((r) => r.map(String).join('\t'))].join('\n'), '      '));
     if (s.instructions) lines.push(indent(s.instructions));
   }
-  lines.push(`    may decide: ${gate.deciders.filter((d) => gate.kind === 'manual' || d !== requester).join(', ') || 'nobody (fix policy)'}${gate.expiresAt ? ` · expires ${gate.expiresAt}` : ''} · gate ${gate.id}`);
+  lines.push(`    may decide: ${gate.deciders.join(', ') || 'nobody (fix policy)'}${gate.expiresAt ? ` · expires ${gate.expiresAt}` : ''} · gate ${gate.id}`);
   return lines.join('\n');
 }
+
+const GATE_NAME: Record<Gate['kind'], string> = { approval: 'approval', manual: 'manual step', interrupted: 'interrupted step', definition: 'changed procedure' };
 
 /**
  * Who typed it and where, for the audit's lines: " · via cli root@ops-1", " · via console token",
@@ -61,7 +86,7 @@ export function viaText(o: Origin | undefined): string {
 }
 
 /** One terminal line (or a few) per event: what `runbook run` prints while it follows a run. */
-export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string | undefined {
+export function eventText(e: StampedEvent): string | undefined {
   switch (e.type) {
     case 'run.requested':
       return `run ${e.runId} · "${e.command}" requested by ${e.by}${viaText(e.origin)}`;
@@ -70,7 +95,7 @@ export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string
     case 'run.started':
       return e.resumed ? `↻ resumed by worker ${e.worker}` : undefined;
     case 'lock.waiting':
-      return `… waiting for ${e.hosts.join(', ')}: held by run ${e.heldBy.join(', ')}`;
+      return `… waiting for ${waitingText({ locks: { hosts: e.hosts, heldBy: e.holders ?? e.heldBy.map((run) => ({ run })) } })} (no worker is held meanwhile)`;
     case 'step.started':
       return [`▶ ${e.title}${e.host ? ` · ${e.host}` : ''}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}${e.command ? `\n    $ ${e.command}` : ''}${e.statement ? `\n    ${e.database}> ${e.statement}` : ''}`, ...runsText(e)].join('\n');
     case 'step.output':
@@ -87,13 +112,16 @@ export function eventText(e: StampedEvent, run?: Pick<Run, 'requester'>): string
       return `${mark} ${e.title} ${e.status}${facts ? ` · ${facts}` : ''}${e.error ? `\n    error: ${e.error}` : ''}${out}${file}`;
     }
     case 'gate.opened':
-      return gateText(e.gate, run?.requester ?? '');
+      return gateText(e.gate);
     case 'gate.decided':
-      return `${e.decision === 'approve' || e.decision === 'done' || e.decision === 'retry' ? '✔' : '✘'} ${e.gate.kind === 'approval' ? 'approval' : e.gate.kind === 'manual' ? 'manual step' : 'interrupted step'} ${e.decision}${e.decision.endsWith('e') ? 'd' : 'ed'} by ${e.by}${viaText(e.via)}${e.reason ? `: ${e.reason}` : ''}`;
+      return `${e.decision === 'approve' || e.decision === 'done' || e.decision === 'retry' ? '✔' : '✘'} ${GATE_NAME[e.gate.kind]}${e.step ? ` ${e.step}` : ''} ${decidedWord(e.decision)} by ${e.by}${viaText(e.via)}${e.reason ? `: ${e.reason}` : ''}`;
+    case 'gate.voided':
+      return `✘ ${GATE_NAME[e.gate.kind]} ${e.gate.id} no longer counts: ${e.reason}`;
     case 'gate.refused':
       return `✘ ${e.by}${viaText(e.via)} was refused: ${e.reason}`;
     case 'run.waiting':
-      return `⏸ run waits for a decision (runbook approve|reject ${e.runId} --as <person>)`;
+      // Locks and timers were said by their own events; a decision needs someone.
+      return e.gates.length ? `⏸ run waits for a decision (runbook approve|reject|decide ${e.runId} --as <person>)` : undefined;
     case 'run.cancel-requested':
       return `■ cancellation requested by ${e.by}${viaText(e.via)}`;
     case 'run.finished':

@@ -161,7 +161,7 @@ export interface SiteInstance {
   compute: string;
   /** virsh domain id. */
   domainId: number;
-  /** Soft-deleted in nova (`deleted = 1`): no domain, no files, and no procedure may touch it. */
+  /** Soft-deleted in nova (`deleted = id`, as oslo.db soft_delete does): no domain, no files, and no procedure may touch it. */
   deleted: boolean;
 }
 

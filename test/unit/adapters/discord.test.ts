@@ -78,7 +78,7 @@ describe('discord rendering', () => {
   });
 
   it('a decided gate is edited to no buttons and no pings', () => {
-    const m = toDiscord(gateMessage({ ...gate, status: 'approved', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' }, style));
+    const m = toDiscord(gateMessage({ ...gate, status: 'decided', decision: 'approve', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' }, style));
     expect(m.body.components).toEqual([]);
     expect(m.body.content).toBe('');
     expect(m.body.embeds![0]!.description).toContain('-# Approved by <@2> at <t:');

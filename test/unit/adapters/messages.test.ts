@@ -46,9 +46,27 @@ describe('neutral messages', () => {
   });
 
   it('a decided gate replaces its buttons with who decided and when', () => {
-    const m = gateMessage({ ...gate, status: 'approved', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' });
+    const m = gateMessage({ ...gate, status: 'decided', decision: 'approve', decidedBy: 'bob', decidedAt: '2026-11-22T12:03:00.000Z' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' });
     expect(m.blocks.some((b) => b.type === 'buttons')).toBe(false);
     expect(m.blocks.at(-1)).toEqual({ type: 'context', text: 'Approved by @bob at 12:03 UTC' });
+  });
+
+  it('the steps one crash interrupted are one decision: Retry all, Skip all, Abort, each step listed with what was decided of it', () => {
+    const steps = ['vd-1', 'vd-2', 'vd-3'].map((v) => ({ path: `flush[${v}].snapshot`, title: `Commencing flush to backend for volume '${v}'`, kind: 'ssh' as const, risk: 'write' as const, host: 'node-3', command: `ovs vdisk create-snapshot ${v} flush_snapshot` }));
+    const crash: Gate = { id: 'interrupted@1', kind: 'interrupted', stepPath: steps[0]!.path, risk: 'write', hash: 'h', requestedAt: '2026-11-22T12:00:00.000Z', deciders: ['bob', 'carol'], status: 'open', steps, stepDecisions: { 'flush[vd-2].snapshot': { decision: 'retry', by: 'carol', at: '2026-11-22T12:01:00.000Z' } } };
+    const m = gateMessage(crash, { id: 'r-1', requester: 'alice', procedure: 'ovs flush' });
+    expect(m.summary).toBe("3 steps interrupted: their worker stopped: Commencing flush to backend for volume 'vd-1' (ovs vdisk create-snapshot vd-1 flush_snapshot) and 2 more · run r-1");
+    const buttons = m.blocks.find((b) => b.type === 'buttons');
+    expect(buttons && buttons.type === 'buttons' && buttons.buttons.map((b) => b.label)).toEqual(['Retry all', 'Skip all', 'Abort']);
+    expect(m.blocks).toContainEqual({ type: 'text', text: "**Commencing flush to backend for volume 'vd-2'** [write] on node-3 · retried by @carol" });
+  });
+
+  it('a run waiting for its hosts says which run holds them, and a voided gate loses its buttons', () => {
+    const waiting = run({ status: 'waiting', waitingFor: { locks: { hosts: ['node-3'], heldBy: [{ run: 'r-0', procedure: 'ovs flush', requester: 'bob' }] } } });
+    expect(statusLine(waiting)).toBe('waiting for node-3, held by run r-0 (ovs flush, bob) 1/2 · Flush each vDisk to the backend 12/40');
+    const voided = gateMessage({ ...gate, status: 'void', reason: 'the run was cancelled' }, { id: 'r-1', requester: 'alice', procedure: 'nova inspect-disk' });
+    expect(voided.blocks.some((b) => b.type === 'buttons')).toBe(false);
+    expect(voided.blocks.at(-1)).toEqual({ type: 'context', text: 'No longer valid: the run was cancelled' });
   });
 
   it('output longer than a message allows goes to a file, never cut silently', () => {

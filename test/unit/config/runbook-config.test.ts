@@ -86,3 +86,33 @@ describe('runbook.yaml', () => {
     expect(p.map((x) => x.message)).toEqual(['e-mail address bob@example.com is already mapped to alice', 'operating-system user root is already mapped to alice']);
   });
 });
+
+describe('runbook.yaml: the OpenStack clients\' credentials (hosts.<name>.vars.openstack)', () => {
+  const withVars = (vars: string) => GOOD.replace('    groups: [ovs, ovs-master]', `    groups: [ovs, ovs-master]\n    vars:\n${vars}`);
+  const env = { NOVA_DB_PASSWORD: 'x' };
+
+  it('accepts a clouds.yaml entry (with or without its file) or an openrc file, and keeps only the file\'s name', () => {
+    for (const vars of ['      openstack: { cloud: prod }', '      openstack: { cloud: prod, cloudsFile: /etc/openstack/clouds.yaml }', '      openstack: { openrc: /root/admin-openrc.sh }\n      swiftRingDir: /etc/swift\n      novaHost: node-1']) {
+      expect(() => parseRunbookConfig(withVars(vars), '/etc/runbook/runbook.yaml', env)).not.toThrow();
+    }
+  });
+
+  it('refuses both kinds at once, a relative path, an unknown key or a bad cloud name, with the path and line', () => {
+    const cases: [string, RegExp][] = [
+      ['      openstack: { cloud: prod, openrc: /root/openrc }', /one kind of credentials, not both/],
+      ['      openstack: { openrc: admin-openrc.sh }', /the openrc file on the host, as an absolute path/],
+      ['      openstack: { cloud: prod, cloudsFile: clouds.yaml }', /the clouds.yaml on the host, as an absolute path/],
+      ['      openstack: { cloud: prod, password: hunter2 }', /unknown key "password"/],
+      ['      openstack: { cloud: "my cloud" }', /the name of the cloud in clouds.yaml/],
+      ['      openstack: admin-openrc.sh', /the OpenStack clients' credentials: give either/],
+      ['      swiftRingDir: swift', /the ring builder directory, as an absolute path/],
+    ];
+    for (const [vars, message] of cases) {
+      const p = problems(withVars(vars), env);
+      expect(p).toHaveLength(1);
+      expect(p[0]!.path).toMatch(/^hosts\.node-1\.vars\.(openstack|swiftRingDir)/);
+      expect(p[0]!.message).toMatch(message);
+      expect(p[0]!.line).toBeGreaterThanOrEqual(6);
+    }
+  });
+});

@@ -43,7 +43,7 @@ describe('plans', () => {
     const inspect = plan.find((p) => p.path === 'inspect')!;
     expect(inspect).toMatchObject({ risk: 'sensitive', gated: true });
     expect(inspect.children!.every((c) => !c.gated)).toBe(true);
-    expect(inspect.children!.find((c) => c.path === 'inspect.mount')).toMatchObject({ command: 'mount /dev/nbd0p1 /mnt/', host: 'c01' });
+    expect(inspect.children!.find((c) => c.path === 'inspect.mount')).toMatchObject({ command: 'mount -o ro /dev/nbd0p1 /mnt/', reference: 'mount /dev/nbd0p1 /mnt/', host: 'c01' });
     expect(plan.filter((p) => p.finally).map((p) => [p.path, p.gated])).toEqual([['umount', false], ['disconnect', false], ['resume', false]]);
   });
 });

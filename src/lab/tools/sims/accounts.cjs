@@ -1,7 +1,10 @@
 'use strict';
 /**
  * Users, groups and file ownership on a compute node, for the UID/GID mismatch recovery: `id <user>`,
- * `usermod -u <uid> <user>`, `groupmod -g <gid> <group>` (with their refusals of an ID in use) and
+ * `usermod -u <uid> <user>`, `groupmod -g <gid> <group>` (with their refusals of an ID in use; and
+ * shadow's usermod refuses to change the UID of a user that has processes: src/usermod.c calls
+ * user_busy(), lib/user_busy.c prints "usermod: user <name> is currently used by process <pid>" and
+ * usermod exits 8, E_USER_BUSY; shadow 4.13, Debian 12) and
  * `find <dir> -uid|-gid <n> [-exec chown <user> {} ; | -exec chgrp <group> {} ;]`.
  *
  * The lab cannot chown (it never runs as root), so ownership is state: `owners` = { "<path>": { uid,
@@ -34,10 +37,23 @@ function id(ctx, args) {
   return 0;
 }
 
+/**
+ * A process of the user, as user_busy finds it in /proc: nova runs nova-compute; libvirt-qemu runs
+ * each guest that is not shut off. Services are the host's service manager's, guests its virsh state.
+ */
+function processOf(ctx, name) {
+  if (name === 'nova' && ctx.serviceState('nova-compute') === 'running') return 1342;
+  const guest = ctx.read('virsh', { domains: [] }).domains.find((d) => d.state !== 'shut off');
+  if (name === 'libvirt-qemu' && guest !== undefined) return 2200 + guest.id;
+  return undefined;
+}
+
 function usermod(ctx, args) {
   if (args.length !== 3 || args[0] !== '-u' || !/^\d+$/.test(args[1])) throw new ToolError('Usage: usermod -u UID LOGIN (the lab simulates only this form)', 2);
   const uid = Number(args[1]);
   const name = args[2];
+  const pid = processOf(ctx, name);
+  if (pid !== undefined && ctx.read('accounts', EMPTY).users[name]?.uid !== uid) throw new ToolError(`usermod: user ${name} is currently used by process ${pid}`, 8);
   const changed = ctx.update('accounts', EMPTY, ({ users }) => {
     if (users[name] === undefined) throw new ToolError(`usermod: user '${name}' does not exist`, 6);
     if (users[name].uid === uid) return false;

@@ -1,11 +1,21 @@
 'use strict';
 /**
- * The qemu-nbd inspection of an instance disk: `qemu-nbd -c /dev/nbdN <disk>`, `mount /dev/nbdNp1
- * <dir>`, `ls`, `umount <dir>`, `qemu-nbd -d /dev/nbdN`. Nothing real is connected or mounted: the
- * disk's contents are a directory tree under the host's `images/`, and `ls` follows a simulated
- * mount into it.
+ * The qemu-nbd inspection of an instance disk: `modprobe nbd [max_part=N]`, `qemu-nbd [-r]
+ * [--force-share|-U] -c /dev/nbdN <disk>`, `mount [-o ro] /dev/nbdNp1 <dir>`, `ls`, `umount <dir>`,
+ * `qemu-nbd -d /dev/nbdN`. Nothing real is loaded, connected or mounted: the disk's contents are a
+ * directory tree under the host's `images/`, and `ls` follows a simulated mount into it.
  *
- * State: `nbd` = { "/dev/nbdN": "<disk path>" }, `mounts` = { "<dir>": { device, source: "<disk path>" } }.
+ * Followed: QEMU 7.2 (Debian 12's qemu-utils) qemu-nbd.c (`-r` read-only, `-U`/`--force-share`,
+ * "Failed to blk_new_open '<file>': …", the client thread's "Failed to open /dev/nbdN") and
+ * block/file-posix.c raw_check_lock_bytes: since QEMU 2.10 an image a running or paused guest holds
+ * is locked, "Failed to get "write" lock" / "Is another process using the image [<file>]?", unless
+ * opened read-only and shared. The kernel's nbd driver (drivers/block/nbd.c): /dev/nbdN exists once
+ * the module is loaded, its partitions (/dev/nbdNp1) only with `max_part` > 0 (default 0); kmod's
+ * modprobe of a loaded module does nothing and exits 0.
+ *
+ * State: `nbd` = { "/dev/nbdN": "<disk path>" }, `nbd-module` = { loaded, maxPart }, `mounts` =
+ * { "<dir>": { device, source: "<disk path>", ro? } }; a guest's disk is held by its domain in
+ * `virsh` (running or paused, matched by the instance's uuid in the disk's path).
  */
 const fs = require('node:fs');
 const { spawnSync } = require('node:child_process');
@@ -22,11 +32,16 @@ function isDirectory(p) {
   return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 
-function connect(ctx, device, disk) {
+function connect(ctx, device, disk, opts) {
   const source = virtualPath(disk);
   if (!isFile(ctx.realPath(source))) {
     throw new ToolError(`qemu-nbd: Failed to blk_new_open '${disk}': Could not open '${disk}': No such file or directory`);
   }
+  const holder = ctx.read('virsh', { domains: [] }).domains.find((d) => d.uuid !== undefined && source.includes(`/${d.uuid}/`) && d.state !== 'shut off');
+  if (holder !== undefined && !(opts.readOnly && opts.forceShare)) {
+    throw new ToolError(`qemu-nbd: Failed to blk_new_open '${disk}': Failed to get "${opts.readOnly ? 'consistent read' : 'write'}" lock\nIs another process using the image [${disk}]?`);
+  }
+  if (!ctx.read('nbd-module', { loaded: false }).loaded) throw new ToolError(`qemu-nbd: Failed to open ${device}: No such file or directory`);
   ctx.update('nbd', {}, (nbd) => {
     if (nbd[device] !== undefined) throw new ToolError(`qemu-nbd: Failed to open ${device}: Device or resource busy`);
     nbd[device] = source;
@@ -81,34 +96,52 @@ function mountAll(ctx) {
 
 function listMounts(ctx) {
   const mounts = ctx.read('mounts', {});
-  process.stdout.write(Object.entries(mounts).map(([dir, m]) => `${m.device} on ${dir} type ext4 (rw,relatime)\n`).join(''));
+  process.stdout.write(Object.entries(mounts).map(([dir, m]) => `${m.device} on ${dir} type ext4 (${m.ro ? 'ro' : 'rw'},relatime)\n`).join(''));
   return 0;
 }
 
 module.exports = {
-  'qemu-nbd'(ctx, args) {
-    const [flag, device, disk, ...extra] = args;
-    if (extra.length === 0 && device !== undefined && NBD_DEVICE.test(device)) {
-      if (flag === '-c' && disk !== undefined) return connect(ctx, device, disk);
-      if (flag === '-d' && disk === undefined) return disconnect(ctx, device);
-    }
-    throw new ToolError('usage: qemu-nbd -c /dev/nbdN <disk image> | qemu-nbd -d /dev/nbdN', 2);
+  modprobe(ctx, args) {
+    const [module, ...params] = args;
+    if (module !== 'nbd' || params.some((p) => !/^max_part=\d+$/.test(p))) throw new ToolError(`modprobe: the lab simulates only: modprobe nbd [max_part=N]`, 1);
+    ctx.update('nbd-module', { loaded: false }, (m) => {
+      // Parameters apply when the module loads; a loaded module keeps its own.
+      if (m.loaded) return;
+      m.loaded = true;
+      m.maxPart = Number((params[0] ?? 'max_part=0').split('=')[1]);
+    });
+    return 0;
   },
 
-  mount(ctx, args) {
-    if (args.length === 0) return listMounts(ctx);
-    if (args.length === 1 && args[0] === '-a') return mountAll(ctx);
-    if (args.length !== 2) throw new ToolError('usage: mount [<device> <dir>]', 1);
+  'qemu-nbd'(ctx, argv) {
+    const opts = { readOnly: argv.includes('-r') || argv.includes('--read-only'), forceShare: argv.includes('-U') || argv.includes('--force-share') };
+    const args = argv.filter((a) => !['-r', '--read-only', '-U', '--force-share'].includes(a));
+    const [flag, device, disk, ...extra] = args;
+    if (extra.length === 0 && device !== undefined && NBD_DEVICE.test(device)) {
+      if (flag === '-c' && disk !== undefined) return connect(ctx, device, disk, opts);
+      if (flag === '-d' && disk === undefined) return disconnect(ctx, device);
+    }
+    throw new ToolError('usage: qemu-nbd [-r] [--force-share] -c /dev/nbdN <disk image> | qemu-nbd -d /dev/nbdN', 2);
+  },
+
+  mount(ctx, argv) {
+    if (argv.length === 0) return listMounts(ctx);
+    if (argv.length === 1 && argv[0] === '-a') return mountAll(ctx);
+    const ro = argv[0] === '-o' && argv[1] === 'ro';
+    const args = ro ? argv.slice(2) : argv;
+    if (args.length !== 2) throw new ToolError('usage: mount [-o ro] [<device> <dir>]', 1);
     const [device, dir] = args;
     const point = virtualPath(dir);
     const partition = NBD_PARTITION.exec(device);
-    const source = partition === null ? undefined : ctx.read('nbd', {})[partition[1]];
+    // A partition's node exists only when the module was loaded with max_part > 0.
+    const partitions = (ctx.read('nbd-module', { maxPart: 0 }).maxPart ?? 0) > 0;
+    const source = partition === null || (partition[2] !== undefined && !partitions) ? undefined : ctx.read('nbd', {})[partition[1]];
     if (source === undefined) throw new ToolError(`mount: ${point}: special device ${device} does not exist.`, 32);
     if (!isDirectory(ctx.realPath(point))) throw new ToolError(`mount: ${point}: mount point does not exist.`, 32);
     fs.mkdirSync(ctx.imagePath(source), { recursive: true });
     ctx.update('mounts', {}, (mounts) => {
       if (mounts[point] !== undefined) throw new ToolError(`mount: ${point}: ${mounts[point].device} already mounted on ${point}.`, 32);
-      mounts[point] = { device, source };
+      mounts[point] = { device, source, ...(ro ? { ro: true } : {}) };
     });
     return 0;
   },

@@ -1,9 +1,15 @@
 'use strict';
 /**
  * File commands the OpenStack pages type on a host, over the host's fake root only: `mkdir [-p]`,
- * `mv <source>… <dest>`, `sed [-i] <script> <file>…` (the real /bin/sed on the fake root's files), and `grep` (the real /bin/grep on the fake root's copy of every file
- * operand, `*` and `?` expanded inside the fake root; with no file operand it reads stdin, as in
- * `ps aux | grep nova-`). Nothing outside the lab's directory is ever read or written.
+ * `mv <source>… <dest>`, `sed [-i] <script> <file>…` (the real /bin/sed on the fake root's files),
+ * and `grep` (the real /bin/grep on the fake root's copy of every file operand; with no file operand
+ * it reads stdin). Nothing outside the lab's directory is ever read or written.
+ *
+ * Globs: grep never expands `*` (GNU grep opens its operands as given: a quoted
+ * `/etc/glance/glance-*.conf` is "No such file or directory", exit 2). The shell expands an unquoted
+ * glob against the host's files (POSIX, 2.6.6 Pathname Expansion), but the lab's session shell sees
+ * the real machine, not the host's fake root: so grep does the shell's part for it, and only for a
+ * word the shell's command line (`sh -c '<command>'`, the parent process) had unquoted.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -63,9 +69,44 @@ function mv(ctx, args) {
   return code;
 }
 
-/** `/etc/glance/glance-*.conf` inside the fake root: the matching virtual paths, sorted; the word itself when none match (as sh does). */
+/** The parts of a shell command line outside single and double quotes (backslash escapes kept out too). */
+function unquotedParts(command) {
+  const parts = [];
+  let current = '';
+  let quote = null;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i];
+    if (quote === null && c === '\\') {
+      i++;
+      current += ' ';
+    } else if (quote === null && (c === "'" || c === '"')) {
+      quote = c;
+      parts.push(current);
+      current = '';
+    } else if (quote !== null && c === quote) {
+      quote = null;
+    } else if (quote === null) current += c;
+  }
+  parts.push(current);
+  return parts;
+}
+
+/** Did the shell that started this grep have `word` unquoted on its command line (so it would have expanded it)? */
+function unquotedInShell(word) {
+  let argv;
+  try {
+    argv = fs.readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const command = argv[argv.indexOf('-c') + 1];
+  if (argv.indexOf('-c') < 0 || command === undefined) return false;
+  return unquotedParts(command).some((part) => part.split(/\s+/).includes(word));
+}
+
+/** `/etc/glance/glance-*.conf` inside the fake root, as the shell would expand an unquoted glob: the matching virtual paths, sorted; the word itself when none match (as sh does). */
 function expand(ctx, word) {
-  if (!/[*?]/.test(word)) return [word];
+  if (!/[*?]/.test(word) || !unquotedInShell(word)) return [word];
   const vp = virtualPath(word);
   const dir = path.posix.dirname(vp);
   const base = path.posix.basename(vp);

@@ -1,24 +1,30 @@
 'use strict';
 /**
- * `virsh` on a compute node: `list [--all]`, `suspend <domain>`, `resume <domain>`, with the output
- * the OpenStack operations guide shows (libvirt of that era: ` Id Name State` over 34 dashes).
+ * `virsh` on a compute node: `list [--all] [--name]`, `suspend <domain>`, `resume <domain>`, with the
+ * output the OpenStack operations guide shows (libvirt of that era: ` Id Name State` over 34
+ * dashes; `--name` prints one name per line, as libvirt's tools/virsh-domain-monitor.c cmdList does).
  *
- * State: `virsh` = { domains: [{ id, name, state: "running" | "paused" | "shut off" }] }.
- * A domain is named by its id or its name, as in virsh.
+ * State: `virsh` = { domains: [{ id, name, uuid, state: "running" | "paused" | "shut off" }] }; the
+ * lab's OpenStack double moves a domain between hosts when nova moves its instance. A domain is named
+ * by its id or its name, as in virsh.
  */
 const { ToolError } = require('../runtime.cjs');
 
-const USAGE = 'usage: virsh list [--all] | virsh suspend <domain> | virsh resume <domain>';
+const USAGE = 'usage: virsh list [--all] [--name] | virsh suspend <domain> | virsh resume <domain>';
 
 function row(id, name, state) {
   return `${String(id).padStart(3)} ${name.padEnd(20)} ${state}\n`;
 }
 
 function list(ctx, rest) {
-  if (rest.length > 1 || (rest.length === 1 && rest[0] !== '--all')) throw new ToolError(USAGE, 2);
-  const all = rest[0] === '--all';
+  if (rest.some((a) => a !== '--all' && a !== '--name')) throw new ToolError(USAGE, 2);
+  const all = rest.includes('--all');
   const { domains } = ctx.read('virsh', { domains: [] });
   const shown = domains.filter((d) => all || d.state !== 'shut off');
+  if (rest.includes('--name')) {
+    process.stdout.write(`${shown.map((d) => `${d.name}\n`).join('')}\n`);
+    return 0;
+  }
   process.stdout.write(
     row('Id', 'Name', 'State') + `${'-'.repeat(34)}\n` + shown.map((d) => row(d.state === 'shut off' ? '-' : d.id, d.name, d.state)).join('') + '\n',
   );
