@@ -356,7 +356,7 @@ export interface ProcedureHeader<S extends z.ZodObject<any> = z.ZodObject<any>> 
   internal?: (keyof z.infer<S> & string)[];
   /**
    * The argument that takes everything after a standalone `--`, verbatim (an ad-hoc command:
-   * `ops exec node-[1-3] -- ovs monitor services`). Without it, `--` is an ordinary word.
+   * `ops exec node-[1-3] -- initctl list`). Without it, `--` is an ordinary word.
    */
   rest?: keyof z.infer<S> & string;
   /** Arguments that name inventory hosts, and which hosts they accept. */

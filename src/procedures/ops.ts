@@ -121,7 +121,7 @@ export const exec = procedure({
   name: 'exec',
   summary: 'Run one command on a set of hosts and gather the output (clush -b style)',
   usage: 'ops exec <targets> [--concurrency N] [--timeout S] -- <command>',
-  examples: ['ops exec node-[1-3] -- ovs monitor services', 'ops exec @ovs!node-3 -- uptime', 'ops exec @ovs-master -- rabbitmqctl cluster_status'],
+  examples: ['ops exec node-[1-3] -- ovs config get /ovs/framework/logging', 'ops exec @ovs!node-3 -- uptime', 'ops exec @ovs-master -- rabbitmqctl cluster_status'],
   source: 'runbooks/ovs-troubleshooting.md ("log in with ssh into each node and check"); ClusterShell node sets',
   args,
   positional: ['targets', 'command'],
