@@ -11,7 +11,7 @@ import { PREVIEW_ROWS } from '../executors/sql/index.js';
 import type { Inventory, InventoryHost } from '../inventory.js';
 import type { Observer } from '../metrics.js';
 import type { Catalog } from '../procedures/catalog.js';
-import type { HostFacts, Procedure } from '../procedures/dsl.js';
+import type { HostFacts, Procedure, StepContext } from '../procedures/dsl.js';
 import { makeContext, value } from './context.js';
 import { findStep, scopeOf } from './paths.js';
 import { Machine, type Start } from './machine.js';
@@ -320,7 +320,9 @@ class Pass {
           const read = readOutput(s, res);
           // What a host is made of is worth keeping even if this run stops here: the next plans read it.
           if (read.ok && s.detects) await this.o.store.saveFacts(host.name, { ...(read.capture as HostFacts), detectedAt: new Date().toISOString(), source: 'run' });
-          const attached = read.ok && s.attach !== undefined ? await this.attach(host, value(s.attach, ctx), a.path, signal) : undefined;
+          // `attach` may name the file by what this very step printed (the archive's path): its
+          // capture is not stored until the result is settled, so the step sees it here.
+          const attached = read.ok && s.attach !== undefined ? await this.attach(host, value(s.attach, read.capture === undefined ? ctx : withOwnCapture(ctx, s.id, read.capture)), a.path, signal) : undefined;
           return { kind: 'exec', res, ...(attached ? { attached } : {}) };
         }
         case 'sql': {
@@ -499,4 +501,9 @@ class Pass {
     this.relaying = p;
     await p;
   }
+}
+
+/** A step's context that already sees the step's own capture (looked up by its id, innermost first). */
+function withOwnCapture(ctx: StepContext, id: string, capture: unknown): StepContext {
+  return { ...ctx, capture: <T>(stepId: string): T => (stepId === id ? (capture as T) : ctx.capture<T>(stepId)) };
 }

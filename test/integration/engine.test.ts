@@ -8,7 +8,7 @@ import { loadRunbookConfig } from '../../src/config/runbook-config.js';
 import { NotAllowedError } from '../../src/errors.js';
 import { SshPool } from '../../src/executors/ssh/pool.js';
 import { clearFaults, readCalls, readHostState, setFault, setHostSetting, type MountsState, type NbdState, type Vdisk, type VirshState } from '../../src/lab/index.js';
-import { describeFacts, detectFacts, procedure } from '../../src/procedures/dsl.js';
+import { describeFacts, detectFacts, parse, procedure } from '../../src/procedures/dsl.js';
 import { Catalog, defaultCatalog } from '../../src/procedures/index.js';
 import { sh } from '../../src/procedures/shell.js';
 import { runtime } from '../../src/lab/tool-runtime.js';
@@ -340,7 +340,8 @@ describe('files a step attaches', () => {
     args: z.object({ node: z.string(), path: z.string() }),
     positional: ['node', 'path'],
     hosts: { node: {} },
-    steps: [{ kind: 'ssh', id: 'collect', title: 'Collect the logs', risk: 'read', host: (ctx) => ctx.args.node, command: sh`true`, attach: (ctx) => ctx.args.path }],
+    // As `ovs collect logs` does, the step prints where it put the archive; attach reads it from the step's own capture.
+    steps: [{ kind: 'ssh', id: 'collect', title: 'Collect the logs', risk: 'read', host: (ctx) => ctx.args.node, command: (ctx) => sh`echo ${ctx.args.path}`, capture: parse.text(), attach: (ctx) => ctx.capture<string>('collect') }],
   });
   const withCollect = (maxAttachmentBytes?: number) => {
     const cfg = loadRunbookConfig(lab.lab.configPath);
