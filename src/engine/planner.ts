@@ -350,6 +350,10 @@ class Planner {
     let ended = m.worst;
     let stopped = stops(m.worst);
     let active = 0;
+    // Items in progress, running or waiting (for a person, a host, a poll's next check): each holds
+    // one of the `concurrency` lanes. "One by one" means the next item starts only once this one is
+    // done, even when this one waits for someone to power a node on.
+    let busy = 0;
     let waiting = false;
     let next = m.low;
     for (; next < total && started(next); next++) {
@@ -358,6 +362,7 @@ class Planner {
       if (v === 'running') active++;
       else if (v === 'waiting') waiting = true;
       else ended = worst(ended, v);
+      if (v === 'running' || v === 'waiting') busy++;
       if (stops(v)) stopped = true;
       if (next === m.low && ENDED.has(v)) {
         count(v, m);
@@ -365,12 +370,13 @@ class Planner {
         m.low++;
       }
     }
-    // New items, in order, while lanes are free; an item waiting for a person does not hold a lane.
+    // New items, in order, while lanes are free.
     const concurrency = Math.max(1, value(s.concurrency ?? 1, this.ctx(scope)));
-    for (; !stopped && active < concurrency && next < total; next++) {
+    for (; !stopped && busy < concurrency && next < total; next++) {
       const v = itemVerdict(next);
       if (v === 'waiting') waiting = true;
       else active++;
+      busy++;
     }
     const progress = { done: tally.done, total, failed: tally.failed };
     const was = st.progress;

@@ -277,6 +277,45 @@ describe('gates', () => {
   });
 });
 
+describe('a forEach that waits', () => {
+  it('an item waiting for a person holds its lane: "one by one" offers the next item only once this one is done', () => {
+    const masters = proc([
+      {
+        kind: 'forEach',
+        id: 'masters',
+        title: 'Start all master nodes one by one',
+        risk: 'write',
+        items: () => ['node-1', 'node-2', 'node-3'],
+        key: (n: string) => n,
+        concurrency: 1,
+        steps: [{ kind: 'manual', id: 'power-on', title: 'Power on the node', risk: 'write', instructions: 'Press the button' }, ssh('ssh', 'read')],
+      },
+    ]);
+    const w = world();
+    let r = drive(w, newRun(masters), masters);
+    expect(openGates(r).map((g) => g.id)).toEqual(['masters[node-1].power-on@manual']);
+    decide(w, 'masters[node-1].power-on@manual', 'done', 'alice');
+    r = drive(w, r, masters);
+    expect(r.steps['masters[node-1].ssh']?.status).toBe('succeeded');
+    expect(openGates(r).map((g) => g.id)).toEqual(['masters[node-2].power-on@manual']);
+    decide(w, 'masters[node-2].power-on@manual', 'done', 'alice');
+    r = drive(w, r, masters);
+    decide(w, 'masters[node-3].power-on@manual', 'done', 'alice');
+    r = drive(w, r, masters);
+    expect(r.status).toBe('succeeded');
+    expect(w.started.filter((p) => p.endsWith('.ssh'))).toEqual(['masters[node-1].ssh', 'masters[node-2].ssh', 'masters[node-3].ssh']);
+  });
+
+  it('with two lanes, two items wait at once and a third waits for a lane', () => {
+    const two = proc([
+      { kind: 'forEach', id: 'each', title: 'Each', risk: 'write', items: () => ['a', 'b', 'c'], key: (n: string) => n, concurrency: 2, steps: [{ kind: 'manual', id: 'ok', title: 'Confirm', risk: 'write', instructions: 'Look' }] },
+    ]);
+    const w = world();
+    const r = drive(w, newRun(two), two);
+    expect(openGates(r).map((g) => g.id).sort()).toEqual(['each[a].ok@manual', 'each[b].ok@manual']);
+  });
+});
+
 describe('waiting without a worker', () => {
   it('a poll between checks parks the run with its timer, and checks again when it is due, keeping its deadline', () => {
     const w = world();
