@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { toolsDir } from '../../../src/lab/tool-runtime.js';
@@ -31,9 +31,11 @@ function compileAll(python: string): string[] {
   }
 }
 
-/** A Python 2.7 to check with: PYTHON2, else `python2` on the PATH. */
+/** A Python 2.7 to check with: PYTHON2, else `python2` on the PATH, else a pyenv 2.7 (Debian 12 ships none). */
 function python2(): string | undefined {
-  for (const p of [process.env.PYTHON2, 'python2'].filter((x): x is string => !!x)) {
+  const pyenv = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
+  const pyenv27 = existsSync(pyenv) ? readdirSync(pyenv).filter((v) => v.startsWith('2.7')).map((v) => join(pyenv, v, 'bin', 'python2.7')) : [];
+  for (const p of [process.env.PYTHON2, 'python2', ...pyenv27].filter((x): x is string => !!x)) {
     const r = spawnSync(p, ['-c', 'import sys; print(sys.version_info[0])'], { encoding: 'utf8' });
     if (r.status === 0 && r.stdout.trim() === '2') return p;
   }
@@ -45,7 +47,7 @@ describe("the framework's scripts", () => {
     expect(compileAll('python3')).toEqual([]);
   });
 
-  // The machine the tests run on has no Python 2; set PYTHON2 to check them under 2.7 as well.
+  // Debian 12 has no Python 2: where no 2.7 is found (PYTHON2, PATH, pyenv), this one is skipped.
   it.skipIf(python2() === undefined)('compile under Python 2.7, the interpreter of the framework on every release', () => {
     expect(compileAll(python2()!)).toEqual([]);
   });
