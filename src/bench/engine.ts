@@ -49,6 +49,9 @@ const waits = new Function('procedure', 'z', `return ${WAITS};`)(procedure, z) a
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
+/** The V8 flag `npm start` and the Docker image's entrypoint give the bot and its workers (package.json, Dockerfile). */
+const SHIPPED_NODE_FLAG = '--max-semi-space-size=4';
+
 /** Resident memory of a process, MB (Linux /proc). */
 function rssOf(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -184,19 +187,23 @@ export async function benchEngine(): Promise<{ results: Record<string, unknown>;
     results.checkpoint = { commits: CHECKPOINTS, cost, target: 'flat in the run size' };
     lines.push('### One checkpoint in a run of N steps', '', `Median of ${CHECKPOINTS} commits of one step's change and its event, the run holding N steps (one hash field per step).`, '', '| steps in the run | ms per checkpoint |', '|---|---|', ...cost.map((c) => `| ${c.steps} | ${c.checkpointMs} |`), '');
 
-    // 4. Resident memory of a `runbook worker` process with 1,000 runs waiting at gates, with V8's
-    // default heap sizing and with an old-space cap. The worker loads the same procedure as a pack
-    // (RUNBOOK_PACKS), as an operator's would be.
+    // 4. Resident memory of a `runbook worker` process with 1,000 runs waiting at gates: with V8's
+    // default heap sizing, with the 4 MB young generation `npm start` and the image give it, and with
+    // an old-space cap. The worker loads the same procedure as a pack (RUNBOOK_PACKS), as an
+    // operator's would be.
     const packDir = join(dir, 'bench-pack');
     mkdirSync(packDir);
     writeFileSync(join(packDir, 'index.ts'), WAITS_PACK);
     const memory: { nodeFlags: string; idleMb: number; waitingMb: number; parkedInMs: number }[] = [];
-    for (const flags of [[], ['--max-old-space-size=96']]) memory.push({ nodeFlags: flags.join(' ') || '(none)', ...(await waitingWorkerRss(rt, lab.configPath, packDir, person, flags)) });
+    for (const flags of [[], [SHIPPED_NODE_FLAG], ['--max-old-space-size=96']]) {
+      const label = flags.length === 0 ? '(none: V8 defaults)' : flags[0] === SHIPPED_NODE_FLAG ? `${SHIPPED_NODE_FLAG} (as \`npm start\` and the image run it)` : flags.join(' ');
+      memory.push({ nodeFlags: label, ...(await waitingWorkerRss(rt, lab.configPath, packDir, person, flags)) });
+    }
     results.waitingRuns = { runs: WAITING_RUNS, memory, targetMb: 150 };
     lines.push(
       '### A worker process with 1,000 runs waiting at gates',
       '',
-      `A \`runbook worker\` process (concurrency 8) takes ${WAITING_RUNS} runs, asked for one after another, to their gates (a manual step). A waiting run holds no worker slot and nothing of it stays in the worker: what RSS gains is garbage V8 has not collected yet, and a heap cap keeps it down.`,
+      `A \`runbook worker\` process (concurrency 8) takes ${WAITING_RUNS} runs, asked for one after another, to their gates (a manual step). A waiting run holds no worker slot and nothing of it stays in the worker: what RSS gains is garbage V8 has not collected yet: a smaller young generation (which bounds nothing a large run needs) or a heap cap keeps it down.`,
       '',
       '| node flags | RSS idle MB | RSS with the runs waiting MB (target ≤ 150) | all waiting after ms |',
       '|---|---|---|---|',
