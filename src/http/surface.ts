@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Caller } from '../auth/caller.js';
@@ -19,8 +19,10 @@ export type Access = 'public' | 'platform' | 'people' | 'read';
 /** Bytes of a request body a route takes unless it says otherwise. */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
 
-/** One route, or a tree of routes under a path, of the bot's one HTTP server. */
-export interface Mount {
+/** A plain Node request listener, as Bolt's HTTPReceiver exposes (`requestListener`). */
+export type Listener = (req: IncomingMessage & { rawBody?: Buffer }, res: ServerResponse) => void;
+
+interface MountBase {
   path: string;
   /** Whether the paths under `path` belong to it too. Default false: `path` only. */
   prefix?: boolean;
@@ -29,10 +31,23 @@ export interface Mount {
   access: Access;
   /** Largest request body, in bytes. Default DEFAULT_BODY_LIMIT. */
   bodyLimit?: number;
-  handler: RequestHandler;
   /** What it does: logged with who may call it when the server starts. */
   summary: string;
 }
+
+/**
+ * One route, or a tree of routes under a path, of the bot's one HTTP server. Most are express
+ * handlers. A route a platform calls, that checks the platform's own signature and must answer
+ * within the platform's deadline (Slack's 3 s ack), may instead be a plain Node `listener` for one
+ * exact path: the server still refuses other methods and reads the body within `bodyLimit`
+ * (`req.rawBody`) before it runs, but no express middleware stands between (it cost Slack's ack
+ * half again a bare Bolt app's p99 in `npm run bench`).
+ */
+export type Mount = MountBase & ({ handler: RequestHandler; listener?: never } | { access: 'platform'; methods: readonly string[]; prefix?: false; listener: Listener; handler?: never });
+
+type DirectMount = Extract<Mount, { listener: Listener }>;
+
+const isDirect = (m: Mount): m is DirectMount => m.listener !== undefined;
 
 /** How the server learns who calls: given by the console, which owns sign-in. */
 export interface Authenticator {
@@ -53,6 +68,9 @@ declare module 'express-serve-static-core' {
 
 const READ_METHODS = ['GET', 'HEAD'];
 
+/** Sent with every answer. */
+const SECURITY_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' } as const;
+
 function fail(res: Response, status: number, error: string): void {
   res.status(status).set('cache-control', 'no-store').json({ error });
 }
@@ -67,7 +85,8 @@ function covers(m: Mount, path: string): boolean {
 }
 
 /**
- * The bot's HTTP surface: every route goes through one express app, which decides who may call
+ * The bot's HTTP surface: every route goes through one express app (a direct mount's exact path
+ * and methods are served before it, by `startHttp`, with the same checks), which decides who may call
  * (the route's declared `access`), reads the body within the route's limit, and only then hands
  * over. A path no mount declares is `people`: a new route that forgets to say who may call it is
  * closed, not open. Nothing is trusted from X-Forwarded-* here (`trust proxy` off); the
@@ -82,7 +101,7 @@ export function buildApp(rt: Pick<Runtime, 'log'>, mounts: readonly Mount[], aut
   const ordered = [...mounts].sort((a, b) => b.path.length - a.path.length);
 
   app.use((req, res, next) => {
-    res.set({ 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY' });
+    res.set(SECURITY_HEADERS);
     next();
   });
 
@@ -110,7 +129,16 @@ export function buildApp(rt: Pick<Runtime, 'log'>, mounts: readonly Mount[], aut
       if (Buffer.isBuffer(req.body)) req.rawBody = req.body;
       next();
     });
-    chain.use(m.handler);
+    // A listener reached through express (the direct path missed it) sees the path it was given.
+    const listener = m.listener;
+    chain.use(
+      listener
+        ? (req, res) => {
+            req.url = req.originalUrl;
+            listener(req, res);
+          }
+        : m.handler,
+    );
     // app.use matches a prefix; an exact mount passes on everything longer.
     app.use(m.path, (req, res, next) => (covers(m, fullPath(req)) ? chain(req, res, next) : next()));
   }
@@ -155,6 +183,57 @@ function baseMounts(rt: Runtime): Mount[] {
   ];
 }
 
+/** The path of a request's target, without its query. */
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
+}
+
+/** Answers a JSON error outside express, as `fail` does inside it. */
+function failDirect(res: ServerResponse, status: number, error: string): void {
+  const body = JSON.stringify({ error });
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Reads a request's body, refusing one over `limit` bytes (by its length header, or as it arrives). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too large'> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve('too large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        resolve('too large');
+      } else chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+/** A direct mount's request: body read within its limit, then its listener. */
+function serveDirect(rt: Pick<Runtime, 'log'>, m: DirectMount, req: IncomingMessage & { rawBody?: Buffer }, res: ServerResponse): void {
+  const limit = m.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  readBody(req, limit).then(
+    (body) => {
+      if (body === 'too large') return failDirect(res, 413, `the request body is larger than ${Math.round(limit / 1024)} KiB, the most this route takes`);
+      req.rawBody = body;
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+      m.listener(req, res);
+    },
+    (err: Error) => {
+      rt.log.warn({ err: err.message, path: m.path }, 'a request body could not be read');
+      if (!res.headersSent) failDirect(res, 400, 'the request body could not be read');
+    },
+  );
+}
+
 export interface HttpServer {
   port: number;
   close(): Promise<void>;
@@ -170,9 +249,15 @@ const CLOSE_GRACE_MS = 2_000;
 export async function startHttp(rt: Runtime, mounts: readonly Mount[] = [], opts: { auth?: Authenticator; port?: number; variable?: string } = {}): Promise<HttpServer> {
   const all = [...baseMounts(rt), ...mounts];
   const app = buildApp(rt, all, opts.auth);
+  const direct = new Map(all.filter(isDirect).map((m) => [m.path, m]));
   const port = opts.port ?? rt.env.PORT;
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(port, rt.env.HOST);
+    const s = createServer((req, res) => {
+      const m = direct.size > 0 ? direct.get(pathOf(req.url)) : undefined;
+      if (m && m.methods.includes(req.method ?? '')) serveDirect(rt, m, req, res);
+      else void app(req, res);
+    });
+    s.listen(port, rt.env.HOST);
     s.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new SetupError(`port ${port} on ${rt.env.HOST} is in use: stop what holds it, or set ${opts.variable ?? 'PORT'} to a free port`) : e));
     s.once('listening', () => resolve(s));
   });

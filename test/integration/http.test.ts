@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Router } from 'express';
@@ -11,6 +11,8 @@ import type { InteractionHandler } from '../../src/adapters/discord/interactions
 import { startAdapters } from '../../src/adapters/index.js';
 import { SlackFront } from '../../src/adapters/slack/front.js';
 import { startHttp, type Mount } from '../../src/http/surface.js';
+import type { SlackRequest } from '../../src/adapters/slack/requests.js';
+import { FakeSlack, slackSignature, slashCommandBody } from '../helpers/fake-slack.js';
 import { silent, testRuntime } from '../helpers/runtime.js';
 
 const PROXY = '127.0.0.2';
@@ -63,6 +65,70 @@ function call(from: string, method: string, path: string, headers: Record<string
 }
 
 const asBob = { 'x-forwarded-email': 'bob@example.com', 'x-forwarded-user': '10734' };
+
+/** A POST to a server of its own, with the answer's headers. */
+function post(port: number, path: string, headers: Record<string, string>, body: string, method = 'POST'): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// Slack's route is a direct listener (Bolt's HTTPReceiver.requestListener, node_modules/@slack/bolt
+// receivers/HTTPReceiver.js), not an express handler: the surface still refuses other methods, reads
+// the body within the route's limit, and sets its headers; Bolt checks the signature over that body.
+describe("Slack's route, served without express", () => {
+  const SECRET = 'http-test-signing-secret';
+  const forwarded: SlackRequest[] = [];
+  const platform = new FakeSlack();
+  let slack: Awaited<ReturnType<typeof startHttp>>;
+  const signed = (body: string, ts?: number) => ({ 'content-type': 'application/x-www-form-urlencoded', ...slackSignature(SECRET, body, ts) });
+
+  beforeAll(async () => {
+    await platform.start();
+    const front = new SlackFront({ botToken: 'xoxb-x', signingSecret: SECRET, apiUrl: platform.apiUrl, log: silent, forward: (r) => forwarded.push(r) });
+    slack = await startHttp(rt, front.mounts, { auth: adapters.auth!, port: 0 });
+  });
+  afterAll(async () => {
+    await slack?.close();
+    await platform.stop();
+  });
+
+  it('acks a signed command and hands it on, with the security headers', async () => {
+    const body = slashCommandBody({ command: '/ovs', text: 'flush node-3', user: 'U1', triggerId: 'trig-1' });
+    const r = await post(slack.port, '/slack/events', signed(body), body);
+    expect(r.status).toBe(200);
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(forwarded).toContainEqual(expect.objectContaining({ kind: 'command', pack: 'ovs', text: 'flush node-3', user: 'U1', key: 'cmd:trig-1' }));
+  });
+
+  it('refuses a signature over other bytes, and one too old (Bolt, 5 minutes)', async () => {
+    const body = slashCommandBody({ command: '/ovs', text: 'flush node-4', user: 'U1' });
+    expect((await post(slack.port, '/slack/events', signed(body), body.replace('node-4', 'node-5'))).status).toBe(401);
+    expect((await post(slack.port, '/slack/events', signed(body, Math.floor(Date.now() / 1000) - 600), body)).status).toBe(401);
+    expect(forwarded.some((f) => f.kind === 'command' && /node-[45]/.test(f.text))).toBe(false);
+  });
+
+  it('answers 405 to another method and 413 to a body over 1 MiB, before Bolt reads anything', async () => {
+    const get = await post(slack.port, '/slack/events', {}, '', 'GET');
+    expect(get.status).toBe(405);
+    expect(JSON.parse(get.text)).toEqual({ error: 'GET is not answered at /slack/events: use POST' });
+    const big = `text=${'x'.repeat(1100 * 1024)}`;
+    const r = await post(slack.port, '/slack/events', signed(big), big);
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.text)).toEqual({ error: 'the request body is larger than 1024 KiB, the most this route takes' });
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('another path under it is not Slack’s: closed to anyone not signed in', async () => {
+    expect((await post(slack.port, '/slack/events/x', {}, '')).status).toBe(401);
+  });
+});
 
 describe('a sign-in proxy', () => {
   it('its X-Forwarded-Email names the person (people.<id>.email, in any case), who acts as themselves', async () => {
@@ -166,7 +232,7 @@ describe('the HTTP surface', () => {
     const changing = mounts.flatMap((m) => {
       if (m.access === 'read') return [];
       // express keeps a router's routes in `stack`, each with its path and methods.
-      const stack = (m.handler as Partial<Router>).stack as { route?: { path: string; methods: Record<string, boolean> } }[] | undefined;
+      const stack = (m.handler as Partial<Router> | undefined)?.stack as { route?: { path: string; methods: Record<string, boolean> } }[] | undefined;
       const routes = stack?.flatMap((l) => (l.route ? Object.keys(l.route.methods).map((method) => `${method.toUpperCase()} ${m.path}${l.route!.path === '/' ? '' : l.route!.path}`) : [])) ?? [];
       const declared = m.methods?.map((method) => `${method} ${m.path}`) ?? [];
       return [...(routes.length ? routes : declared)].filter((r) => !/^(GET|HEAD) /.test(r));

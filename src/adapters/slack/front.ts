@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { App, ExpressReceiver, SocketModeReceiver, type Receiver } from '@slack/bolt';
-import express from 'express';
+import { App, HTTPReceiver, SocketModeReceiver, type Receiver } from '@slack/bolt';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../errors.js';
 import type { Mount } from '../../http/surface.js';
@@ -24,6 +23,8 @@ export interface SlackFrontOptions {
 
 const BUTTON_ACTIONS: ReadonlySet<string> = new Set(ACTIONS);
 
+const SLACK_PATH = '/slack/events';
+
 /** Slack's requests are small; Bolt's own limit is 4 MB. */
 const BODY_MAX = 1 << 20;
 
@@ -46,12 +47,14 @@ export class SlackFront {
       receiver = new SocketModeReceiver({ appToken: o.appToken, logger, installerOptions: { clientOptions: { slackApiUrl } } });
     } else {
       if (!o.signingSecret) throw new ConfigError('environment', [{ path: 'SLACK_SIGNING_SECRET', message: 'required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)' }]);
-      // Bolt's own HTTP receiving on a router of ours: its signature check (X-Slack-Signature over
+      // Bolt's own HTTP receiving, as a direct route of the bot's server (its requestListener, never
+      // started as a server of its own): its signature check (X-Slack-Signature over
       // v0:<timestamp>:<body>, 5-minute window) over the body the server read (`rawBody`), its ack
-      // (answered the moment a listener acks; after 3 s if none does), Slack's retry headers.
-      const router = express.Router();
-      receiver = new ExpressReceiver({ signingSecret: o.signingSecret, logger, router, endpoints: '/', processBeforeResponse: false, bodyLimit: BODY_MAX });
-      this.mounts.push({ path: '/slack/events', methods: ['POST'], access: 'platform', bodyLimit: BODY_MAX, summary: 'Slack slash commands, buttons and forms, signed with the signing secret (checked by Bolt)', handler: router });
+      // (answered the moment a listener acks; after 3 s if none does), Slack's retry headers. The
+      // same code path as a bare Bolt app's, so an ack costs what it costs there.
+      const http = new HTTPReceiver({ signingSecret: o.signingSecret, logger, endpoints: SLACK_PATH, processBeforeResponse: false, bodyLimit: BODY_MAX });
+      receiver = http;
+      this.mounts.push({ path: SLACK_PATH, methods: ['POST'], access: 'platform', bodyLimit: BODY_MAX, summary: 'Slack slash commands, buttons and forms, signed with the signing secret (checked by Bolt)', listener: http.requestListener });
     }
     // No conversation store: nothing here reads it, and it costs every request a lookup.
     this.app = new App({ token: o.botToken, receiver, logger, convoStore: false, clientOptions: { slackApiUrl } });
