@@ -416,7 +416,7 @@ class Pass {
     const { store } = this.o;
     const run = this.run;
     for (let round = 0; ; round++) {
-      const blockers = await store.takeLocks(run.id, run.locks);
+      const { all: blockers, ahead } = await store.lockBlockers(run.id, run.locks, 'take');
       if (!blockers.length) {
         this.m.locked();
         return true;
@@ -432,7 +432,7 @@ class Pass {
       }
       const heldBy: LockHolder[] = blockers.map((id) => {
         const h = found.get(id);
-        return h ? { run: id, procedure: h.procedure, requester: h.requester, status: h.status } : { run: id };
+        return { run: id, ...(h ? { procedure: h.procedure, requester: h.requester, status: h.status } : {}), ...(ahead.has(id) ? { ahead: true } : {}) };
       });
       this.m.waitForLocks(blockers, heldBy);
       await this.checkpoint();

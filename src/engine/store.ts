@@ -96,38 +96,73 @@ return 0`);
 
 /**
  * All-or-nothing host locks: writers exclude everyone, readers share. A run's own locks never block
- * it. A run that cannot have them all is put on each host's waiters, to be woken when one is released.
+ * it. A run that cannot have them all is put on each host's waiters (a sorted set by first arrival,
+ * numbered by one counter),
+ * with what it wants (`want:<run>`, host → mode), to be woken when one is released.
+ *
+ * Fairness: a writer that waits only for readers (no other writer holds any of its hosts) is next
+ * in line, and a reader that comes after it waits behind it, so a stream of short reads (status
+ * checks every few seconds) never starves a flush. A writer that also waits for another writer
+ * keeps no one waiting: a run waiting on a forgotten approval elsewhere does not freeze its other
+ * hosts.
+ *
  * KEYS[3i-2] writer key, KEYS[3i-1] reader set, KEYS[3i] waiters of host i.
- * ARGV[1] run id, ARGV[2] now (ms), ARGV[2+i] mode of host i.
- * Returns {} when every lock is held, else the ids of the runs in the way.
+ * ARGV[1] run id, ARGV[2] the lock keys' common prefix (`<prefix>:{locks}:`), ARGV[3] `take` (take
+ * them or wait) or `check` (change nothing), ARGV[2+2i] host i, ARGV[3+2i] its mode.
+ * Returns { runs holding what it needs, runs next in line before it }; both empty when it may run.
  */
 const TAKE_LOCKS = new Script(`
-local run = ARGV[1]
-local blockers = {}
+local run, base, take = ARGV[1], ARGV[2], ARGV[3] == 'take'
 local n = #KEYS / 3
+local holders, ahead = {}, {}
+local function waitsOnlyForReaders(q)
+  local want = redis.call('HGETALL', base .. 'want:' .. q)
+  if #want == 0 then return false end
+  for j = 1, #want, 2 do
+    local w = redis.call('GET', base .. 'w:' .. want[j])
+    if w and w ~= q then return false end
+  end
+  return true
+end
 for i = 1, n do
+  local host, mode = ARGV[2 + 2*i], ARGV[3 + 2*i]
+  local held = false
   local w = redis.call('GET', KEYS[3*i-2])
-  if w and w ~= run then table.insert(blockers, w) end
-  if ARGV[2+i] == 'write' then
+  if w and w ~= run then table.insert(holders, w); held = true end
+  if mode == 'write' then
     for _, r in ipairs(redis.call('SMEMBERS', KEYS[3*i-1])) do
-      if r ~= run then table.insert(blockers, r) end
+      if r ~= run then table.insert(holders, r); held = true end
+    end
+  elseif not held then
+    local mine = redis.call('ZSCORE', KEYS[3*i], run)
+    local earlier = mine and redis.call('ZRANGEBYSCORE', KEYS[3*i], '-inf', '(' .. mine) or redis.call('ZRANGE', KEYS[3*i], 0, -1)
+    for _, q in ipairs(earlier) do
+      if q ~= run and redis.call('HGET', base .. 'want:' .. q, host) == 'write' and waitsOnlyForReaders(q) then table.insert(ahead, q) end
     end
   end
 end
-if #blockers > 0 then
-  for i = 1, n do redis.call('ZADD', KEYS[3*i], 'NX', ARGV[2], run) end
-  return blockers
+if not take then return {holders, ahead} end
+if #holders > 0 or #ahead > 0 then
+  -- Arrival order: one counter for every host, so two runs queued in the same millisecond stay in order.
+  local seq = redis.call('ZSCORE', KEYS[3], run) or redis.call('INCR', base .. 'seq')
+  for i = 1, n do
+    redis.call('ZADD', KEYS[3*i], 'NX', seq, run)
+    redis.call('HSET', base .. 'want:' .. run, ARGV[2 + 2*i], ARGV[3 + 2*i])
+  end
+  return {holders, ahead}
 end
 for i = 1, n do
-  if ARGV[2+i] == 'write' then redis.call('SET', KEYS[3*i-2], run) else redis.call('SADD', KEYS[3*i-1], run) end
+  if ARGV[3 + 2*i] == 'write' then redis.call('SET', KEYS[3*i-2], run) else redis.call('SADD', KEYS[3*i-1], run) end
   redis.call('ZREM', KEYS[3*i], run)
 end
-return {}`);
+redis.call('DEL', base .. 'want:' .. run)
+return {{}, {}}`);
 
 /**
  * Releases what a run holds or waits for on these hosts (its own at its end, or a run that is gone
  * or ended: reclaimed by whoever finds it in the way).
- * KEYS as TAKE_LOCKS. ARGV[1] run id. Returns the runs waiting for those hosts, to be woken.
+ * KEYS as TAKE_LOCKS. ARGV[1] run id, ARGV[2] the lock keys' common prefix. Returns the runs
+ * waiting for those hosts, to be woken.
  */
 const DROP_LOCKS = new Script(`
 local run = ARGV[1]
@@ -141,6 +176,7 @@ for i = 1, #KEYS / 3 do
     if not seen[w] then seen[w] = true; table.insert(waiters, w) end
   end
 end
+redis.call('DEL', ARGV[2] .. 'want:' .. run)
 return waiters`);
 
 /** How long a file a step attached is kept. */
@@ -186,8 +222,12 @@ export class RunStore {
   private k(runId: string, part?: string): string {
     return `${this.prefix}:run:{${runId}}${part ? `:${part}` : ''}`;
   }
+  /** What every lock key starts with; the lock scripts build a run's `want:` key and other hosts' writer keys from it. */
+  private get lockBase(): string {
+    return `${this.prefix}:{locks}:`;
+  }
   private lockKeys(host: string): [string, string, string] {
-    return [`${this.prefix}:{locks}:w:${host}`, `${this.prefix}:{locks}:r:${host}`, `${this.prefix}:{locks}:q:${host}`];
+    return [`${this.lockBase}w:${host}`, `${this.lockBase}r:${host}`, `${this.lockBase}q:${host}`];
   }
   get auditKey(): string {
     return `${this.prefix}:audit`;
@@ -435,19 +475,28 @@ export class RunStore {
     await this.redis.publish(this.signalChannel, runId);
   }
 
-  /** Takes every lock or none; returns the runs in the way (empty when taken), and queues the run as a waiter. */
+  /**
+   * Takes every lock or none. Returns the runs in the way (empty when taken): those holding a host
+   * it needs, then writers next in line before it (`ahead`); a run in the way is queued as a waiter.
+   */
   async takeLocks(runId: string, locks: { host: string; mode: 'read' | 'write' }[]): Promise<string[]> {
-    if (locks.length === 0) return [];
+    return (await this.lockBlockers(runId, locks, 'take')).all;
+  }
+
+  /** Who is in the way of these locks now (holders, and writers next in line), changing nothing. */
+  async lockBlockers(runId: string, locks: { host: string; mode: 'read' | 'write' }[], op: 'take' | 'check' = 'check'): Promise<{ all: string[]; ahead: Set<string> }> {
+    if (locks.length === 0) return { all: [], ahead: new Set() };
     const keys = locks.flatMap((l) => this.lockKeys(l.host));
-    const res = (await TAKE_LOCKS.run(this.redis, keys, [runId, Date.now(), ...locks.map((l) => l.mode)])) as string[];
-    return [...new Set(res)];
+    const [holders, ahead] = (await TAKE_LOCKS.run(this.redis, keys, [runId, this.lockBase, op, ...locks.flatMap((l) => [l.host, l.mode])])) as [string[], string[]];
+    const queued = new Set(ahead.filter((id) => !holders.includes(id)));
+    return { all: [...new Set([...holders, ...queued])], ahead: queued };
   }
 
   /** Releases `runId`'s locks and waits on these hosts; returns the runs waiting for them. */
   async dropLocks(runId: string, hosts: string[]): Promise<string[]> {
     if (hosts.length === 0) return [];
     const keys = hosts.flatMap((h) => this.lockKeys(h));
-    return (await DROP_LOCKS.run(this.redis, keys, [runId])) as string[];
+    return (await DROP_LOCKS.run(this.redis, keys, [runId, this.lockBase])) as string[];
   }
 
   /** Who holds each of these hosts: its writer, and its readers. */

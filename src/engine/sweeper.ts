@@ -104,15 +104,8 @@ export class Sweeper {
     }
     if (w.timer && Date.parse(w.timer.at) <= now) return 'its timer is due';
     if (w.locks) {
-      const holders = await this.o.store.lockHolders(w.locks.hosts);
-      const blockers = [
-        ...new Set(
-          run.locks.flatMap((l) => {
-            const h = holders.get(l.host);
-            return [...(h?.writer ? [h.writer] : []), ...(l.mode === 'write' ? (h?.readers ?? []) : [])];
-          }),
-        ),
-      ].filter((id) => id !== run.id);
+      // As the run itself would find them (holders, and a writer next in line), changing nothing.
+      const { all: blockers } = await this.o.store.lockBlockers(run.id, run.locks);
       if (!blockers.length) return `${w.locks.hosts.join(', ')} free`;
       const heads = await this.o.store.heads(blockers);
       const gone = blockers.filter((id) => !heads.has(id) || isTerminal(heads.get(id)!.status));

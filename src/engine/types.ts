@@ -87,6 +87,8 @@ export interface LockHolder {
   procedure?: string;
   requester?: string;
   status?: RunStatus;
+  /** It holds nothing yet: a writer waiting only for the runs reading a host, next in line before this one. */
+  ahead?: boolean;
 }
 
 export interface StepState {

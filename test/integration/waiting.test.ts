@@ -91,6 +91,64 @@ describe('waiting never holds a worker', () => {
   });
 });
 
+describe('host locks are fair (src/engine/store.ts TAKE_LOCKS)', () => {
+  const read = (host: string) => ({ host, mode: 'read' as const });
+  const write = (host: string) => ({ host, mode: 'write' as const });
+
+  it('a writer waiting only for readers is next in line: readers that come after it wait behind it, so status checks never starve a flush', async () => {
+    const { store } = newRuntime();
+    expect(await store.takeLocks('r-status-1', [read('node-3')])).toEqual([]);
+    expect(await store.takeLocks('r-flush', [write('node-3')])).toEqual(['r-status-1']);
+    // Another status check on node-3 would share it with the first, but the flush is waiting.
+    expect(await store.lockBlockers('r-status-2', [read('node-3')])).toEqual({ all: ['r-flush'], ahead: new Set(['r-flush']) });
+    expect(await store.takeLocks('r-status-2', [read('node-3')])).toEqual(['r-flush']);
+    // The first check ends: both are woken; the later reader still finds the flush before it.
+    expect((await store.dropLocks('r-status-1', ['node-3'])).sort()).toEqual(['r-flush', 'r-status-2']);
+    expect(await store.takeLocks('r-status-2', [read('node-3')])).toEqual(['r-flush']);
+    expect(await store.takeLocks('r-flush', [write('node-3')])).toEqual([]);
+    expect(await store.takeLocks('r-status-2', [read('node-3')])).toEqual(['r-flush']);
+    expect(await store.dropLocks('r-flush', ['node-3'])).toEqual(['r-status-2']);
+    expect(await store.takeLocks('r-status-2', [read('node-3')])).toEqual([]);
+    expect((await store.lockHolders(['node-3'])).get('node-3')).toEqual({ readers: ['r-status-2'] });
+  });
+
+  it('a writer that also waits for another writer keeps nobody waiting: a run held up elsewhere does not freeze its other hosts', async () => {
+    const { store } = newRuntime();
+    expect(await store.takeLocks('r-gated', [write('node-6')])).toEqual([]);
+    expect(await store.takeLocks('r-status-1', [read('node-3')])).toEqual([]);
+    expect((await store.takeLocks('r-wide', [write('node-3'), write('node-6')])).sort()).toEqual(['r-gated', 'r-status-1']);
+    expect(await store.takeLocks('r-status-2', [read('node-3')])).toEqual([]);
+    // Once node-6 is free, the wide writer waits only for node-3's readers, and is next in line there.
+    await store.dropLocks('r-gated', ['node-6']);
+    expect(await store.lockBlockers('r-status-3', [read('node-3')])).toEqual({ all: ['r-wide'], ahead: new Set(['r-wide']) });
+  });
+
+  it('a writer next in line that ended or is gone is passed over by the next reader, which reclaims its place', async () => {
+    const rt = newRuntime();
+    rt.startWorker(1);
+    expect(await rt.store.takeLocks('r-status-gone', [read('lab-001')])).toEqual([]);
+    expect(await rt.store.takeLocks('r-flush-gone', [write('lab-001')])).toEqual(['r-status-gone']);
+    const next = await request(rt, 'ops exec lab-001 -- uptime');
+    expect((await finished(rt, next.id)).status).toBe('succeeded');
+  });
+
+  it('the waiting run says who is before it, and the sweeper does not wake it while that writer waits', async () => {
+    const rt = newRuntime({ timeScale: 1 });
+    // A reader holding c01 while it waits for its poll's next check, a writer waiting for it, then a reader.
+    const reading = await request(rt, 'test later c01');
+    expect(await rt.engine.advance(reading.id)).toBe('waiting');
+    const flush = await request(rt, 'test touch c01');
+    expect(await rt.engine.advance(flush.id)).toBe('waiting');
+    const check = await request(rt, 'ops exec c01 -- uptime');
+    expect(await rt.engine.advance(check.id)).toBe('waiting');
+    const waiting = await rt.store.load(check.id);
+    expect(statusLine(waiting)).toMatch(new RegExp(`^waiting for c01, after run ${flush.id} \\(test touch, alice\\), next in line`));
+    const report = await rt.sweeper.sweep();
+    expect(report.woken.map((w) => w.run)).not.toContain(check.id);
+    for (const r of [reading, flush, check]) await rt.decisions.cancel(r.id, 'alice');
+  });
+});
+
 describe('nothing is stranded', () => {
   it('a run stored whose job was never queued (the bot died between the two) is found and run', async () => {
     const rt = newRuntime();

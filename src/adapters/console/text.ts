@@ -1,4 +1,4 @@
-import type { Decision, Gate, Origin, PlanStep, StampedEvent, WaitingFor } from '../../engine/types.js';
+import type { Decision, Gate, LockHolder, Origin, PlanStep, StampedEvent, WaitingFor } from '../../engine/types.js';
 import { formatBytes } from '../../executors/ssh/output.js';
 
 const RISK_MARK: Record<string, string> = { read: 'read', write: 'write', destructive: 'DESTRUCTIVE', sensitive: 'SENSITIVE' };
@@ -22,13 +22,16 @@ export function decidedWord(d: Decision, capital = false): string {
   return capital ? w[0]!.toUpperCase() + w.slice(1) : w;
 }
 
-/** What a waiting run waits for: "approval (gate …)", "node-3, held by run r-… (ovs flush, alice)", "the next check at 12:00:05". */
+/** What a waiting run waits for: "approval (gate …)", "node-3, held by run r-… (ovs flush, alice)" (or "after run r-… (…), next in line"), "the next check at 12:00:05". */
 export function waitingText(w: WaitingFor): string {
   const parts: string[] = [];
   if (w.gates?.length) parts.push(w.gates.length === 1 ? `a decision (gate ${w.gates[0]})` : `decisions (gates ${w.gates.join(', ')})`);
   if (w.locks) {
-    const who = w.locks.heldBy.map((h) => `run ${h.run}${h.procedure ? ` (${h.procedure}${h.requester ? `, ${h.requester}` : ''})` : ''}`).join(', ');
-    parts.push(`${w.locks.hosts.join(', ')}, held by ${who || 'another run'}`);
+    const name = (h: LockHolder) => `run ${h.run}${h.procedure ? ` (${h.procedure}${h.requester ? `, ${h.requester}` : ''})` : ''}`;
+    const held = w.locks.heldBy.filter((h) => !h.ahead).map(name);
+    const ahead = w.locks.heldBy.filter((h) => h.ahead).map(name);
+    const why = [...(held.length || !ahead.length ? [`held by ${held.join(', ') || 'another run'}`] : []), ...(ahead.length ? [`after ${ahead.join(', ')}, next in line`] : [])];
+    parts.push(`${w.locks.hosts.join(', ')}, ${why.join('; ')}`);
   }
   if (w.timer) parts.push(`the next check at ${w.timer.at.slice(11, 19)} UTC (${w.timer.steps.length} step${w.timer.steps.length === 1 ? '' : 's'})`);
   return parts.join(' and ') || 'nothing named';
