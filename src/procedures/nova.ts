@@ -1083,6 +1083,20 @@ function libvirtService(ctx: StepContext): string {
 }
 const old = (ctx: StepContext) => ctx.capture<OldIds>('ids');
 type FixCtx = StepContext<FixIdsArgs>;
+/**
+ * `find / -uid|-gid <old> …` as the page has it, but not into /proc and /sys: GNU find walks /proc
+ * too, and a process that exits meanwhile (a qemu thread, an ssh session) is an error that makes find
+ * exit 1 after it has done its work (findutils find/ftsfind.c: an FTS_NS/FTS_DNR entry is reported
+ * and the exit status becomes 1), so the step would fail on a busy host, again on every retry. Not
+ * `-xdev`: the instances directory is often a shared (NFS) mount, whose files must change too.
+ * `-exec … {} +` hands chown many files at once.
+ */
+function findOwned(test: '-uid' | '-gid', id: string, exec?: { cmd: 'chown' | 'chgrp'; to: string }): ShellCommand {
+  const walk = sh`find / \\( -path /proc -o -path /sys \\) -prune -o ${test} ${id}`;
+  return exec ? sh`${walk} -exec ${exec.cmd} ${exec.to} {} +` : sh`${walk} -print`;
+}
+const pageFind = (test: '-uid' | '-gid', id: string, exec?: { cmd: 'chown' | 'chgrp'; to: string }) => `find / ${test} ${id}${exec ? ` -exec ${exec.cmd} ${exec.to} {} \\;` : ''}`;
+
 const noFiles = (what: string) =>
   parse.map(parse.lines(), (files) => {
     if (files.length > 0) throw new Error(`files still owned by the old ${what}: ${files.join(', ')}`);
@@ -1175,9 +1189,9 @@ export const fixIds = procedure({
               host: nodeOf,
               command: (ctx: FixCtx) => sh`groupmod -g ${ctx.args.libvirtdGid ?? 0} ${old(ctx).libvirtGroup}`,
             },
-            { kind: 'ssh', id: 'chown-nova', title: (ctx) => `Change all files that the nova user owns (old UID ${old(ctx).novaUid})`, risk: 'destructive', host: nodeOf, command: (ctx) => sh`find / -uid ${old(ctx).novaUid} -exec chown nova {} \\;` },
-            { kind: 'ssh', id: 'chgrp-nova', title: (ctx) => `Change all files that the nova group owns (old GID ${old(ctx).novaGid})`, risk: 'destructive', host: nodeOf, command: (ctx) => sh`find / -gid ${old(ctx).novaGid} -exec chgrp nova {} \\;` },
-            { kind: 'ssh', id: 'chown-qemu', title: (ctx) => `Repeat for the libvirt-qemu files (old UID ${old(ctx).qemuUid})`, risk: 'destructive', when: (ctx: FixCtx) => ctx.args.qemuUid !== undefined, host: nodeOf, command: (ctx) => sh`find / -uid ${old(ctx).qemuUid} -exec chown libvirt-qemu {} \\;` },
+            { kind: 'ssh', id: 'chown-nova', title: (ctx) => `Change all files that the nova user owns (old UID ${old(ctx).novaUid})`, risk: 'destructive', host: nodeOf, command: (ctx) => findOwned('-uid', old(ctx).novaUid, { cmd: 'chown', to: 'nova' }), reference: (ctx) => pageFind('-uid', old(ctx).novaUid, { cmd: 'chown', to: 'nova' }) },
+            { kind: 'ssh', id: 'chgrp-nova', title: (ctx) => `Change all files that the nova group owns (old GID ${old(ctx).novaGid})`, risk: 'destructive', host: nodeOf, command: (ctx) => findOwned('-gid', old(ctx).novaGid, { cmd: 'chgrp', to: 'nova' }), reference: (ctx) => pageFind('-gid', old(ctx).novaGid, { cmd: 'chgrp', to: 'nova' }) },
+            { kind: 'ssh', id: 'chown-qemu', title: (ctx) => `Repeat for the libvirt-qemu files (old UID ${old(ctx).qemuUid})`, risk: 'destructive', when: (ctx: FixCtx) => ctx.args.qemuUid !== undefined, host: nodeOf, command: (ctx) => findOwned('-uid', old(ctx).qemuUid, { cmd: 'chown', to: 'libvirt-qemu' }), reference: (ctx) => pageFind('-uid', old(ctx).qemuUid, { cmd: 'chown', to: 'libvirt-qemu' }) },
             {
               kind: 'ssh',
               id: 'chgrp-libvirtd',
@@ -1185,7 +1199,8 @@ export const fixIds = procedure({
               risk: 'destructive',
               when: (ctx: FixCtx) => ctx.args.libvirtdGid !== undefined,
               host: nodeOf,
-              command: (ctx) => sh`find / -gid ${old(ctx).libvirtGid} -exec chgrp ${old(ctx).libvirtGroup} {} \\;`,
+              command: (ctx) => findOwned('-gid', old(ctx).libvirtGid, { cmd: 'chgrp', to: old(ctx).libvirtGroup }),
+              reference: (ctx) => pageFind('-gid', old(ctx).libvirtGid, { cmd: 'chgrp', to: 'libvirtd' }),
             },
             { kind: 'ssh', id: 'start-libvirt', title: (ctx) => `Restart the services: ${libvirtService(ctx)}`, risk: 'write', host: nodeOf, command: (ctx) => libvirtControl(ctx, 'start') },
             { kind: 'ssh', id: 'start-nova', title: 'Restart the services: nova-compute', risk: 'write', host: nodeOf, ...serviceAction(nodeOf, 'start', ['nova-compute']) },
@@ -1198,7 +1213,8 @@ export const fixIds = procedure({
           risk: 'read',
           when: (ctx: FixCtx) => Number(old(ctx).novaUid) !== ctx.args.uid,
           host: nodeOf,
-          command: (ctx) => sh`find / -uid ${old(ctx).novaUid}`,
+          command: (ctx) => findOwned('-uid', old(ctx).novaUid),
+          reference: (ctx) => pageFind('-uid', old(ctx).novaUid),
           capture: noFiles('nova UID'),
         },
         {
@@ -1208,7 +1224,8 @@ export const fixIds = procedure({
           risk: 'read',
           when: (ctx: FixCtx) => Number(old(ctx).novaGid) !== ctx.args.gid,
           host: nodeOf,
-          command: (ctx) => sh`find / -gid ${old(ctx).novaGid}`,
+          command: (ctx) => findOwned('-gid', old(ctx).novaGid),
+          reference: (ctx) => pageFind('-gid', old(ctx).novaGid),
           capture: noFiles('nova GID'),
         },
         {

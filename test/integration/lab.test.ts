@@ -223,6 +223,17 @@ describe('accounts and files on c01', () => {
     expect((await ssh('c01', 'getent group libvirt; getent group libvirtd; echo $?')).stdout).toBe('libvirt:x:115:\n2\n');
   });
 
+  it('find / walks /proc unless pruned, and exits 1 after its work when a process vanished meanwhile (findutils find/ftsfind.c, FTS_NS)', async () => {
+    const all = await ssh('c01', 'find / -gid 113');
+    expect(all.code).toBe(1);
+    expect(all.stdout).toContain('/var/lib/nova\n');
+    expect(all.stderr).toBe("find: '/proc/31877/task/31877/fdinfo/7': No such file or directory\n");
+    const pruned = await ssh('c01', 'find / \\( -path /proc -o -path /sys \\) -prune -o -gid 113 -print');
+    expect(pruned).toMatchObject({ code: 0, stdout: all.stdout, stderr: '' });
+    // Only the forms the lab knows: anything else is refused, never half understood.
+    expect((await ssh('c01', 'find / -prune -gid 113')).code).toBe(1);
+  });
+
   it('grep leaves a quoted glob alone, as the shell would (GNU grep opens its operands as given)', async () => {
     const quoted = await ssh('c01', "grep -h host '/etc/nova/*.conf' | cat");
     expect(quoted.stderr).toBe('grep: /etc/nova/*.conf: No such file or directory\n');

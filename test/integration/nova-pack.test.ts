@@ -241,6 +241,10 @@ describe('nova fix-ids', () => {
     expect(hostService('c01', 'libvirtd')).toBe('running');
     const order = readCalls(dir(), 'c01').map((c) => c.argv.join(' '));
     expect(order.findIndex((c) => c.includes('nova-compute') && c.includes('stop'))).toBeLessThan(order.findIndex((c) => c.startsWith('usermod')));
+    // Not into /proc (a process that ends meanwhile makes GNU find exit 1 after its work), nor /sys.
+    expect(order).toContain('find / ( -path /proc -o -path /sys ) -prune -o -uid 108 -exec chown nova {} +');
+    expect(order).toContain('find / ( -path /proc -o -path /sys ) -prune -o -uid 108 -print');
+    expect(order.filter((c) => c.startsWith('find') && !c.includes('-prune'))).toEqual([]);
   });
 
   it('refuses to change the libvirt-qemu UID while guests run on the node', async () => {

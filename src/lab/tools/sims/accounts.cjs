@@ -5,7 +5,11 @@
  * shadow's usermod refuses to change the UID of a user that has processes: src/usermod.c calls
  * user_busy(), lib/user_busy.c prints "usermod: user <name> is currently used by process <pid>" and
  * usermod exits 8, E_USER_BUSY; shadow 4.13, Debian 12) and
- * `find <dir> -uid|-gid <n> [-exec chown <user> {} ; | -exec chgrp <group> {} ;]`.
+ * `find <dir> [\( -path <p> [-o -path <p>]… \) -prune -o] -uid|-gid <n> [-print | -exec chown <user> {} ;|+ |
+ * -exec chgrp <group> {} ;|+]`. GNU find (findutils 4.9.0, find/ftsfind.c) walks /proc too when the
+ * walk starts at / and nothing prunes it; an entry of a process that exits meanwhile cannot be
+ * stat'ed (FTS_NS), is reported, and makes find exit 1 once it has done the rest of its work. The lab
+ * shows that as it happens on a busy compute node (qemu threads, ssh sessions come and go): always.
  *
  * The lab cannot chown (it never runs as root), so ownership is state: `owners` = { "<path>": { uid,
  * gid } } of the fake root, which `find` walks. `accounts` = { users: { name: { uid, gid } },
@@ -81,26 +85,47 @@ function groupmod(ctx, args) {
   return 0;
 }
 
-const FIND_USAGE = 'usage: find <dir> -uid|-gid <n> [-exec chown <user> {} ; | -exec chgrp <group> {} ;] (the lab simulates only this form)';
+const FIND_USAGE = 'usage: find <dir> [\\( -path <p> [-o -path <p>]... \\) -prune -o] -uid|-gid <n> [-print | -exec chown <user> {} ;|+ | -exec chgrp <group> {} ;|+] (the lab simulates only this form)';
 
-function find(ctx, args) {
-  const [dir, test, value, ...rest] = args;
+/** A /proc entry of a thread that ended while find walked: what GNU find reports (FTS_NS). */
+const VANISHED = "find: '/proc/31877/task/31877/fdinfo/7': No such file or directory\n";
+
+function find(ctx, argv) {
+  const [dir, ...args] = argv;
+  const pruned = [];
+  if (args[0] === '(') {
+    let i = 1;
+    for (;;) {
+      if (args[i] !== '-path' || !args[i + 1]) throw new ToolError(FIND_USAGE, 1);
+      pruned.push(args[i + 1].replace(/\/+$/, ''));
+      i += 2;
+      if (args[i] === '-o') i++;
+      else break;
+    }
+    if (args[i] !== ')' || args[i + 1] !== '-prune' || args[i + 2] !== '-o') throw new ToolError(FIND_USAGE, 1);
+    args.splice(0, i + 3);
+  }
+  const [test, value, ...rest] = args;
   if (!dir || !['-uid', '-gid'].includes(test) || !/^\d+$/.test(value ?? '')) throw new ToolError(FIND_USAGE, 1);
   let exec;
+  if (rest.length === 1 && rest[0] === '-print') rest.length = 0;
   if (rest.length > 0) {
     const [e, cmd, who, braces, end] = rest;
-    if (rest.length !== 5 || e !== '-exec' || !['chown', 'chgrp'].includes(cmd) || braces !== '{}' || end !== ';') throw new ToolError(FIND_USAGE, 1);
+    if (rest.length !== 5 || e !== '-exec' || !['chown', 'chgrp'].includes(cmd) || braces !== '{}' || ![';', '+'].includes(end)) throw new ToolError(FIND_USAGE, 1);
     exec = { cmd, who };
   }
+  const walksProc = (dir === '/' || dir.replace(/\/+$/, '') === '/proc') && !pruned.includes('/proc');
+  const isPruned = (p) => pruned.some((q) => p === q || p.startsWith(`${q}/`));
   const n = Number(value);
   const key = test === '-uid' ? 'uid' : 'gid';
   const under = dir === '/' ? '/' : `${dir.replace(/\/+$/, '')}/`;
-  const inScope = (p) => dir === '/' || p === dir.replace(/\/+$/, '') || p.startsWith(under);
+  const inScope = (p) => !isPruned(p) && (dir === '/' || p === dir.replace(/\/+$/, '') || p.startsWith(under));
   const { users, groups } = ctx.read('accounts', EMPTY);
   if (exec === undefined) {
     const owners = ctx.read('owners', {});
     process.stdout.write(Object.keys(owners).filter((p) => inScope(p) && owners[p][key] === n).sort().map((p) => `${p}\n`).join(''));
-    return 0;
+    if (walksProc) process.stderr.write(VANISHED);
+    return walksProc ? 1 : 0;
   }
   const to = exec.cmd === 'chown' ? users[exec.who]?.uid : groups[exec.who];
   let failed = false;
@@ -115,7 +140,8 @@ function find(ctx, args) {
       owners[p][exec.cmd === 'chown' ? 'uid' : 'gid'] = to;
     }
   });
-  return failed ? 1 : 0;
+  if (walksProc) process.stderr.write(VANISHED);
+  return failed || walksProc ? 1 : 0;
 }
 
 module.exports = { id, usermod, groupmod, find };
