@@ -244,6 +244,33 @@ export const addNode = procedure({
 type DiskArgs = { host: string; device: string };
 const disk = (ctx: StepContext<DiskArgs>) => ctx.args.device;
 
+/** An /etc/fstab line: what it mounts (a device path, or LABEL= / UUID=) and where. */
+interface FstabLine {
+  source: string;
+  target: string;
+}
+const fstabLines = parse.map(parse.lines(), (lines): FstabLine[] =>
+  lines.flatMap((l) => {
+    const [source, target] = l.trim().split(/\s+/);
+    return source && target && !source.startsWith('#') ? [{ source, target: target.replace(/(.)\/+$/, '$1') }] : [];
+  }),
+);
+
+/**
+ * The line that mounts this disk: by its device path, or at /srv/node/<name> (swift's `devices`
+ * directory, whose entries the rings name) by label or UUID. A new file system must carry that label
+ * or UUID, or `mount -a` cannot find it: OpenStack-Ansible formats swift disks with labels, other
+ * sites put blkid's UUID in fstab; swift's install guide uses the device path, as the page does.
+ */
+function fstabEntry(ctx: StepContext<DiskArgs>): { by: 'device' | 'label' | 'uuid'; value: string; target: string } | undefined {
+  const device = disk(ctx);
+  const line = ctx.capture<FstabLine[]>('fstab').find((l) => l.source === device || l.target === `/srv/node/${device.slice('/dev/'.length)}`);
+  if (!line) return undefined;
+  const tag = /^(LABEL|UUID)="?([^"]+)"?$/.exec(line.source);
+  if (tag) return { by: tag[1] === 'LABEL' ? 'label' : 'uuid', value: tag[2]!, target: line.target };
+  return line.source === device ? { by: 'device', value: device, target: line.target } : undefined;
+}
+
 /**
  * "Replacing a Swift Disk": unmount it, swap it (a person), check that the kernel saw the new disk,
  * format it whole with XFS, mount it again; Swift then replicates the data onto it.
@@ -260,6 +287,27 @@ export const replaceDisk = procedure({
   hosts: { host: { groups: ['swift'] } },
   notes: () => ['The data of the failed drive must also be replicated to other drives of the Object Storage environment: Swift copies it back from the other replicas once the new disk is mounted.'],
   steps: [
+    {
+      kind: 'ssh',
+      id: 'fstab',
+      title: (ctx) => `How /etc/fstab mounts ${disk(ctx)} (mount -a must find the new disk the same way)`,
+      risk: 'read',
+      host: (ctx) => ctx.args.host,
+      command: sh`cat /etc/fstab`,
+      capture: fstabLines,
+    },
+    {
+      kind: 'report',
+      id: 'fstab-entry',
+      title: 'The disk has its line in /etc/fstab',
+      risk: 'read',
+      guard: (ctx) =>
+        fstabEntry(ctx) ? undefined : `no line of /etc/fstab on ${ctx.args.host} mounts ${disk(ctx)} (by its path, or by label or UUID at /srv/node/${disk(ctx).slice('/dev/'.length)}): mount -a would not mount the new disk; nothing was changed`,
+      text: (ctx) => {
+        const e = fstabEntry(ctx)!;
+        return `${disk(ctx)} is mounted at ${e.target} by ${e.by === 'device' ? 'its device path' : `${e.by === 'label' ? 'label' : 'UUID'} ${e.value}`}${e.by === 'device' ? '' : ': the new file system gets the same, so that mount -a finds it'}.`;
+      },
+    },
     { kind: 'ssh', id: 'umount', title: 'First, unmount the disk', risk: 'write', host: (ctx) => ctx.args.host, command: (ctx) => sh`umount ${disk(ctx)}` },
     {
       kind: 'manual',
@@ -291,7 +339,18 @@ export const replaceDisk = procedure({
       title: 'Format the disk as a whole (no partitions on a swift disk)',
       risk: 'destructive',
       host: (ctx) => ctx.args.host,
-      command: (ctx) => sh`mkfs.xfs ${disk(ctx)}`,
+      command: (ctx) => {
+        const e = fstabEntry(ctx);
+        if (e?.by === 'label') return sh`mkfs.xfs -L ${e.value} ${disk(ctx)}`;
+        // -m uuid= needs xfsprogs ≥ 4.3 (Ubuntu 16.04 and later); fstab by UUID came with those releases.
+        if (e?.by === 'uuid') return sh`mkfs.xfs -m ${`uuid=${e.value}`} ${disk(ctx)}`;
+        return sh`mkfs.xfs ${disk(ctx)}`;
+      },
+      variant: (ctx) => {
+        const e = fstabEntry(ctx);
+        return e?.by === 'label' ? `fstab mounts it by LABEL=${e.value}` : e?.by === 'uuid' ? `fstab mounts it by UUID=${e.value}` : 'fstab mounts it by device path';
+      },
+      reference: (ctx) => `mkfs.xfs ${disk(ctx)}`,
     },
     { kind: 'ssh', id: 'mount', title: 'Finally, mount the disk', risk: 'write', host: (ctx) => ctx.args.host, command: sh`mount -a` },
     {

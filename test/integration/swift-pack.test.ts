@@ -19,7 +19,7 @@ async function devices(ring: string): Promise<RingDevice[]> {
 }
 const ringDir = () => runtime.realPath(dir(), 'controller', '/etc/swift');
 const ringFile = (host: string, ring: string) => readFileSync(runtime.realPath(dir(), host, `/etc/swift/${ring}.ring.gz`));
-type Disks = Record<string, { filesystem: string | null; uuid?: string }>;
+type Disks = Record<string, { filesystem: string | null; uuid?: string; label?: string }>;
 
 let lab: TestLab;
 const prefix = uniquePrefix();
@@ -198,5 +198,47 @@ describe('swift replace-disk', () => {
     expect(code).toBe(3);
     expect(run.status).toBe('cancelled');
     expect(calls('s03', 'mkfs.xfs')).toHaveLength(0);
+  });
+
+  it('where fstab mounts the disk by label (OpenStack-Ansible), the new file system gets that label, and mount -a finds it', async () => {
+    // s01's disk was not swapped in the test above, which left it unmounted: mounted again, then swapped.
+    expect((await labSsh(lab.lab, 's01', 'mount -a')).code).toBe(0);
+    const { run } = await follow('swift replace-disk s01 /dev/sdb', { approveAs: 'bob', done: 'carol', onManual: (p) => (p === 'swap' ? swapDisk('s01')() : undefined) });
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+    expect(calls('s01', 'mkfs.xfs').at(-1)!.argv.join(' ')).toBe('mkfs.xfs -L sdb /dev/sdb');
+    expect(readHostState<Disks>(dir(), 's01', 'disks')!['/dev/sdb']).toMatchObject({ filesystem: 'xfs', label: 'sdb' });
+    expect(readHostState<MountsState>(dir(), 's01', 'mounts')!['/srv/node/sdb']).toEqual({ device: '/dev/sdb', source: '/dev/sdb' });
+  });
+
+  it('where fstab mounts it by UUID, the new file system takes the old UUID; a plain mkfs.xfs would leave it unmounted', async () => {
+    const uuid = readHostState<Disks>(dir(), 's03', 'disks')!['/dev/sdc']!.uuid!;
+    // s03's sdb was swapped (blank) by the test above: its fstab UUID goes back on it, as if formatted right.
+    const sdbUuid = /^UUID=(\S+) \/srv\/node\/sdb /m.exec(readFileSync(runtime.realPath(dir(), 's03', '/etc/fstab'), 'utf8'))![1]!;
+    setState<Disks>('s03', 'disks', (d) => void (d['/dev/sdb'] = { filesystem: 'xfs', uuid: sdbUuid }));
+    // What the page's own mkfs.xfs leaves on such a node: a new UUID, which mount -a cannot find.
+    setState<Disks>('s03', 'disks', (d) => void (d['/dev/sdc'] = { filesystem: null }));
+    await labSsh(lab.lab, 's03', 'umount /dev/sdc; mkfs.xfs /dev/sdc');
+    const plain = await labSsh(lab.lab, 's03', 'mount -a');
+    expect(plain.code).toBe(32);
+    expect(plain.stderr).toBe(`mount: /srv/node/sdc: can't find UUID=${uuid}.\n`);
+    expect(readHostState<MountsState>(dir(), 's03', 'mounts')!['/srv/node/sdb']).toEqual({ device: '/dev/sdb', source: '/dev/sdb' });
+
+    // The failed disk as it was (mounted), then swapped during the run.
+    setState<Disks>('s03', 'disks', (d) => void (d['/dev/sdc'] = { filesystem: 'xfs', uuid }));
+    expect((await labSsh(lab.lab, 's03', 'mount -a')).code).toBe(0);
+    const swap = (p: string) => (p === 'swap' ? setState<Disks>('s03', 'disks', (d) => void (d['/dev/sdc'] = { filesystem: null })) : undefined);
+    const { run } = await follow('swift replace-disk s03 /dev/sdc', { approveAs: 'bob', done: 'carol', onManual: swap });
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+    expect(calls('s03', 'mkfs.xfs -m').map((c) => c.argv.join(' '))).toEqual([`mkfs.xfs -m uuid=${uuid} /dev/sdc`]);
+    expect(readHostState<MountsState>(dir(), 's03', 'mounts')!['/srv/node/sdc']).toEqual({ device: '/dev/sdc', source: '/dev/sdc' });
+  });
+
+  it('refuses, before unmounting anything, a disk that no fstab line mounts', async () => {
+    const { run } = await follow('swift replace-disk s02 /dev/sdd', { approveAs: 'bob', done: 'carol' });
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/no line of \/etc\/fstab on s02 mounts \/dev\/sdd .*nothing was changed/);
+    expect(calls('s02', 'umount /dev/sdd')).toEqual([]);
   });
 });

@@ -194,8 +194,18 @@ export function computeNode(name: string): SiteHost {
   };
 }
 
+/**
+ * How each storage node's /etc/fstab names its disks: s02 by device, as the install guide does
+ * (swift doc/source/install/storage-install-ubuntu-debian.rst); s01 by label, as OpenStack-Ansible
+ * formats them (mkfs.xfs -L); s03 by UUID, as sites that follow blkid do.
+ */
+const FSTAB_FORM: Record<string, 'device' | 'label' | 'uuid'> = { s01: 'label', s02: 'device', s03: 'uuid' };
+
 export function storageNode(n: number): SiteHost {
   const node = SWIFT_NODES[n - 1]!;
+  const form = FSTAB_FORM[node.name] ?? 'device';
+  const uuid = (d: string) => stableUuid(`${node.name} ${d}`);
+  const source = (d: string) => (form === 'label' ? `LABEL=${d}` : form === 'uuid' ? `UUID=${uuid(d)}` : `/dev/${d}`);
   return {
     name: node.name,
     groups: ['openstack', 'swift'],
@@ -203,7 +213,7 @@ export function storageNode(n: number): SiteHost {
     init: 'systemd',
     services: runningServices('systemd', ['swift-object', 'swift-container', 'swift-account', 'rsync']),
     state: {
-      disks: Object.fromEntries(SWIFT_DISKS.map((d) => [`/dev/${d}`, { filesystem: 'xfs', uuid: stableUuid(`${node.name} ${d}`) }])),
+      disks: Object.fromEntries(SWIFT_DISKS.map((d) => [`/dev/${d}`, { filesystem: 'xfs', uuid: uuid(d), ...(form === 'label' ? { label: d } : {}) }])),
       mounts: Object.fromEntries(SWIFT_DISKS.map((d) => [`/srv/node/${d}`, { device: `/dev/${d}`, source: `/dev/${d}` }])),
       dmesg: [
         '[    1.912300] sd 2:0:1:0: [sdb] 1953525168 512-byte logical blocks: (1.00 TB/932 GiB)',
@@ -214,7 +224,7 @@ export function storageNode(n: number): SiteHost {
     },
     instances: [],
     files: {
-      '/etc/fstab': `LABEL=cloudimg-rootfs / ext4 defaults 0 0\n${SWIFT_DISKS.map((d) => `/dev/${d} /srv/node/${d} xfs noatime,nodiratime,logbufs=8 0 0\n`).join('')}`,
+      '/etc/fstab': `LABEL=cloudimg-rootfs / ext4 defaults 0 0\n${SWIFT_DISKS.map((d) => `${source(d)} /srv/node/${d} xfs noatime,nodiratime,logbufs=8 0 0\n`).join('')}`,
       ...Object.fromEntries(SWIFT_DISKS.map((d) => [`/srv/node/${d}/`, ''])),
       '/etc/swift/': '',
     },

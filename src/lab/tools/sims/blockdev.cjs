@@ -1,10 +1,12 @@
 'use strict';
 /**
- * Disks of a storage node: `dmesg` (the kernel's messages, from state) and `mkfs.xfs [-f] <device>`,
- * which refuses, as the real one does, a device that is mounted or that holds a file system unless
- * `-f` is given. `mount -a` and `umount <device>` are in disk.cjs.
+ * Disks of a storage node: `dmesg` (the kernel's messages, from state) and `mkfs.xfs [-f] [-L <label>]
+ * [-m uuid=<uuid>] <device>`, which refuses, as the real one does, a device that is mounted or that
+ * holds a file system unless `-f` is given. Without `-m uuid=` the new file system has a new UUID
+ * (xfsprogs 6.1, mkfs/xfs_mkfs.c: platform_uuid_generate unless -m uuid= is given; -L sets the
+ * label, at most 12 characters). `mount -a` and `umount <device>` are in disk.cjs.
  *
- * State: `disks` = { "/dev/sdb": { filesystem: "xfs" | null, uuid } }, `dmesg` = [ lines ].
+ * State: `disks` = { "/dev/sdb": { filesystem: "xfs" | null, uuid, label? } }, `dmesg` = [ lines ].
  * A device's files are the directory images/<device>/ (mounted at its fstab mount point).
  */
 const fs = require('node:fs');
@@ -24,9 +26,20 @@ module.exports = {
   },
 
   'mkfs.xfs'(ctx, args) {
-    const force = args.includes('-f');
-    const rest = args.filter((a) => a !== '-f');
-    if (rest.length !== 1) throw new ToolError('usage: mkfs.xfs [-f] <device>', 1);
+    const usage = 'usage: mkfs.xfs [-f] [-L label] [-m uuid=<uuid>] <device> (the lab simulates only these options)';
+    let force = false;
+    let label;
+    let uuid;
+    const rest = [];
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === '-f') force = true;
+      else if (args[i] === '-L' && args[i + 1] !== undefined) label = args[++i];
+      else if (args[i] === '-m' && /^uuid=[0-9a-f-]{36}$/i.test(args[i + 1] ?? '')) uuid = args[++i].slice(5).toLowerCase();
+      else if (args[i].startsWith('-')) throw new ToolError(usage, 1);
+      else rest.push(args[i]);
+    }
+    if (rest.length !== 1) throw new ToolError(usage, 1);
+    if (label !== undefined && label.length > 12) throw new ToolError(`mkfs.xfs: label ${label} is too long (at most 12 characters)\n${usage}`, 1);
     const [device] = rest;
     const mounted = Object.values(ctx.read('mounts', {})).some((m) => m.device === device);
     ctx.update('disks', {}, (disks) => {
@@ -37,7 +50,9 @@ module.exports = {
         throw new ToolError(`mkfs.xfs: ${device} appears to contain an existing filesystem (${d.filesystem}).\nmkfs.xfs: Use the -f option to force overwrite.`, 1);
       }
       d.filesystem = 'xfs';
-      d.uuid = uuidOf(`${device} ${Date.now()}`);
+      d.uuid = uuid ?? uuidOf(`${device} ${Date.now()}`);
+      if (label !== undefined) d.label = label;
+      else delete d.label;
     });
     const dir = ctx.imagePath(device);
     fs.rmSync(dir, { recursive: true, force: true });

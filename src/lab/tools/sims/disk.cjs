@@ -59,8 +59,10 @@ function disconnect(ctx, device) {
 }
 
 /**
- * `mount -a`: every /etc/fstab entry of a block device (`/dev/…`) not mounted yet, when the device
- * holds a file system (state `disks`, see blockdev.cjs); its files are images/<device>/.
+ * `mount -a`: every /etc/fstab entry of a block device not mounted yet, named as a path (`/dev/sdb`)
+ * or by tag (`LABEL=sdb`, `UUID=…`, quotes allowed), when the device holds a file system (state
+ * `disks`, see blockdev.cjs); its files are images/<device>/. A tag no disk has is util-linux 2.38's
+ * "can't find LABEL=…" (libmount/src/context_mount.c, MNT_ERR_NOSOURCE).
  */
 function mountAll(ctx) {
   let fstab = '';
@@ -72,10 +74,18 @@ function mountAll(ctx) {
   const disks = ctx.read('disks', {});
   let code = 0;
   for (const line of fstab.split('\n')) {
-    const [device, dir, type] = line.trim().split(/\s+/);
-    if (!device || device.startsWith('#') || !device.startsWith('/dev/') || type === 'swap' || dir === undefined) continue;
+    const [source, dir, type] = line.trim().split(/\s+/);
+    if (!source || source.startsWith('#') || type === 'swap' || dir === undefined || dir === '/') continue;
+    const tag = /^(LABEL|UUID)="?([^"]+)"?$/.exec(source);
+    if (!tag && !source.startsWith('/dev/')) continue;
     const point = virtualPath(dir);
     if (Object.hasOwn(ctx.read('mounts', {}), point)) continue;
+    const device = tag ? Object.keys(disks).find((d) => disks[d]?.filesystem && (tag[1] === 'LABEL' ? disks[d].label === tag[2] : disks[d].uuid === tag[2].toLowerCase())) : source;
+    if (device === undefined) {
+      process.stderr.write(`mount: ${point}: can't find ${tag[1]}=${tag[2]}.\n`);
+      code = 32;
+      continue;
+    }
     if (!disks[device]?.filesystem) {
       process.stderr.write(`mount: ${point}: wrong fs type, bad option, bad superblock on ${device}, missing codepage or helper program, or other error.\n`);
       code = 32;
