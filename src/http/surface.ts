@@ -123,22 +123,16 @@ export function buildApp(rt: Pick<Runtime, 'log'>, mounts: readonly Mount[], aut
     })().catch(next);
   });
 
+  // A direct mount's path and methods never reach express (startHttp serves them first); express only
+  // answers its other methods, 405, in the check above.
   for (const m of ordered) {
+    if (isDirect(m)) continue;
     const chain = express.Router();
     chain.use(express.raw({ type: () => true, limit: m.bodyLimit ?? DEFAULT_BODY_LIMIT }), (req, _res, next) => {
       if (Buffer.isBuffer(req.body)) req.rawBody = req.body;
       next();
     });
-    // A listener reached through express (the direct path missed it) sees the path it was given.
-    const listener = m.listener;
-    chain.use(
-      listener
-        ? (req, res) => {
-            req.url = req.originalUrl;
-            listener(req, res);
-          }
-        : m.handler,
-    );
+    chain.use(m.handler);
     // app.use matches a prefix; an exact mount passes on everything longer.
     app.use(m.path, (req, res, next) => (covers(m, fullPath(req)) ? chain(req, res, next) : next()));
   }
