@@ -1,4 +1,5 @@
 /**
+ * No upstream: lab plumbing (it doubles no real program; each pack simulator names its own source).
  * Simulators a pack brings for its own tools, so its procedures run in the lab like the bot's own:
  * `<pack>/lab/<tool>.cjs` exports `{ '<tool>': handler }` exactly as src/lab/tools/sims/ do (the
  * file's name is the tool's name; files in folders below lab/ are its helpers). `runbook lab up`

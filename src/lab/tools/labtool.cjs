@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
+ * No upstream: lab plumbing (it doubles no real program; each simulator in sims/ names its source).
  * Entry point of every simulated tool in the lab. `<lab dir>/bin/<tool>` is a symlink to this file;
  * the tool is chosen by the name it was called by. LAB_DIR and LAB_HOST (set by the host's sshd)
  * say which simulated host's state to use.

@@ -1,5 +1,7 @@
 'use strict';
 /**
+ * Follows procps-ng 4.0.2 and psmisc 23.6 (Debian 12) through the tools that read it (sims/procps.cjs,
+ * sims/psmisc.cjs, which name the files); this module is their shared state.
  * The process table of a lab host, as ps, pgrep, pidof and killall see it: the host's simulated
  * processes (PID 1, its services' daemons: service-state.cjs) and the real processes of the sessions
  * open on the host (the login shells sshd started, and what they run), read from /proc. So the

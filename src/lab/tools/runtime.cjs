@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * No upstream: lab plumbing (it doubles no real program; each simulator in sims/ names its source).
  * Runtime shared by the lab's simulated tools (run as the unprivileged lab user over SSH) and by
  * src/lab (TypeScript, which loads this file with createRequire). Keeping the host-directory layout,
  * the lock and the JSON writes in one place means a fault set from a test and a fault used up by a

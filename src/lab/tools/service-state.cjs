@@ -1,5 +1,7 @@
 'use strict';
 /**
+ * Shared state of the service managers that name their sources (systemd 252 systemctl.cjs, upstart
+ * 1.12.1 upstart.cjs, sysvinit-utils service.cjs, runit 2.1.2 runit.cjs); it doubles no program itself.
  * The services of a simulated host and the processes they run, shared by the lab's service managers
  * and process tools (systemctl, initctl, service, the init scripts, sv, ps, pgrep, killall) and read
  * by the other simulators through `ctx.serviceState(name)`. One state file, `state/init.json`,

@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: shadow 4.13 (Debian 12) src/usermod.c, src/groupmod.c, lib/user_busy.c; findutils 4.9.0 find/ftsfind.c.
  * Users, groups and file ownership on a compute node, for the UID/GID mismatch recovery: `id <user>`,
  * `usermod -u <uid> <user>`, `groupmod -g <gid> <group>` (with their refusals of an ID in use; and
  * shadow's usermod refuses to change the UID of a user that has processes: src/usermod.c calls

@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: xfsprogs 6.1 mkfs/xfs_mkfs.c; util-linux 2.38 sys-utils/dmesg.c (Debian 12).
  * Disks of a storage node: `dmesg` (the kernel's messages, from state) and `mkfs.xfs [-f] [-L <label>]
  * [-m uuid=<uuid>] <device>`, which refuses, as the real one does, a device that is mounted or that
  * holds a file system unless `-f` is given. Without `-m uuid=` the new file system has a new UUID

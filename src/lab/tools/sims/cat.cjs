@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: GNU coreutils 9.1 src/cat.c (Debian 12).
  * `cat` as GNU coreutils' (src/cat.c, coreutils 9.1 as in Debian 12) on the files of the host's fake
  * root: the bytes of each file in turn, unchanged (binary-safe), `-` or no file for standard input;
  * a missing file or a directory is reported as `cat: <file>: No such file or directory` /

@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: QEMU 7.2 qemu-nbd.c, block/file-posix.c; Linux drivers/block/nbd.c; util-linux 2.38 libmount (mount, umount).
  * The qemu-nbd inspection of an instance disk: `modprobe nbd [max_part=N]`, `qemu-nbd [-r]
  * [--force-share|-U] -c /dev/nbdN <disk>`, `mount [-o ro] /dev/nbdNp1 <dir>`, `ls`, `umount <dir>`,
  * `qemu-nbd -d /dev/nbdN`. Nothing real is loaded, connected or mounted: the disk's contents are a

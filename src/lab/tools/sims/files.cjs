@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: GNU coreutils 9.1 src/mkdir.c, src/mv.c; the real GNU sed 4.9 and grep 3.8 binaries run on the fake root.
  * File commands the OpenStack pages type on a host, over the host's fake root only: `mkdir [-p]`,
  * `mv <source>… <dest>`, `sed [-i] <script> <file>…` (the real /bin/sed on the fake root's files),
  * and `grep` (the real /bin/grep on the fake root's copy of every file operand; with no file operand

@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: systemd v229 src/journal/journalctl.c (Ubuntu 16.04), default short output.
  * `journalctl`, on the lab's systemd hosts: the journal of units, as systemd v229 (Ubuntu 16.04)
  * src/journal/journalctl.c prints it in its default `short` output: a `-- Logs begin at …, end at … --`
  * line, then `<Mon dd HH:MM:SS> <host> <unit>[<pid>]: <message>` per entry, or `-- No entries --`.

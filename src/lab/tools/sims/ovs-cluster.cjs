@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: rabbitmq-server rabbitmqctl; openvstorage/arakoon --who-master; openvstorage/framework-extensions @ dfa64392 (configuration URLs); GNU coreutils 9.1 src/tail.c.
  * The checks of "Restart an environment" and the troubleshooting page on an Open vStorage node:
  * `rabbitmqctl cluster_status|list_queues`, `arakoon --who-master -config <url>` (the etcd era's
  * `etcd://127.0.0.1:2379/ovs/arakoon/<cluster>/config` and the later

@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: systemd 252 systemctl (shutdown, reboot); util-linux 2.38 login-utils/last.c.
  * Power of a simulated host: `shutdown -h now` (the host goes down and stays down until someone
  * "powers it on": src/lab startHost), `reboot` (down, then up again after the host setting
  * `rebootDownMs`, default 1500), and `last -F -n 1 reboot` (when the host last booted), which tells

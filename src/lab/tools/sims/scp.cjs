@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: OpenSSH 9.2 scp.c (Debian 12).
  * OpenSSH's `scp [-o option]… <file>… <host>:<dir>` (OpenSSH 9.2, scp.c), as the page's ring
  * distribution runs it on the storage proxy: copies only between fake roots of this lab. The
  * destination is a lab host named by its name, `vars.fqdn`, `vars.ip` or address (from the lab's

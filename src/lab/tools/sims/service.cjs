@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: init-system-helpers 1.65.2 script/service and update-rc.d (Debian 12); sysvinit LSB init scripts.
  * Debian's `service`, `update-rc.d` and the init scripts in /etc/init.d, per host profile:
  *
  * - `service` is init-system-helpers 1.65.2's script/service (Debian 12, /usr/sbin/service): on a

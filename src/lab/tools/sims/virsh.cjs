@@ -1,5 +1,6 @@
 'use strict';
 /**
+ * Upstream: libvirt tools/virsh-domain-monitor.c (cmdList), tools/virsh-domain.c (suspend, resume).
  * `virsh` on a compute node: `list [--all] [--name]`, `suspend <domain>`, `resume <domain>`, with the
  * output the OpenStack operations guide shows (libvirt of that era: ` Id Name State` over 34
  * dashes; `--name` prints one name per line, as libvirt's tools/virsh-domain-monitor.c cmdList does).

@@ -1,4 +1,5 @@
 """
+No upstream: lab plumbing (it doubles no real program), the transport of the Open vStorage doubles.
 The lab's link between its Python doubles of Open vStorage (the framework's `ovs` package and the
 volumedriver's `storagerouterclient` binding) and the lab's state: every question goes to the lab's
 server side (src/lab/tools/sims/ovs-dal.cjs), run as `node <lab>/tools/labtool.cjs <tool> <args>`, so

@@ -1,0 +1,1 @@
+"""Package marker, as openvstorage/framework ovs/dal/__init__.py @ 2.9.30 (the lab double of the framework; see ovs/__init__.py)."""
